@@ -1,0 +1,20 @@
+GO ?= go
+PKGS ?= ./...
+
+.PHONY: help test test-race lint bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+test: lint ## vet + race-enabled tests of every package (the CI command)
+	$(GO) test -race -count=1 $(PKGS)
+
+test-race: ## race-enabled tests only, without lint
+	$(GO) test -race -count=1 $(PKGS)
+
+lint: ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+bench: ## Go benchmarks of every package
+	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)

@@ -1,0 +1,155 @@
+package sentinel
+
+import (
+	"fmt"
+	"time"
+)
+
+// Policy describes a rate-limiting policy as the server reports it in
+// X-RateLimit-ViolatedPolicy, e.g. {"samplingPeriod": "PT1M", "capacity": 1000}.
+type Policy struct {
+	// Kind is "requests" or "pu" when it can be told (from which Retry-After
+	// header is positive), "" when unknown.
+	Kind string
+	// Capacity is the number of requests or PU per SamplingPeriod.
+	Capacity float64
+	// SamplingPeriod is the ISO-8601 period: PT1S, PT1M, PT1H, PT1D or P31D.
+	SamplingPeriod string
+}
+
+// Period returns SamplingPeriod as a duration (P31D = 31 days), 0 if unknown.
+func (p Policy) Period() time.Duration {
+	switch p.SamplingPeriod {
+	case "PT1S":
+		return time.Second
+	case "PT1M":
+		return time.Minute
+	case "PT1H":
+		return time.Hour
+	case "PT1D":
+		return 24 * time.Hour
+	case "P31D":
+		return 31 * 24 * time.Hour
+	}
+	return 0
+}
+
+// RateLimitError is an HTTP 429 answer from the Process or Catalog API. Every
+// header is optional: newer servers send only Retry-After, or nothing; missing
+// values are zero and the matching Has* flag is false.
+type RateLimitError struct {
+	// RetryAfter is Retry-After (sent in milliseconds): time until the next request
+	// is available.
+	RetryAfter time.Duration
+	// HasRetryAfter is true when the Retry-After header was present and parsed.
+	HasRetryAfter bool
+	// PURetryAfter is X-ProcessingUnits-Retry-After (milliseconds): time until enough
+	// PU are available for this request.
+	PURetryAfter time.Duration
+	// HasPURetryAfter is true when X-ProcessingUnits-Retry-After was present.
+	HasPURetryAfter bool
+	// RequestsRemaining is X-RateLimit-Remaining, -1 when absent.
+	RequestsRemaining float64
+	// PURemaining is X-ProcessingUnits-Remaining, -1 when absent.
+	PURemaining float64
+	// Policy is X-RateLimit-ViolatedPolicy, nil when absent or malformed.
+	Policy *Policy
+	// Body is the server's message, truncated.
+	Body string
+}
+
+// Wait is how long the caller should hold off: the larger of RetryAfter and
+// PURetryAfter; zero when the server sent neither (the caller picks a default).
+func (e *RateLimitError) Wait() time.Duration {
+	return max(e.RetryAfter, e.PURetryAfter)
+}
+
+func (e *RateLimitError) Error() string {
+	msg := "rate limited (HTTP 429)"
+	if e.Policy != nil {
+		kind := e.Policy.Kind
+		if kind == "" {
+			kind = "units"
+		}
+		msg += fmt.Sprintf(": violated policy %g %s per %s", e.Policy.Capacity, kind, e.Policy.SamplingPeriod)
+	}
+	if w := e.Wait(); w > 0 {
+		msg += fmt.Sprintf("; retry after %s", w)
+	} else {
+		msg += "; server sent no retry time"
+	}
+	return msg
+}
+
+// QuotaExceededError is an HTTP 403 answer: the account's monthly PU quota is spent
+// (or, rarely, access is forbidden). It resets on the 1st of the next month (UTC).
+type QuotaExceededError struct {
+	// Body is the server's message, truncated.
+	Body string
+}
+
+func (e *QuotaExceededError) Error() string {
+	return "forbidden (HTTP 403): monthly processing-unit quota exhausted or access denied: " + e.Body
+}
+
+// AuthError is an HTTP 401 answer: the token is missing, invalid or expired.
+type AuthError struct {
+	// Status is the HTTP status (401).
+	Status int
+	// Body is the server's message, truncated.
+	Body string
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("unauthorized (HTTP %d): token missing, invalid or expired: %s", e.Status, e.Body)
+}
+
+// APIError is any other non-2xx answer (400 and other 4xx, 5xx) with the server's
+// message.
+type APIError struct {
+	// Status is the HTTP status code.
+	Status int
+	// Message is the server's error message (error.message in the JSON body, or the
+	// raw body, truncated).
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
+}
+
+// Temporary reports whether the request may succeed when retried (5xx).
+func (e *APIError) Temporary() bool { return e.Status >= 500 }
+
+// TokenError is a failed token request: it carries the token endpoint's real
+// HTTP status, Retry-After and body, so a 429 reads as "token endpoint rate
+// limited" rather than a disguised "missing token".
+type TokenError struct {
+	// Status is the token endpoint's HTTP status; 0 for a network error.
+	Status int
+	// RetryAfter is the parsed Retry-After header, zero when absent.
+	RetryAfter time.Duration
+	// Body is the endpoint's answer, truncated; it never contains the secret.
+	Body string
+	// Err is the underlying error, if any.
+	Err error
+}
+
+func (e *TokenError) Unwrap() error { return e.Err }
+
+func (e *TokenError) Error() string {
+	switch {
+	case e.Status == 429:
+		s := "token endpoint answered 429 (too many token requests)"
+		if e.RetryAfter > 0 {
+			s += fmt.Sprintf("; retry after %s", e.RetryAfter)
+		}
+		return s + " — share one token across workers"
+	case e.Status == 0 && e.Err != nil:
+		return "token request failed: " + e.Err.Error()
+	case e.Status == 400 || e.Status == 401:
+		return fmt.Sprintf("token endpoint answered %d (client id or secret rejected): %s", e.Status, e.Body)
+	default:
+		return fmt.Sprintf("token endpoint answered %d: %s", e.Status, e.Body)
+	}
+}
