@@ -1,0 +1,30 @@
+// Package jobs keeps shfleet's job and work-item records and their state machine
+// in Redis, mirroring the Sentinel Hub Batch Processing API workflow: a job goes
+// CREATED -> ANALYSING -> ANALYSIS_DONE -> PROCESSING -> DONE | PARTIAL | FAILED,
+// and may be CANCELED from any state that is not final; its work items (tile x
+// acquisition date, or tile x time interval) go PENDING -> SCHEDULED -> PROCESSING
+// -> DONE | FAILED, a stuck item returning to PENDING up to twice.
+//
+// Every state change is one Lua script (the scripts are the *.lua files beside
+// this one), so concurrent workers never double-count: recording the same catalog
+// group twice adds nothing, the flip to ANALYSIS_DONE and the detection of the
+// job's end each happen in exactly one call, and per-status counters live in the
+// job hash so [Store.Get] is O(1) however many items a job has.
+//
+// Keys, all under Store.Prefix (default "shfleet") with the job id as a Redis
+// Cluster hash tag so one job's keys share a slot:
+//
+//	<prefix>:jobs                          sorted set of job ids by creation time
+//	<prefix>:job:{<id>}                    hash: spec JSON, status, counters, times
+//	<prefix>:job:{<id>}:tiles              hash: tile name -> grid.Tile JSON
+//	<prefix>:job:{<id>}:analysed           set of analysed tile names
+//	<prefix>:job:{<id>}:items              hash: item id -> Item JSON
+//	<prefix>:job:{<id>}:items:<STATUS>     set of item ids per item status
+//
+// Running out of the monthly PU quota does not change the job's status: [Store.Pause]
+// records StoppedReason (e.g. [ReasonOutOfPU]) and ResumeAt on a job that stays
+// PROCESSING, and [Store.Resume] clears them. Holding requests back is the quota
+// package's business; the job only tells the user why nothing moves.
+//
+// The package stores no secrets: a Spec holds an output URL but never credentials.
+package jobs

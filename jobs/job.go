@@ -1,0 +1,173 @@
+package jobs
+
+import (
+	"math"
+	"time"
+
+	"shfleet/grid"
+)
+
+// Job is a job as stored: its spec, status and counters.
+type Job struct {
+	ID     string `json:"id"`
+	Spec   Spec   `json:"spec"`
+	Status Status `json:"status"`
+	// StoppedReason says why a job makes no progress although it is not final,
+	// e.g. [ReasonOutOfPU]; empty when it is not paused. See [Store.Pause].
+	StoppedReason string `json:"stopped_reason,omitempty"`
+	// ResumeAt is when a paused job may go on (for OUT_OF_PU: the quota reset).
+	ResumeAt time.Time `json:"resume_at,omitzero"`
+	// Progress holds the counters.
+	Progress Progress `json:"progress"`
+	// Restarts counts Restart calls.
+	Restarts int `json:"restarts,omitempty"`
+
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+	AnalysisStartedAt time.Time `json:"analysis_started_at,omitzero"`
+	AnalysedAt        time.Time `json:"analysed_at,omitzero"`
+	StartedAt         time.Time `json:"started_at,omitzero"`
+	// FinishedAt is when the job became DONE, PARTIAL, FAILED or CANCELED.
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Paused reports whether the job is held back (StoppedReason set).
+func (j Job) Paused() bool { return j.StoppedReason != "" }
+
+// Progress are a job's counters, kept in the job hash by the same scripts that
+// change items, so they are always consistent with the items.
+type Progress struct {
+	Tiles           int `json:"tiles"`
+	TilesAnalysed   int `json:"tiles_analysed"`
+	CatalogRequests int `json:"catalog_requests"`
+	// Total is the number of work items.
+	Total      int `json:"total"`
+	Pending    int `json:"pending"`
+	Scheduled  int `json:"scheduled"`
+	Processing int `json:"processing"`
+	Done       int `json:"done"`
+	Failed     int `json:"failed"`
+	// EstimatedMilliPU is the sum of the items' estimates; SpentMilliPU the sum of
+	// what completed items actually cost.
+	EstimatedMilliPU int64 `json:"estimated_mpu"`
+	SpentMilliPU     int64 `json:"spent_mpu"`
+}
+
+// Remaining is the number of items not DONE or FAILED.
+func (p Progress) Remaining() int { return p.Pending + p.Scheduled + p.Processing }
+
+// Estimate is the cost of a job as the analysis found it.
+type Estimate struct {
+	Tiles           int `json:"tiles"`
+	Items           int `json:"items"`
+	CatalogRequests int `json:"catalog_requests"`
+	// ProcessRequests is one Process API request per item.
+	ProcessRequests  int   `json:"process_requests"`
+	EstimatedMilliPU int64 `json:"estimated_mpu"`
+}
+
+// Estimate returns the job's cost estimate (final once the job is ANALYSIS_DONE).
+func (j Job) Estimate() Estimate {
+	p := j.Progress
+	return Estimate{Tiles: p.Tiles, Items: p.Total, CatalogRequests: p.CatalogRequests,
+		ProcessRequests: p.Total, EstimatedMilliPU: p.EstimatedMilliPU}
+}
+
+// Remaining estimates what is left: one request per item not yet DONE or FAILED
+// and their share of the PU estimate (items are assumed to cost alike).
+func (j Job) Remaining() Estimate {
+	p := j.Progress
+	e := Estimate{Tiles: p.Tiles, Items: p.Remaining(), ProcessRequests: p.Remaining()}
+	if p.Total > 0 {
+		e.EstimatedMilliPU = p.EstimatedMilliPU * int64(p.Remaining()) / int64(p.Total)
+	}
+	return e
+}
+
+// Capacity is what one account policy admits per period: Requests requests
+// and/or MilliPU milli-PU (zero: that policy does not limit it).
+type Capacity struct {
+	Requests int64
+	MilliPU  int64
+	Period   time.Duration
+}
+
+// Duration is how long the estimate's process requests and PU take when the
+// fleet runs at the binding (slowest) capacity, ignoring the initial burst; 0
+// when no capacity limits anything. Catalog requests are not counted: the
+// analysis has made them already.
+func (e Estimate) Duration(caps ...Capacity) time.Duration {
+	var worst float64
+	for _, c := range caps {
+		if c.Period <= 0 {
+			continue
+		}
+		if c.Requests > 0 {
+			worst = math.Max(worst, float64(e.ProcessRequests)/float64(c.Requests)*float64(c.Period))
+		}
+		if c.MilliPU > 0 {
+			worst = math.Max(worst, float64(e.EstimatedMilliPU)/float64(c.MilliPU)*float64(c.Period))
+		}
+	}
+	if worst > math.MaxInt64 {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(worst)
+}
+
+// Item is one unit of work: one tile at one acquisition date (ModeAcquisition) or
+// over one time interval (ModeInterval), one Process API request.
+type Item struct {
+	// ID is deterministic and path-safe; see [ItemID].
+	ID   string `json:"id"`
+	Tile string `json:"tile"`
+	// Date is the acquisition day or the interval's first day, YYYY-MM-DD.
+	Date string `json:"date"`
+	// From and To are the time range of the request: the interval, or the
+	// acquisition day.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// EstimatedMilliPU is the analysis' estimate, SpentMilliPU what the server
+	// charged (X-ProcessingUnits-Spent), in milli-PU.
+	EstimatedMilliPU int64      `json:"est_mpu"`
+	SpentMilliPU     int64      `json:"spent_mpu"`
+	Status           ItemStatus `json:"status"`
+	// Attempts counts BeginItem calls since the item was created or restarted.
+	Attempts int `json:"attempts"`
+	// Returns counts how often the item got stuck and went back to PENDING.
+	Returns   int    `json:"returns"`
+	LastError string `json:"last_error,omitempty"`
+	// TaskID is the queue task processing the item.
+	TaskID    string         `json:"task_id,omitempty"`
+	Outputs   []OutputRecord `json:"outputs,omitempty"`
+	UpdatedAt time.Time      `json:"updated_at"`
+}
+
+// OutputRecord is one object written for an item.
+type OutputRecord struct {
+	Key    string `json:"key"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// Result is what processing an item produced.
+type Result struct {
+	Outputs []OutputRecord
+	// PU is what the server charged (X-ProcessingUnits-Spent).
+	PU float64
+}
+
+// Outcome is the effect of CompleteItem or FailItem.
+type Outcome struct {
+	// Item is the item's status after the call.
+	Item ItemStatus
+	// Finished is the job's final status (DONE, PARTIAL or FAILED) when this call
+	// ended the job, empty otherwise. Exactly one call sees it per run of a job.
+	Finished Status
+}
+
+// TileRecord is a job's tile and whether its catalog search is recorded.
+type TileRecord struct {
+	grid.Tile
+	Analysed bool `json:"analysed"`
+}

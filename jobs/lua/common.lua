@@ -1,0 +1,75 @@
+-- common.lua is prepended to every jobs script.
+-- KEYS (always the same nine, all in the job's hash tag):
+--   1 job hash, 2 tiles hash, 3 analysed-tiles set, 4 items hash,
+--   5..9 item-id sets per status: PENDING, SCHEDULED, PROCESSING, DONE, FAILED.
+-- Errors are replies "NOTFOUND", "ITEMNOTFOUND <item>", "TRANSITION <from> <to>",
+-- "UNKNOWNTILE <tile>", "EXISTS"; the Go side turns them into typed errors.
+-- Every script checks everything before its first write, so an error never leaves
+-- a half-applied change.
+local K_JOB, K_TILES, K_ANALYSED, K_ITEMS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local SETS = {PENDING = KEYS[5], SCHEDULED = KEYS[6], PROCESSING = KEYS[7], DONE = KEYS[8], FAILED = KEYS[9]}
+
+local function fail(msg)
+  return redis.error_reply(msg)
+end
+
+local function num(v)
+  return tonumber(v) or 0
+end
+
+local function job_status()
+  return redis.call('HGET', K_JOB, 'status')
+end
+
+local function get_item(id)
+  local raw = redis.call('HGET', K_ITEMS, id)
+  if not raw then
+    return nil
+  end
+  return cjson.decode(raw)
+end
+
+local function save_item(item)
+  redis.call('HSET', K_ITEMS, item.id, cjson.encode(item))
+end
+
+-- move_item changes an item's status, its status set and the job's counters.
+local function move_item(item, to, now)
+  local from = item.status
+  if from ~= to then
+    redis.call('SMOVE', SETS[from], SETS[to], item.id)
+    redis.call('HINCRBY', K_JOB, 'n:' .. from, -1)
+    redis.call('HINCRBY', K_JOB, 'n:' .. to, 1)
+    item.status = to
+  end
+  item.updated_at = now
+end
+
+local function is_final(st)
+  return st == 'DONE' or st == 'PARTIAL' or st == 'FAILED' or st == 'CANCELED'
+end
+
+-- maybe_finish ends a PROCESSING job once no item is PENDING, SCHEDULED or
+-- PROCESSING, and returns the final status; "" when the job goes on. Because it
+-- runs inside the script that changed the last item, exactly one caller sees it.
+local function maybe_finish(now)
+  local h = redis.call('HMGET', K_JOB, 'status', 'n:PENDING', 'n:SCHEDULED', 'n:PROCESSING', 'n:DONE', 'n:FAILED')
+  if h[1] ~= 'PROCESSING' then
+    return ''
+  end
+  if num(h[2]) + num(h[3]) + num(h[4]) > 0 then
+    return ''
+  end
+  local done, failed = num(h[5]), num(h[6])
+  local final = 'DONE'
+  if failed > 0 then
+    if done == 0 then
+      final = 'FAILED'
+    else
+      final = 'PARTIAL'
+    end
+  end
+  redis.call('HSET', K_JOB, 'status', final, 'finished_at', now, 'updated_at', now)
+  redis.call('HDEL', K_JOB, 'stopped_reason', 'resume_at')
+  return final
+end

@@ -1,0 +1,10 @@
+-- delete.lua: removes a job that is not ANALYSING or PROCESSING (cancel it first).
+local st = job_status()
+if not st then
+  return fail('NOTFOUND')
+end
+if st == 'ANALYSING' or st == 'PROCESSING' then
+  return fail('TRANSITION ' .. st .. ' DELETED')
+end
+redis.call('UNLINK', K_JOB, K_TILES, K_ANALYSED, K_ITEMS, SETS.PENDING, SETS.SCHEDULED, SETS.PROCESSING, SETS.DONE, SETS.FAILED)
+return 'OK'

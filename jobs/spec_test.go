@@ -1,0 +1,144 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseInterval(t *testing.T) {
+	cases := []struct {
+		in   string
+		want Interval
+		ok   bool
+	}{
+		{"P1M", Interval{Months: 1}, true},
+		{"P7D", Interval{Days: 7}, true},
+		{"P1D", Interval{Days: 1}, true},
+		{"P2W", Interval{Days: 14}, true},
+		{"P1Y2M3D", Interval{Years: 1, Months: 2, Days: 3}, true},
+		{"P", Interval{}, false},
+		{"P0D", Interval{}, false},
+		{"1M", Interval{}, false},
+		{"PT1H", Interval{}, false},
+		{"", Interval{}, false},
+	}
+	for _, c := range cases {
+		got, err := ParseInterval(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseInterval(%q) = %+v, %v", c.in, got, err)
+		}
+	}
+}
+
+func TestIntervalSplit(t *testing.T) {
+	from := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	to := time.Date(2024, 3, 15, 0, 0, 0, 0, time.UTC)
+	ws := Interval{Months: 1}.Split(from, to)
+	want := []Window{
+		{from, time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), to},
+	}
+	if !slices.Equal(ws, want) {
+		t.Errorf("monthly split = %v", ws)
+	}
+	if n := len(Interval{Days: 7}.Split(from, from.AddDate(0, 0, 28))); n != 4 {
+		t.Errorf("weekly split of 28 days gave %d windows", n)
+	}
+	if ws := (Interval{}).Split(from, to); ws != nil {
+		t.Errorf("empty interval split = %v", ws)
+	}
+}
+
+func TestNewIDAndItemID(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	a, b, c := NewID(t0), NewID(t0), NewID(t0.Add(time.Millisecond))
+	if len(a) != 26 || !ValidID(a) || a == b {
+		t.Errorf("ids %s %s", a, b)
+	}
+	if !(a[:10] == b[:10] && a < c && b < c) {
+		t.Errorf("ids do not sort by time: %s %s %s", a, b, c)
+	}
+	if got := ItemID("33T-0450000-5090000", time.Date(2024, 5, 3, 23, 0, 0, 0, time.FixedZone("x", -2*3600))); got != "33T-0450000-5090000_2024-05-04" {
+		t.Errorf("ItemID = %s", got)
+	}
+	for _, bad := range []string{"", "a/b", "{x}", "-a", strings.Repeat("a", 65)} {
+		if ValidID(bad) {
+			t.Errorf("ValidID(%q) = true", bad)
+		}
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	mod := func(f func(*Spec)) Spec { s := testSpec(); f(&s); return s }
+	cases := []struct {
+		spec  Spec
+		field string // "" means valid
+	}{
+		{testSpec(), ""},
+		{mod(func(s *Spec) { s.Mode = ModeInterval; s.Interval = "P7D" }), ""},
+		{mod(func(s *Spec) { s.Mode = ModeInterval }), "Interval"},
+		{mod(func(s *Spec) { s.Mode = "daily" }), "Mode"},
+		{mod(func(s *Spec) { s.Collection = "" }), "Collection"},
+		{mod(func(s *Spec) { s.To = s.From }), "time range"},
+		{mod(func(s *Spec) { s.OutputURL = "" }), "OutputURL"},
+		{mod(func(s *Spec) { s.OutputURL = "s3://k:hunter2@b/p" }), "password"},
+		{mod(func(s *Spec) { s.ID = "a b" }), "ID"},
+	}
+	for i, c := range cases {
+		err := c.spec.Validate()
+		if c.field == "" {
+			if err != nil {
+				t.Errorf("case %d: %v", i, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.field) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("case %d: err = %v, want mention of %s", i, err, c.field)
+		}
+	}
+}
+
+func TestEstimateDuration(t *testing.T) {
+	e := Estimate{ProcessRequests: 600, EstimatedMilliPU: 300_000}
+	cases := []struct {
+		caps []Capacity
+		want time.Duration
+	}{
+		{[]Capacity{{Requests: 300, Period: time.Minute}, {MilliPU: 300_000, Period: time.Minute}}, 2 * time.Minute},
+		{[]Capacity{{Requests: 1200, MilliPU: 100_000, Period: time.Minute}}, 3 * time.Minute},
+		{nil, 0},
+		{[]Capacity{{Requests: 10}}, 0}, // no period: ignored
+	}
+	for i, c := range cases {
+		if got := e.Duration(c.caps...); got != c.want {
+			t.Errorf("case %d: %v, want %v", i, got, c.want)
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	var err error = &TransitionError{Job: "J", Op: "start", From: "CANCELED", To: "PROCESSING"}
+	if !errors.Is(err, ErrInvalidTransition) || !errors.Is(err, ErrCanceled) || errors.Is(err, ErrNotFound) {
+		t.Errorf("errors.Is on %v", err)
+	}
+	err = fmt.Errorf("wrapped: %w", &TransitionError{Job: "J", Op: "restart", From: "DONE", To: "PROCESSING"})
+	if errors.Is(err, ErrCanceled) || !strings.Contains(err.Error(), "DONE") || !strings.Contains(err.Error(), "PROCESSING") {
+		t.Errorf("transition error %v", err)
+	}
+}
+
+// ExampleEstimate_Duration shows how long a job takes at the binding policy of
+// an account allowing 300 requests and 300 PU per minute.
+func ExampleEstimate_Duration() {
+	e := Estimate{ProcessRequests: 1200, EstimatedMilliPU: 450_000}
+	fmt.Println(e.Duration(
+		Capacity{Requests: 300, Period: time.Minute},
+		Capacity{MilliPU: 300_000, Period: time.Minute},
+	))
+	// Output: 4m0s
+}

@@ -1,0 +1,688 @@
+package jobs
+
+import (
+	"cmp"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"shfleet/grid"
+)
+
+// DefaultPrefix is the key prefix used when Store.Prefix is empty.
+const DefaultPrefix = "shfleet"
+
+// batchSize bounds the arguments of one script call or HMGET.
+const batchSize = 1000
+
+var (
+	//go:embed lua/common.lua
+	luaCommon string
+	//go:embed lua/create.lua
+	luaCreate string
+	//go:embed lua/job.lua
+	luaJob string
+	//go:embed lua/record_analysis.lua
+	luaRecord string
+	//go:embed lua/schedule.lua
+	luaSchedule string
+	//go:embed lua/begin_item.lua
+	luaBegin string
+	//go:embed lua/complete_item.lua
+	luaComplete string
+	//go:embed lua/fail_item.lua
+	luaFail string
+	//go:embed lua/release_item.lua
+	luaRelease string
+	//go:embed lua/restart.lua
+	luaRestart string
+	//go:embed lua/delete.lua
+	luaDelete string
+
+	scriptCreate   = redis.NewScript(luaCommon + luaCreate)
+	scriptJob      = redis.NewScript(luaCommon + luaJob)
+	scriptRecord   = redis.NewScript(luaCommon + luaRecord)
+	scriptSchedule = redis.NewScript(luaCommon + luaSchedule)
+	scriptBegin    = redis.NewScript(luaCommon + luaBegin)
+	scriptComplete = redis.NewScript(luaCommon + luaComplete)
+	scriptFail     = redis.NewScript(luaCommon + luaFail)
+	scriptRelease  = redis.NewScript(luaCommon + luaRelease)
+	scriptRestart  = redis.NewScript(luaCommon + luaRestart)
+	scriptDelete   = redis.NewScript(luaCommon + luaDelete)
+)
+
+// Store keeps jobs in Redis. The zero value with Redis set works.
+type Store struct {
+	// Redis is the client; required.
+	Redis redis.UniversalClient
+	// Prefix starts every key. Default: [DefaultPrefix]. A trailing ':' is dropped.
+	Prefix string
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+func (s *Store) prefix() string {
+	p := strings.TrimSuffix(s.Prefix, ":")
+	if p == "" {
+		return DefaultPrefix
+	}
+	return p
+}
+
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Store) nowArg() string { return s.now().Format(time.RFC3339Nano) }
+
+func (s *Store) indexKey() string { return s.prefix() + ":jobs" }
+
+// keys are the nine keys every script gets, in the order lua/common.lua names them.
+func (s *Store) keys(id string) []string {
+	base := s.prefix() + ":job:{" + id + "}"
+	k := []string{base, base + ":tiles", base + ":analysed", base + ":items"}
+	for _, st := range ItemStatuses {
+		k = append(k, base+":items:"+string(st))
+	}
+	return k
+}
+
+func (s *Store) statusKey(id string, st ItemStatus) string {
+	return s.prefix() + ":job:{" + id + "}:items:" + string(st)
+}
+
+// scriptErr turns the scripts' error replies into typed errors.
+func scriptErr(err error, id, op string) error {
+	if err == nil {
+		return nil
+	}
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return fmt.Errorf("job %s: %s: %w", id, op, err)
+	}
+	// Redis prefixes "ERR " to an error reply without a space (no error code).
+	f := strings.Fields(strings.TrimPrefix(re.Error(), "ERR "))
+	if len(f) == 0 {
+		return fmt.Errorf("job %s: %s: %w", id, op, err)
+	}
+	switch f[0] {
+	case "NOTFOUND":
+		return &NotFoundError{Job: id}
+	case "ITEMNOTFOUND":
+		if len(f) > 1 {
+			return &NotFoundError{Job: id, Item: f[1]}
+		}
+	case "TRANSITION":
+		if len(f) > 2 {
+			return &TransitionError{Job: id, Op: op, From: f[1], To: f[2]}
+		}
+	case "UNKNOWNTILE":
+		if len(f) > 1 {
+			return fmt.Errorf("job %s: %s: tile %s is not one of the job's tiles", id, op, f[1])
+		}
+	case "EXISTS":
+		return fmt.Errorf("job %s: %s: a job with this id exists already; leave the id empty to get a new one", id, op)
+	}
+	return fmt.Errorf("job %s: %s: %w", id, op, err)
+}
+
+func (s *Store) check(id string) error {
+	if s.Redis == nil {
+		return errors.New("jobs: Store.Redis is nil")
+	}
+	if !ValidID(id) {
+		return fmt.Errorf("job %q: not a valid job id; list jobs with `enqueue list`", id)
+	}
+	return nil
+}
+
+// Create stores a new job in status CREATED with its tiles. The spec's defaults
+// are filled in, its ID generated when empty. Create is all-or-nothing: the job
+// hash and tiles are written by one script, and the job's entry in the index
+// (written first) is ignored by List until the job exists.
+func (s *Store) Create(ctx context.Context, spec Spec, tiles []grid.Tile) (Job, error) {
+	if s.Redis == nil {
+		return Job{}, errors.New("jobs: Store.Redis is nil")
+	}
+	if err := spec.Validate(); err != nil {
+		return Job{}, err
+	}
+	if len(tiles) == 0 {
+		return Job{}, errors.New("job spec: no tiles; the AOI does not intersect the grid")
+	}
+	now := s.now()
+	if spec.ID == "" {
+		spec.ID = NewID(now)
+	}
+	if spec.Mode == "" {
+		spec.Mode = DefaultMode
+	}
+	if spec.Queue == "" {
+		spec.Queue = DefaultQueue
+	}
+	spec.CreatedAt = now
+	id := spec.ID
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return Job{}, fmt.Errorf("job %s: encode spec: %w", id, err)
+	}
+	args := []any{now.Format(time.RFC3339Nano), specJSON, 0}
+	seen := make(map[string]bool, len(tiles))
+	for _, t := range tiles {
+		if t.Name == "" || seen[t.Name] {
+			return Job{}, fmt.Errorf("job %s: tile name %q is empty or repeated; tile names must be unique", id, t.Name)
+		}
+		seen[t.Name] = true
+		tj, err := json.Marshal(t)
+		if err != nil {
+			return Job{}, fmt.Errorf("job %s: encode tile %s: %w", id, t.Name, err)
+		}
+		args = append(args, t.Name, tj)
+	}
+	args[2] = len(seen)
+	if err := s.Redis.ZAddNX(ctx, s.indexKey(), redis.Z{Score: float64(now.UnixMilli()), Member: id}).Err(); err != nil {
+		return Job{}, fmt.Errorf("job %s: create: %w", id, err)
+	}
+	if err := scriptCreate.Run(ctx, s.Redis, s.keys(id), args...).Err(); err != nil {
+		if !strings.HasPrefix(strings.TrimPrefix(err.Error(), "ERR "), "EXISTS") {
+			// Nothing of the job may stay behind: drop the index entry and any tiles.
+			bg := context.WithoutCancel(ctx)
+			if n, _ := s.Redis.Exists(bg, s.keys(id)[0]).Result(); n == 0 {
+				s.Redis.ZRem(bg, s.indexKey(), id)
+				s.Redis.Del(bg, s.keys(id)[1])
+			}
+		}
+		return Job{}, scriptErr(err, id, "create")
+	}
+	return s.Get(ctx, id)
+}
+
+// Get returns a job; O(1) in the number of items.
+func (s *Store) Get(ctx context.Context, id string) (Job, error) {
+	if err := s.check(id); err != nil {
+		return Job{}, err
+	}
+	h, err := s.Redis.HGetAll(ctx, s.keys(id)[0]).Result()
+	if err != nil {
+		return Job{}, fmt.Errorf("job %s: get: %w", id, err)
+	}
+	if len(h) == 0 {
+		return Job{}, &NotFoundError{Job: id}
+	}
+	return parseJob(id, h)
+}
+
+func parseJob(id string, h map[string]string) (Job, error) {
+	j := Job{ID: id, Status: Status(h["status"]), StoppedReason: h["stopped_reason"]}
+	if err := json.Unmarshal([]byte(h["spec"]), &j.Spec); err != nil {
+		return Job{}, fmt.Errorf("job %s: stored spec does not decode: %w", id, err)
+	}
+	n := func(k string) int64 { v, _ := strconv.ParseInt(h[k], 10, 64); return v }
+	t := func(k string) time.Time { v, _ := time.Parse(time.RFC3339Nano, h[k]); return v }
+	j.Progress = Progress{
+		Tiles: int(n("tiles")), TilesAnalysed: int(n("tiles_analysed")), CatalogRequests: int(n("catalog_requests")),
+		Total: int(n("items")), Pending: int(n("n:PENDING")), Scheduled: int(n("n:SCHEDULED")),
+		Processing: int(n("n:PROCESSING")), Done: int(n("n:DONE")), Failed: int(n("n:FAILED")),
+		EstimatedMilliPU: n("est_mpu"), SpentMilliPU: n("spent_mpu"),
+	}
+	j.Restarts = int(n("restarts"))
+	j.ResumeAt = t("resume_at")
+	j.CreatedAt, j.UpdatedAt = t("created_at"), t("updated_at")
+	j.AnalysisStartedAt, j.AnalysedAt = t("analysis_started_at"), t("analysed_at")
+	j.StartedAt, j.FinishedAt = t("started_at"), t("finished_at")
+	return j, nil
+}
+
+// List returns every job, oldest first.
+func (s *Store) List(ctx context.Context) ([]Job, error) {
+	if s.Redis == nil {
+		return nil, errors.New("jobs: Store.Redis is nil")
+	}
+	ids, err := s.Redis.ZRange(ctx, s.indexKey(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	var out []Job
+	for chunk := range slices.Chunk(ids, 100) {
+		cmds := make([]*redis.MapStringStringCmd, len(chunk))
+		_, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range chunk {
+				cmds[i] = p.HGetAll(ctx, s.keys(id)[0])
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		for i, c := range cmds {
+			h := c.Val()
+			if len(h) == 0 || h["spec"] == "" {
+				continue // being created, or deleted
+			}
+			j, err := parseJob(chunk[i], h)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// Tiles returns a job's tiles sorted by name, each with its analysed flag.
+func (s *Store) Tiles(ctx context.Context, id string) ([]TileRecord, error) {
+	if err := s.exists(ctx, id); err != nil {
+		return nil, err
+	}
+	k := s.keys(id)
+	analysed := map[string]bool{}
+	it := s.Redis.SScan(ctx, k[2], 0, "", 1000).Iterator()
+	for it.Next(ctx) {
+		analysed[it.Val()] = true
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("job %s: tiles: %w", id, err)
+	}
+	var out []TileRecord
+	hit := s.Redis.HScan(ctx, k[1], 0, "", 1000).Iterator()
+	for hit.Next(ctx) {
+		name := hit.Val()
+		if !hit.Next(ctx) {
+			break
+		}
+		var tr TileRecord
+		if err := json.Unmarshal([]byte(hit.Val()), &tr.Tile); err != nil {
+			return nil, fmt.Errorf("job %s: tile %s does not decode: %w", id, name, err)
+		}
+		tr.Analysed = analysed[name]
+		out = append(out, tr)
+	}
+	if err := hit.Err(); err != nil {
+		return nil, fmt.Errorf("job %s: tiles: %w", id, err)
+	}
+	slices.SortFunc(out, func(a, b TileRecord) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (s *Store) exists(ctx context.Context, id string) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	n, err := s.Redis.Exists(ctx, s.keys(id)[0]).Result()
+	if err != nil {
+		return fmt.Errorf("job %s: %w", id, err)
+	}
+	if n == 0 {
+		return &NotFoundError{Job: id}
+	}
+	return nil
+}
+
+// Items returns a job's items sorted by id; only those in status when it is not
+// empty. It scans (HSCAN/SSCAN), so it works for jobs of any size without
+// blocking Redis, but a job changing meanwhile may be seen half old, half new.
+func (s *Store) Items(ctx context.Context, id string, status ItemStatus) ([]Item, error) {
+	if err := s.exists(ctx, id); err != nil {
+		return nil, err
+	}
+	var out []Item
+	if status == "" {
+		it := s.Redis.HScan(ctx, s.keys(id)[3], 0, "", 1000).Iterator()
+		for it.Next(ctx) {
+			if !it.Next(ctx) {
+				break
+			}
+			var item Item
+			if err := json.Unmarshal([]byte(it.Val()), &item); err != nil {
+				return nil, fmt.Errorf("job %s: item does not decode: %w", id, err)
+			}
+			out = append(out, item)
+		}
+		if err := it.Err(); err != nil {
+			return nil, fmt.Errorf("job %s: items: %w", id, err)
+		}
+	} else {
+		if !slices.Contains(ItemStatuses, status) {
+			return nil, fmt.Errorf("job %s: items: unknown item status %q", id, status)
+		}
+		var ids []string
+		it := s.Redis.SScan(ctx, s.statusKey(id, status), 0, "", 1000).Iterator()
+		for it.Next(ctx) {
+			ids = append(ids, it.Val())
+		}
+		if err := it.Err(); err != nil {
+			return nil, fmt.Errorf("job %s: items: %w", id, err)
+		}
+		items, err := s.itemsByID(ctx, id, ids)
+		if err != nil {
+			return nil, err
+		}
+		// An item may have moved on between the scan and the read.
+		for _, item := range items {
+			if item.Status == status {
+				out = append(out, item)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Item) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Item returns one item of a job.
+func (s *Store) Item(ctx context.Context, id, itemID string) (Item, error) {
+	if err := s.check(id); err != nil {
+		return Item{}, err
+	}
+	raw, err := s.Redis.HGet(ctx, s.keys(id)[3], itemID).Result()
+	if errors.Is(err, redis.Nil) {
+		if err := s.exists(ctx, id); err != nil {
+			return Item{}, err
+		}
+		return Item{}, &NotFoundError{Job: id, Item: itemID}
+	}
+	if err != nil {
+		return Item{}, fmt.Errorf("job %s: item %s: %w", id, itemID, err)
+	}
+	var item Item
+	if err := json.Unmarshal([]byte(raw), &item); err != nil {
+		return Item{}, fmt.Errorf("job %s: item %s does not decode: %w", id, itemID, err)
+	}
+	return item, nil
+}
+
+// itemsByID reads items in chunks, skipping ids that vanished.
+func (s *Store) itemsByID(ctx context.Context, id string, ids []string) ([]Item, error) {
+	out := make([]Item, 0, len(ids))
+	for chunk := range slices.Chunk(ids, batchSize) {
+		vals, err := s.Redis.HMGet(ctx, s.keys(id)[3], chunk...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("job %s: items: %w", id, err)
+		}
+		for _, v := range vals {
+			str, ok := v.(string)
+			if !ok {
+				continue
+			}
+			var item Item
+			if err := json.Unmarshal([]byte(str), &item); err != nil {
+				return nil, fmt.Errorf("job %s: item does not decode: %w", id, err)
+			}
+			out = append(out, item)
+		}
+	}
+	return out, nil
+}
+
+// Delete removes a job and all its records. An ANALYSING or PROCESSING job must
+// be canceled first (ErrInvalidTransition).
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	if err := scriptDelete.Run(ctx, s.Redis, s.keys(id)).Err(); err != nil {
+		return scriptErr(err, id, "delete")
+	}
+	if err := s.Redis.ZRem(ctx, s.indexKey(), id).Err(); err != nil {
+		return fmt.Errorf("job %s: delete from index: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) jobOp(ctx context.Context, id, op string, extra ...any) (Status, error) {
+	if err := s.check(id); err != nil {
+		return "", err
+	}
+	args := append([]any{op, s.nowArg()}, extra...)
+	st, err := scriptJob.Run(ctx, s.Redis, s.keys(id), args...).Text()
+	if err != nil {
+		return "", scriptErr(err, id, op)
+	}
+	return Status(st), nil
+}
+
+// BeginAnalysis moves a job from CREATED to ANALYSING (no-op when ANALYSING).
+// RecordAnalysis does the same on its first call, so calling it is optional.
+func (s *Store) BeginAnalysis(ctx context.Context, id string) error {
+	_, err := s.jobOp(ctx, id, "analyse")
+	return err
+}
+
+// RecordAnalysis records the catalog search of a group of tiles: items (made
+// PENDING, with their estimates) and how many catalog requests it took. It is
+// idempotent per tile: tiles recorded before are skipped with their items and
+// requests, so a re-run task adds nothing. Every item must belong to one of
+// tiles. When the last tile is recorded the job becomes ANALYSIS_DONE, and
+// exactly that call returns true (its caller starts processing).
+func (s *Store) RecordAnalysis(ctx context.Context, id string, tiles []string, items []Item, catalogRequests int) (bool, error) {
+	if err := s.check(id); err != nil {
+		return false, err
+	}
+	if len(tiles) == 0 {
+		return false, fmt.Errorf("job %s: record analysis: no tile names given", id)
+	}
+	inGroup := make(map[string]bool, len(tiles))
+	args := []any{s.nowArg(), catalogRequests, len(tiles)}
+	for _, t := range tiles {
+		inGroup[t] = true
+		args = append(args, t)
+	}
+	now := s.now()
+	for _, it := range items {
+		if !inGroup[it.Tile] {
+			return false, fmt.Errorf("job %s: record analysis: item %s is for tile %q, which is not in the group", id, it.ID, it.Tile)
+		}
+		if it.ID == "" || strings.ContainsAny(it.ID, "/\\ ") {
+			return false, fmt.Errorf("job %s: record analysis: item id %q is empty or not path-safe", id, it.ID)
+		}
+		if it.Date == "" && !it.From.IsZero() {
+			it.Date = it.From.UTC().Format(time.DateOnly)
+		}
+		it.Status, it.Attempts, it.Returns, it.SpentMilliPU = ItemPending, 0, 0, 0
+		it.TaskID, it.LastError, it.Outputs, it.UpdatedAt = "", "", nil, now
+		b, err := json.Marshal(it)
+		if err != nil {
+			return false, fmt.Errorf("job %s: encode item %s: %w", id, it.ID, err)
+		}
+		args = append(args, it.ID, it.Tile, b, it.EstimatedMilliPU)
+	}
+	res, err := scriptRecord.Run(ctx, s.Redis, s.keys(id), args...).Slice()
+	if err != nil {
+		return false, scriptErr(err, id, "record analysis")
+	}
+	flipped, _ := res[0].(int64)
+	return flipped == 1, nil
+}
+
+// Start moves an ANALYSIS_DONE job to PROCESSING and returns its PENDING items,
+// for the caller to enqueue (then Schedule). A job without items goes straight
+// to DONE and Start returns no items.
+func (s *Store) Start(ctx context.Context, id string) ([]Item, error) {
+	st, err := s.jobOp(ctx, id, "start")
+	if err != nil {
+		return nil, err
+	}
+	if st != StatusProcessing {
+		return nil, nil
+	}
+	return s.Items(ctx, id, ItemPending)
+}
+
+// Scheduled pairs an item with the queue task that will process it.
+type Scheduled struct {
+	ItemID string
+	TaskID string
+}
+
+// Schedule records that tasks are queued for items: PENDING items become
+// SCHEDULED, and every item not yet DONE or FAILED records its task id. The job
+// must be PROCESSING (a CANCELED job gives an error matching ErrCanceled).
+func (s *Store) Schedule(ctx context.Context, id string, entries ...Scheduled) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	for chunk := range slices.Chunk(entries, batchSize) {
+		args := []any{s.nowArg()}
+		for _, e := range chunk {
+			args = append(args, e.ItemID, e.TaskID)
+		}
+		if err := scriptSchedule.Run(ctx, s.Redis, s.keys(id), args...).Err(); err != nil {
+			return scriptErr(err, id, "schedule")
+		}
+	}
+	return nil
+}
+
+// BeginItem is called by a worker before it processes an item. It returns true
+// and makes the item PROCESSING (attempts+1) when the worker should go on; false
+// when the job is CANCELED or the item is already DONE or FAILED (a duplicate or
+// stale task: drop it).
+func (s *Store) BeginItem(ctx context.Context, id, itemID string) (bool, error) {
+	if err := s.check(id); err != nil {
+		return false, err
+	}
+	n, err := scriptBegin.Run(ctx, s.Redis, s.keys(id), s.nowArg(), itemID).Int64()
+	if err != nil {
+		return false, scriptErr(err, id, "begin item "+itemID)
+	}
+	return n == 1, nil
+}
+
+// CompleteItem marks an item DONE with its outputs and adds the PU it cost to the
+// job. Completing a DONE item again changes nothing. When this call leaves no
+// item PENDING, SCHEDULED or PROCESSING, the job ends (DONE, PARTIAL or FAILED)
+// and Outcome.Finished says so; exactly one caller sees that. Items of a
+// CANCELED job can still complete (their work was done and charged).
+func (s *Store) CompleteItem(ctx context.Context, id, itemID string, r Result) (Outcome, error) {
+	if err := s.check(id); err != nil {
+		return Outcome{}, err
+	}
+	var outputs []byte
+	if len(r.Outputs) > 0 {
+		var err error
+		if outputs, err = json.Marshal(r.Outputs); err != nil {
+			return Outcome{}, fmt.Errorf("job %s: item %s: encode outputs: %w", id, itemID, err)
+		}
+	}
+	spent := int64(0)
+	if r.PU > 0 && !math.IsInf(r.PU, 0) {
+		spent = milliPU(r.PU)
+	}
+	res, err := scriptComplete.Run(ctx, s.Redis, s.keys(id), s.nowArg(), itemID, outputs, spent).StringSlice()
+	if err != nil {
+		return Outcome{}, scriptErr(err, id, "complete item "+itemID)
+	}
+	return Outcome{Item: ItemStatus(res[0]), Finished: Status(res[1])}, nil
+}
+
+// ReleaseItem hands a PROCESSING item back to the queue without counting a
+// failure or a return: it becomes SCHEDULED again, for a task that is re-queued
+// because, for example, the quota could not admit it soon enough. Items in other
+// statuses are left alone. It returns the item's status after the call.
+func (s *Store) ReleaseItem(ctx context.Context, id, itemID string) (ItemStatus, error) {
+	if err := s.check(id); err != nil {
+		return "", err
+	}
+	st, err := scriptRelease.Run(ctx, s.Redis, s.keys(id), s.nowArg(), itemID).Text()
+	if err != nil {
+		return "", scriptErr(err, id, "release item "+itemID)
+	}
+	return ItemStatus(st), nil
+}
+
+// milliPU rounds PU to the nearest milli-PU (a charge is a measurement, not an
+// upper bound, so no rounding up).
+func milliPU(pu float64) int64 { return int64(math.Round(pu * 1000)) }
+
+// FailItem records that processing an item failed. A permanent failure makes it
+// FAILED; otherwise (the item got stuck: worker died, timeout, transient error)
+// it goes back to PENDING if it has been returned fewer than MaxReturns times,
+// else it becomes FAILED. A DONE or FAILED item stays as it is. Job completion
+// is detected as in CompleteItem.
+func (s *Store) FailItem(ctx context.Context, id, itemID, errMsg string, permanent bool) (Outcome, error) {
+	if err := s.check(id); err != nil {
+		return Outcome{}, err
+	}
+	perm := "0"
+	if permanent {
+		perm = "1"
+	}
+	if len(errMsg) > 2000 {
+		errMsg = errMsg[:2000] + "..."
+	}
+	res, err := scriptFail.Run(ctx, s.Redis, s.keys(id), s.nowArg(), itemID, errMsg, perm, MaxReturns).StringSlice()
+	if err != nil {
+		return Outcome{}, scriptErr(err, id, "fail item "+itemID)
+	}
+	return Outcome{Item: ItemStatus(res[0]), Finished: Status(res[1])}, nil
+}
+
+// Restart moves a PARTIAL or FAILED job back to PROCESSING with all its FAILED
+// items PENDING again (attempts, returns and task id reset), and returns those
+// items for the caller to enqueue under new task ids.
+func (s *Store) Restart(ctx context.Context, id string) ([]Item, error) {
+	if err := s.check(id); err != nil {
+		return nil, err
+	}
+	ids, err := scriptRestart.Run(ctx, s.Redis, s.keys(id), s.nowArg()).StringSlice()
+	if err != nil {
+		return nil, scriptErr(err, id, "restart")
+	}
+	items, err := s.itemsByID(ctx, id, ids)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(items, func(a, b Item) int { return cmp.Compare(a.ID, b.ID) })
+	return items, nil
+}
+
+// Cancel moves a job that is not final to CANCELED (canceling a CANCELED job
+// again is a no-op) and returns its items that are PENDING, SCHEDULED or
+// PROCESSING, so the caller can delete their queued tasks by TaskID. Later
+// BeginItem calls return false.
+func (s *Store) Cancel(ctx context.Context, id string) ([]Item, error) {
+	if _, err := s.jobOp(ctx, id, "cancel"); err != nil {
+		return nil, err
+	}
+	var out []Item
+	for _, st := range []ItemStatus{ItemPending, ItemScheduled, ItemProcessing} {
+		items, err := s.Items(ctx, id, st)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+	}
+	slices.SortFunc(out, func(a, b Item) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Pause records why a job that is not final makes no progress, e.g.
+// ReasonOutOfPU until the monthly quota resets. The status does not change.
+func (s *Store) Pause(ctx context.Context, id, reason string, until time.Time) error {
+	if reason == "" {
+		return fmt.Errorf("job %s: pause: reason is empty", id)
+	}
+	u := ""
+	if !until.IsZero() {
+		u = until.UTC().Format(time.RFC3339Nano)
+	}
+	_, err := s.jobOp(ctx, id, "pause", reason, u)
+	return err
+}
+
+// Resume clears a job's StoppedReason and ResumeAt (no-op when not paused).
+func (s *Store) Resume(ctx context.Context, id string) error {
+	_, err := s.jobOp(ctx, id, "resume")
+	return err
+}
