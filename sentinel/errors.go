@@ -1,6 +1,7 @@
 package sentinel
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -112,9 +113,15 @@ type APIError struct {
 	// Message is the server's error message (error.message in the JSON body, or the
 	// raw body, truncated).
 	Message string
+	// Code is the server's error code (error.code in the JSON body, e.g.
+	// "RENDERER_EXCEPTION"), "" when the body had none.
+	Code string
 }
 
 func (e *APIError) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("HTTP %d (%s): %s", e.Status, e.Code, e.Message)
+	}
 	return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
 }
 
@@ -153,3 +160,18 @@ func (e *TokenError) Error() string {
 		return fmt.Sprintf("token endpoint answered %d: %s", e.Status, e.Body)
 	}
 }
+
+// FieldError is an invalid value in a configuration or a request, found before
+// anything is sent. Field is the path of the bad field as it appears in the JSON
+// body or the Config ("output.width", "input.data[0].type", "limit", "BaseURL").
+type FieldError struct {
+	// Field is the path of the bad field.
+	Field string
+	// Message says what is wrong and what to do.
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// ErrEmptyTar is returned by [SplitTar] when a tar response holds no file at all.
+var ErrEmptyTar = errors.New("tar response has no parts; the server sent an empty archive")

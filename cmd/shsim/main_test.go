@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"shfleet/sentinel/sentineltest"
+)
+
+func TestRunServesSimulatorAndStats(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, ln, sentineltest.Config{TokenRequestsPerMinute: 1})
+	}()
+	base := "http://" + ln.Addr().String()
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {sentineltest.DefaultClientID}, "client_secret": {sentineltest.DefaultClientSecret}}
+	for i, want := range []int{http.StatusOK, http.StatusTooManyRequests} {
+		resp, err := http.PostForm(base+sentineltest.TokenPath, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("token request %d: HTTP %d, want %d", i, resp.StatusCode, want)
+		}
+	}
+	resp, err := http.Get(base + StatsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st sentineltest.Stats
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || st.TokenRequests != 2 || st.TokensIssued != 1 {
+		t.Errorf("stats = %+v, %v", st, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}

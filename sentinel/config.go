@@ -1,0 +1,295 @@
+package sentinel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Endpoints of the Sentinel Hub deployment that a zero [Config] talks to.
+const (
+	// DefaultBaseURL is the Sentinel Hub services endpoint.
+	DefaultBaseURL = "https://services.sentinel-hub.com"
+	// DefaultTokenURL is Sentinel Hub's OAuth client-credentials token endpoint.
+	DefaultTokenURL = "https://services.sentinel-hub.com/auth/realms/main/protocol/openid-connect/token"
+	// CDSEBaseURL is the Copernicus Data Space Ecosystem's Sentinel Hub endpoint.
+	CDSEBaseURL = "https://sh.dataspace.copernicus.eu"
+	// CDSETokenURL is the Copernicus Data Space Ecosystem's token endpoint.
+	CDSETokenURL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
+)
+
+// API paths, relative to the base URL. The long-standing ones are the default; the
+// current OpenAPI description names the newer ones.
+const (
+	// ClassicProcessPath is the long-standing Process API path (the default).
+	ClassicProcessPath = "/api/v1/process"
+	// ClassicCatalogSearchPath is the long-standing Catalog item-search path (the default).
+	ClassicCatalogSearchPath = "/api/v1/catalog/1.0.0/search"
+	// CurrentProcessPath is the Process API path of the current OpenAPI description.
+	CurrentProcessPath = "/process/v1"
+	// CurrentCatalogSearchPath is the Catalog item-search path of the current
+	// OpenAPI description.
+	CurrentCatalogSearchPath = "/catalog/v1/search"
+)
+
+// Timeouts of the default HTTP client. There is deliberately no overall
+// http.Client.Timeout: a Process response body may take minutes to stream, so the
+// caller bounds a whole call with its context.
+const (
+	// DefaultDialTimeout bounds establishing a TCP connection.
+	DefaultDialTimeout = 10 * time.Second
+	// DefaultTLSHandshakeTimeout bounds the TLS handshake.
+	DefaultTLSHandshakeTimeout = 10 * time.Second
+	// DefaultResponseHeaderTimeout bounds the wait for response headers after the
+	// request was sent (the Process API renders before it answers).
+	DefaultResponseHeaderTimeout = 5 * time.Minute
+	// DefaultIdleConnTimeout is how long an idle keep-alive connection is kept.
+	DefaultIdleConnTimeout = 90 * time.Second
+)
+
+// Environment variable names read by [ConfigFromEnv] (the same names as
+// sentinelhub-py uses).
+const (
+	EnvClientID         = "SH_CLIENT_ID"
+	EnvClientSecret     = "SH_CLIENT_SECRET"
+	EnvClientSecretFile = "SH_CLIENT_SECRET_FILE"
+	EnvBaseURL          = "SH_BASE_URL"
+	EnvTokenURL         = "SH_TOKEN_URL"
+)
+
+// APIPaths are the paths of the APIs relative to [Config.BaseURL].
+type APIPaths struct {
+	// Process is the Process API path. Default [ClassicProcessPath].
+	Process string
+	// CatalogSearch is the Catalog item-search path. Default [ClassicCatalogSearchPath].
+	CatalogSearch string
+}
+
+var (
+	// ClassicAPIPaths are the long-standing paths (/api/v1/...), used by default.
+	ClassicAPIPaths = APIPaths{Process: ClassicProcessPath, CatalogSearch: ClassicCatalogSearchPath}
+	// CurrentAPIPaths are the paths of the current OpenAPI description
+	// (/process/v1, /catalog/v1/search).
+	CurrentAPIPaths = APIPaths{Process: CurrentProcessPath, CatalogSearch: CurrentCatalogSearchPath}
+)
+
+// Preset names a deployment of the Sentinel Hub APIs: its base and token URLs.
+type Preset struct {
+	// Name is the short name used on command lines ("sentinel-hub", "cdse").
+	Name string
+	// BaseURL is the services endpoint.
+	BaseURL string
+	// TokenURL is the OAuth token endpoint.
+	TokenURL string
+}
+
+var (
+	// PresetSentinelHub is Sentinel Hub itself (the default of a zero Config).
+	PresetSentinelHub = Preset{Name: "sentinel-hub", BaseURL: DefaultBaseURL, TokenURL: DefaultTokenURL}
+	// PresetCDSE is the Copernicus Data Space Ecosystem, which serves the same APIs.
+	PresetCDSE = Preset{Name: "cdse", BaseURL: CDSEBaseURL, TokenURL: CDSETokenURL}
+)
+
+// PresetByName returns the preset called name ("sentinel-hub" or "cdse",
+// case-insensitive).
+func PresetByName(name string) (Preset, bool) {
+	for _, p := range []Preset{PresetSentinelHub, PresetCDSE} {
+		if strings.EqualFold(name, p.Name) {
+			return p, true
+		}
+	}
+	return Preset{}, false
+}
+
+// Config says where the APIs are and how to authenticate. Its zero value talks to
+// Sentinel Hub with default timeouts; only the credentials must be set.
+type Config struct {
+	// ClientID is the OAuth client id. Required to fetch tokens.
+	ClientID string
+	// ClientSecret is the OAuth client secret. Set it or ClientSecretFile, not both.
+	// It is never printed: String redacts it.
+	ClientSecret string
+	// ClientSecretFile is a file holding the client secret (surrounding white space
+	// is trimmed), e.g. a mounted Kubernetes or Docker secret.
+	ClientSecretFile string
+	// BaseURL is the services endpoint. Default [DefaultBaseURL].
+	BaseURL string
+	// TokenURL is the OAuth token endpoint. Default [DefaultTokenURL].
+	TokenURL string
+	// HTTPClient makes every request, the token requests included. Default: a client
+	// with the Default*Timeout constants and no overall timeout (see [DefaultHTTPClient]).
+	HTTPClient *http.Client
+	// APIPaths are the API paths. Zero fields default to [ClassicAPIPaths].
+	APIPaths APIPaths
+	// UserAgent is sent with every API request. Default "shfleet/" + [Version].
+	UserAgent string
+}
+
+// WithPreset returns c with the base and token URLs of p.
+func (c Config) WithPreset(p Preset) Config {
+	c.BaseURL = p.BaseURL
+	c.TokenURL = p.TokenURL
+	return c
+}
+
+// DefaultHTTPClient returns a new HTTP client with the Default*Timeout constants.
+// It has no overall timeout, so long response bodies can stream; bound calls with a
+// context.
+func DefaultHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       DefaultIdleConnTimeout,
+		TLSHandshakeTimeout:   DefaultTLSHandshakeTimeout,
+		ResponseHeaderTimeout: DefaultResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}}
+}
+
+// withDefaults fills the zero fields with their defaults.
+func (c Config) withDefaults() Config {
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	if c.TokenURL == "" {
+		c.TokenURL = DefaultTokenURL
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = DefaultHTTPClient()
+	}
+	if c.APIPaths.Process == "" {
+		c.APIPaths.Process = ClassicProcessPath
+	}
+	if c.APIPaths.CatalogSearch == "" {
+		c.APIPaths.CatalogSearch = ClassicCatalogSearchPath
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "shfleet/" + Version
+	}
+	return c
+}
+
+// Validate checks c (with defaults applied) and names the first bad field in a
+// [*FieldError]. Credentials are required: a client id, and exactly one of
+// ClientSecret and ClientSecretFile.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if strings.TrimSpace(c.ClientID) == "" {
+		return &FieldError{Field: "ClientID", Message: "empty; set it or " + EnvClientID + " to the OAuth client id"}
+	}
+	switch {
+	case c.ClientSecret == "" && c.ClientSecretFile == "":
+		return &FieldError{Field: "ClientSecret", Message: "empty; set it (or " + EnvClientSecret + "), or ClientSecretFile (or " + EnvClientSecretFile + ")"}
+	case c.ClientSecret != "" && c.ClientSecretFile != "":
+		return &FieldError{Field: "ClientSecretFile", Message: "set together with ClientSecret; set only one of them"}
+	}
+	if err := checkURL(c.BaseURL); err != nil {
+		return &FieldError{Field: "BaseURL", Message: err.Error()}
+	}
+	if err := checkURL(c.TokenURL); err != nil {
+		return &FieldError{Field: "TokenURL", Message: err.Error()}
+	}
+	if !strings.HasPrefix(c.APIPaths.Process, "/") {
+		return &FieldError{Field: "APIPaths.Process", Message: fmt.Sprintf("%q must start with /", c.APIPaths.Process)}
+	}
+	if !strings.HasPrefix(c.APIPaths.CatalogSearch, "/") {
+		return &FieldError{Field: "APIPaths.CatalogSearch", Message: fmt.Sprintf("%q must start with /", c.APIPaths.CatalogSearch)}
+	}
+	return nil
+}
+
+// checkURL accepts an absolute http(s) URL without user info.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", raw, errors.Unwrap(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q must be an absolute http:// or https:// URL", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("must not carry credentials in the URL; use ClientID and ClientSecret")
+	}
+	return nil
+}
+
+// secret returns the client secret, reading ClientSecretFile when it is set.
+func (c Config) secret() (string, error) {
+	if c.ClientSecretFile == "" {
+		return c.ClientSecret, nil
+	}
+	return readSecretFile(c.ClientSecretFile)
+}
+
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		// The error names the file, never its content.
+		return "", &FieldError{Field: "ClientSecretFile", Message: fmt.Sprintf("cannot read the secret: %v", err)}
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", &FieldError{Field: "ClientSecretFile", Message: fmt.Sprintf("%s is empty; put the OAuth client secret in it", path)}
+	}
+	return s, nil
+}
+
+// String describes c with the secret redacted, so a Config can be printed or
+// logged safely.
+func (c Config) String() string {
+	secret := ""
+	if c.ClientSecret != "" {
+		secret = "[redacted]"
+	}
+	return fmt.Sprintf("sentinel.Config{ClientID: %q, ClientSecret: %q, ClientSecretFile: %q, BaseURL: %q, TokenURL: %q, APIPaths: {Process: %q, CatalogSearch: %q}}",
+		c.ClientID, secret, c.ClientSecretFile, c.BaseURL, c.TokenURL, c.APIPaths.Process, c.APIPaths.CatalogSearch)
+}
+
+// GoString is String, so that %#v redacts the secret too.
+func (c Config) GoString() string { return c.String() }
+
+// ConfigFromEnv reads SH_CLIENT_ID, SH_CLIENT_SECRET or SH_CLIENT_SECRET_FILE (the
+// file's content, trimmed, becomes ClientSecret), SH_BASE_URL and SH_TOKEN_URL.
+// Unset URLs take their defaults. It fails when both secret variables are set,
+// when the secret file cannot be read, or when the result does not validate.
+func ConfigFromEnv() (Config, error) {
+	c := Config{
+		ClientID: strings.TrimSpace(os.Getenv(EnvClientID)),
+		BaseURL:  strings.TrimSpace(os.Getenv(EnvBaseURL)),
+		TokenURL: strings.TrimSpace(os.Getenv(EnvTokenURL)),
+	}
+	secret, file := os.Getenv(EnvClientSecret), strings.TrimSpace(os.Getenv(EnvClientSecretFile))
+	switch {
+	case secret != "" && file != "":
+		return Config{}, &FieldError{Field: EnvClientSecretFile, Message: "set together with " + EnvClientSecret + "; set only one of them"}
+	case file != "":
+		s, err := readSecretFile(file)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: %w", EnvClientSecretFile, err)
+		}
+		c.ClientSecret = s
+	default:
+		c.ClientSecret = strings.TrimSpace(secret)
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	if c.TokenURL == "" {
+		c.TokenURL = DefaultTokenURL
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("sentinel config from environment: %w", err)
+	}
+	return c, nil
+}

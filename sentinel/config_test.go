@@ -1,0 +1,147 @@
+package sentinel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	c := Config{}.withDefaults()
+	if c.BaseURL != DefaultBaseURL || c.TokenURL != DefaultTokenURL || c.APIPaths != ClassicAPIPaths || c.HTTPClient == nil || c.UserAgent != "shfleet/"+Version {
+		t.Errorf("defaults: %v ua=%q", c, c.UserAgent)
+	}
+	if c.HTTPClient.Timeout != 0 {
+		t.Errorf("default client has an overall timeout %s; it would cut long bodies", c.HTTPClient.Timeout)
+	}
+	c = Config{APIPaths: CurrentAPIPaths}.withDefaults()
+	if c.APIPaths.Process != "/process/v1" || c.APIPaths.CatalogSearch != "/catalog/v1/search" {
+		t.Errorf("current paths: %+v", c.APIPaths)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	ok := Config{ClientID: "id", ClientSecret: "secret"}
+	tests := []struct {
+		name  string
+		cfg   Config
+		field string
+	}{
+		{"valid", ok, ""},
+		{"zero", Config{}, "ClientID"},
+		{"no secret", Config{ClientID: "id"}, "ClientSecret"},
+		{"secret and file", Config{ClientID: "id", ClientSecret: "s", ClientSecretFile: "/f"}, "ClientSecretFile"},
+		{"base URL scheme", Config{ClientID: "id", ClientSecret: "s", BaseURL: "services.sentinel-hub.com"}, "BaseURL"},
+		{"base URL credentials", Config{ClientID: "id", ClientSecret: "s", BaseURL: "https://u:p@example.com"}, "BaseURL"},
+		{"token URL bad", Config{ClientID: "id", ClientSecret: "s", TokenURL: "http://%zz"}, "TokenURL"},
+		{"process path", Config{ClientID: "id", ClientSecret: "s", APIPaths: APIPaths{Process: "process/v1"}}, "APIPaths.Process"},
+		{"catalog path", Config{ClientID: "id", ClientSecret: "s", APIPaths: APIPaths{CatalogSearch: "x"}}, "APIPaths.CatalogSearch"},
+	}
+	for _, tt := range tests {
+		err := tt.cfg.Validate()
+		if tt.field == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tt.name, err)
+			}
+			continue
+		}
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tt.field {
+			t.Errorf("%s: got %v, want a FieldError on %s", tt.name, err, tt.field)
+		}
+	}
+}
+
+func TestConfigStringRedactsSecret(t *testing.T) {
+	t.Parallel()
+	c := Config{ClientID: "id", ClientSecret: testSecret}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(verb, c)
+		if strings.Contains(out, testSecret) || !strings.Contains(out, "[redacted]") {
+			t.Errorf("%s printed %q", verb, out)
+		}
+	}
+	if out := fmt.Sprintf("%v", &c); strings.Contains(out, testSecret) {
+		t.Errorf("pointer printed %q", out)
+	}
+}
+
+func TestPresets(t *testing.T) {
+	t.Parallel()
+	p, ok := PresetByName("CDSE")
+	if !ok || p != PresetCDSE {
+		t.Fatalf("PresetByName(CDSE) = %+v %v", p, ok)
+	}
+	c := Config{ClientID: "id", ClientSecret: "s"}.WithPreset(PresetCDSE)
+	if c.BaseURL != "https://sh.dataspace.copernicus.eu" || c.TokenURL != "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token" {
+		t.Errorf("cdse: %v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+	if p, ok := PresetByName("sentinel-hub"); !ok || p.BaseURL != DefaultBaseURL {
+		t.Errorf("sentinel-hub preset %+v", p)
+	}
+	if _, ok := PresetByName("nope"); ok {
+		t.Error("unknown preset found")
+	}
+}
+
+// TestConfigFromEnv uses t.Setenv, so it cannot run in parallel.
+func TestConfigFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte("from-file-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	emptyFile := filepath.Join(dir, "empty")
+	if err := os.WriteFile(emptyFile, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		env        map[string]string
+		wantSecret string
+		wantBase   string
+		wantToken  string
+		errField   string
+	}{
+		{name: "secret", env: map[string]string{EnvClientID: "id", EnvClientSecret: "plain"}, wantSecret: "plain", wantBase: DefaultBaseURL, wantToken: DefaultTokenURL},
+		{name: "secret file trimmed", env: map[string]string{EnvClientID: "id", EnvClientSecretFile: secretFile}, wantSecret: "from-file-secret", wantBase: DefaultBaseURL, wantToken: DefaultTokenURL},
+		{name: "urls", env: map[string]string{EnvClientID: "id", EnvClientSecret: "p", EnvBaseURL: CDSEBaseURL, EnvTokenURL: CDSETokenURL}, wantSecret: "p", wantBase: CDSEBaseURL, wantToken: CDSETokenURL},
+		{name: "both secrets", env: map[string]string{EnvClientID: "id", EnvClientSecret: "p", EnvClientSecretFile: secretFile}, errField: EnvClientSecretFile},
+		{name: "missing file", env: map[string]string{EnvClientID: "id", EnvClientSecretFile: filepath.Join(dir, "nope")}, errField: "ClientSecretFile"},
+		{name: "empty file", env: map[string]string{EnvClientID: "id", EnvClientSecretFile: emptyFile}, errField: "ClientSecretFile"},
+		{name: "no id", env: map[string]string{EnvClientSecret: "p"}, errField: "ClientID"},
+		{name: "bad base url", env: map[string]string{EnvClientID: "id", EnvClientSecret: "p", EnvBaseURL: "localhost:8080"}, errField: "BaseURL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{EnvClientID, EnvClientSecret, EnvClientSecretFile, EnvBaseURL, EnvTokenURL} {
+				t.Setenv(k, tt.env[k])
+			}
+			c, err := ConfigFromEnv()
+			if tt.errField != "" {
+				var fe *FieldError
+				if !errors.As(err, &fe) || fe.Field != tt.errField {
+					t.Fatalf("got %v, want a FieldError on %s", err, tt.errField)
+				}
+				if strings.Contains(err.Error(), "from-file-secret") {
+					t.Errorf("error leaks the secret: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ClientSecret != tt.wantSecret || c.BaseURL != tt.wantBase || c.TokenURL != tt.wantToken || c.ClientID != "id" {
+				t.Errorf("got %v secret=%q", c, c.ClientSecret)
+			}
+		})
+	}
+}

@@ -1,0 +1,180 @@
+package sentineltest
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Policy kinds.
+const (
+	// KindRequests counts HTTP requests: every process or catalog request costs 1.
+	KindRequests = "requests"
+	// KindPU counts processing units: a process request costs its PU, a catalog
+	// request 0.
+	KindPU = "pu"
+)
+
+// Policy is one rate-limiting policy of the simulated account: Capacity units of
+// Kind per Period, enforced as a token bucket that starts full and refills
+// continuously at Capacity/Period.
+type Policy struct {
+	// Kind is [KindRequests] or [KindPU].
+	Kind string
+	// Capacity is the bucket size and the number of units refilled per Period.
+	Capacity float64
+	// Period is the sampling period: time.Second, time.Minute, time.Hour,
+	// 24*time.Hour or 31*24*time.Hour have the documented ISO names (PT1S, PT1M,
+	// PT1H, PT1D, P31D); any other positive duration is named PT<seconds>S.
+	Period time.Duration
+}
+
+// Key names the policy in [Stats], e.g. "requests:PT1M".
+func (p Policy) Key() string { return p.Kind + ":" + ISOPeriod(p.Period) }
+
+// ISOPeriod returns the ISO-8601 name of a sampling period as Sentinel Hub writes
+// it in X-RateLimit-ViolatedPolicy: PT1S, PT1M, PT1H, PT1D or P31D, else PT<n>S.
+func ISOPeriod(d time.Duration) string {
+	switch d {
+	case time.Second:
+		return "PT1S"
+	case time.Minute:
+		return "PT1M"
+	case time.Hour:
+		return "PT1H"
+	case 24 * time.Hour:
+		return "PT1D"
+	case 31 * 24 * time.Hour:
+		return "P31D"
+	}
+	return "PT" + strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "S"
+}
+
+func (p Policy) validate() error {
+	if p.Kind != KindRequests && p.Kind != KindPU {
+		return fmt.Errorf("sentineltest: policy kind %q: want %q or %q", p.Kind, KindRequests, KindPU)
+	}
+	if !(p.Capacity > 0) || p.Period <= 0 {
+		return fmt.Errorf("sentineltest: policy %s: capacity and period must be positive (got %g per %s)", p.Kind, p.Capacity, p.Period)
+	}
+	return nil
+}
+
+// eps absorbs float rounding when comparing bucket levels with costs.
+const eps = 1e-9
+
+// bucket is one policy's token bucket plus the sliding-window record of what it
+// admitted.
+type bucket struct {
+	pol    Policy
+	tokens float64
+	last   time.Time
+
+	window    []admitted // admissions within the last period, oldest first
+	windowSum float64
+	maxLoad   float64
+}
+
+type admitted struct {
+	t     time.Time
+	units float64
+}
+
+func newBucket(p Policy, now time.Time) *bucket {
+	return &bucket{pol: p, tokens: p.Capacity, last: now}
+}
+
+func (b *bucket) rate() float64 { return b.pol.Capacity / float64(b.pol.Period) } // units per ns
+
+// refill brings the bucket up to now, never above capacity.
+func (b *bucket) refill(now time.Time) {
+	if now.After(b.last) {
+		b.tokens = math.Min(b.pol.Capacity, b.tokens+float64(now.Sub(b.last))*b.rate())
+		b.last = now
+	}
+}
+
+// wait is how long until the bucket holds cost units (0 if it does now). A cost
+// above the capacity can never be met; wait then returns the time until the bucket
+// is full.
+func (b *bucket) wait(cost float64) time.Duration {
+	need := math.Min(cost, b.pol.Capacity) - b.tokens
+	if need <= eps {
+		return 0
+	}
+	return time.Duration(math.Ceil(need / b.rate()))
+}
+
+func (b *bucket) admits(cost float64) bool { return b.tokens+eps >= cost }
+
+// charge takes cost units and records them in the sliding window.
+func (b *bucket) charge(now time.Time, cost float64) {
+	b.tokens -= cost
+	if b.tokens < 0 {
+		b.tokens = 0
+	}
+	if cost <= 0 {
+		return
+	}
+	cut := now.Add(-b.pol.Period)
+	i := 0
+	for i < len(b.window) && !b.window[i].t.After(cut) {
+		b.windowSum -= b.window[i].units
+		i++
+	}
+	b.window = append(b.window[i:], admitted{now, cost})
+	b.windowSum += cost
+	if b.windowSum > b.maxLoad {
+		b.maxLoad = b.windowSum
+	}
+}
+
+// ms formats a duration as whole milliseconds, rounded up, as Retry-After carries it.
+func ms(d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	return strconv.FormatInt(int64(math.Ceil(float64(d)/float64(time.Millisecond))), 10)
+}
+
+// puString formats a PU amount with at most 6 decimals.
+func puString(pu float64) string {
+	return strconv.FormatFloat(math.Round(pu*1e6)/1e6, 'f', -1, 64)
+}
+
+// ParsePolicy reads a policy written "kind:capacity:period", e.g.
+// "requests:300:PT1M" or "pu:1000:1h": kind is requests or pu, period an ISO name
+// (PT1S, PT1M, PT1H, PT1D, P31D) or a Go duration.
+func ParsePolicy(s string) (Policy, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return Policy{}, fmt.Errorf("sentineltest: policy %q: want kind:capacity:period, e.g. requests:300:PT1M", s)
+	}
+	c, err := strconv.ParseFloat(parts[1], 64)
+	if err != nil {
+		return Policy{}, fmt.Errorf("sentineltest: policy %q: capacity %q is not a number", s, parts[1])
+	}
+	p := Policy{Kind: parts[0], Capacity: c}
+	switch strings.ToUpper(parts[2]) {
+	case "PT1S":
+		p.Period = time.Second
+	case "PT1M":
+		p.Period = time.Minute
+	case "PT1H":
+		p.Period = time.Hour
+	case "PT1D", "P1D":
+		p.Period = 24 * time.Hour
+	case "P31D":
+		p.Period = 31 * 24 * time.Hour
+	default:
+		if p.Period, err = time.ParseDuration(parts[2]); err != nil {
+			return Policy{}, fmt.Errorf("sentineltest: policy %q: period %q: want PT1S, PT1M, PT1H, PT1D, P31D or a Go duration like 90s", s, parts[2])
+		}
+	}
+	if err := p.validate(); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}

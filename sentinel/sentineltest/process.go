@@ -1,0 +1,325 @@
+package sentineltest
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"shfleet/sentinel"
+)
+
+// Process API limits the simulator enforces.
+const (
+	// MaxOutputPixels is the largest output width or height (px).
+	MaxOutputPixels = 2500
+	// ImageSide is the largest side of the image the simulator actually returns: a
+	// request for W x H px gets min(W, ImageSide) x min(H, ImageSide) px.
+	ImageSide = 16
+)
+
+// canonical is the JSON encoding of req that identifies it: encoding/json writes
+// struct fields in order and map keys sorted, so equal requests give equal bytes.
+func canonical(req sentinel.ProcessRequest) []byte {
+	b, err := json.Marshal(req)
+	if err != nil { // only a Processing value json cannot encode
+		b = fmt.Appendf(nil, "%#v", req)
+	}
+	return b
+}
+
+// RequestKey identifies a process request in [Stats.Served]: the hex SHA-256 of
+// its canonical JSON encoding (the first 16 bytes).
+func RequestKey(req sentinel.ProcessRequest) string {
+	sum := sha256.Sum256(canonical(req))
+	return hex.EncodeToString(sum[:16])
+}
+
+// outputs returns the response identifiers of req ("default" when none is listed).
+func outputs(req sentinel.ProcessRequest) []string {
+	if len(req.Output.Responses) == 0 {
+		return []string{"default"}
+	}
+	ids := make([]string, len(req.Output.Responses))
+	for i, r := range req.Output.Responses {
+		ids[i] = r.Identifier
+		if ids[i] == "" {
+			ids[i] = "default"
+		}
+	}
+	return ids
+}
+
+// ProcessBody returns the exact bytes the simulator serves for output outputID of
+// req: a small baseline GeoTIFF (little-endian, one strip, 8-bit grey) whose
+// pixels are derived from a hash of the canonical request and outputID. A request
+// with one output and no Accept: application/tar gets exactly these bytes; a tar
+// answer holds them as "<outputID>.tif".
+func ProcessBody(req sentinel.ProcessRequest, outputID string) []byte {
+	w, h := req.Output.Width, req.Output.Height
+	bb := requestBBox(req)
+	if w <= 0 || h <= 0 {
+		w, h = sizeFromRes(req, bb)
+	}
+	w, h = clampInt(w, 1, ImageSide), clampInt(h, 1, ImageSide)
+	seed := sha256.Sum256(append(canonical(req), append([]byte{0}, outputID...)...))
+	pix := make([]byte, 0, w*h)
+	for ctr := uint64(0); len(pix) < w*h; ctr++ {
+		var c [8]byte
+		binary.LittleEndian.PutUint64(c[:], ctr)
+		blk := sha256.Sum256(append(seed[:], c[:]...))
+		pix = append(pix, blk[:]...)
+	}
+	return encodeTIFF(w, h, pix[:w*h], bb, req.Input.Bounds.Properties.CRS)
+}
+
+// processTar is the tar answer: one "<id>.tif" entry per output, in order.
+func processTar(req sentinel.ProcessRequest) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, id := range outputs(req) {
+		body := ProcessBody(req, id)
+		_ = tw.WriteHeader(&tar.Header{
+			Name:     id + ".tif",
+			Mode:     0o644,
+			Size:     int64(len(body)),
+			ModTime:  time.Unix(0, 0),
+			Typeflag: tar.TypeReg,
+			Format:   tar.FormatUSTAR,
+		})
+		_, _ = tw.Write(body)
+	}
+	_ = tw.Close()
+	return buf.Bytes()
+}
+
+// requestBBox is the bbox of the request's bounds (from the geometry when there is
+// no bbox), nil if neither is usable.
+func requestBBox(req sentinel.ProcessRequest) []float64 {
+	if b := req.Input.Bounds.BBox; validBBox(b) == nil {
+		return b
+	}
+	if len(req.Input.Bounds.Geometry) > 0 {
+		if b, err := geometryBBox(req.Input.Bounds.Geometry); err == nil && validBBox(b) == nil {
+			return b
+		}
+	}
+	return nil
+}
+
+func sizeFromRes(req sentinel.ProcessRequest, bb []float64) (int, int) {
+	if bb == nil || req.Output.ResX <= 0 || req.Output.ResY <= 0 {
+		return 0, 0
+	}
+	return int(math.Round((bb[2] - bb[0]) / req.Output.ResX)), int(math.Round((bb[3] - bb[1]) / req.Output.ResY))
+}
+
+// isWGS84 reports whether crs names longitude/latitude degrees.
+func isWGS84(crs string) bool {
+	return crs == "" || crs == sentinel.CRSWGS84 || crs == sentinel.CRSEPSGPrefix+"4326" ||
+		strings.EqualFold(crs, "EPSG:4326")
+}
+
+// validateProcess checks req like the Process API does and returns the output size,
+// or a message naming the bad field.
+func validateProcess(req sentinel.ProcessRequest) (w, h int, msg string) {
+	if strings.TrimSpace(req.Evalscript) == "" {
+		return 0, 0, "evalscript: must not be empty"
+	}
+	if len(req.Input.Data) == 0 {
+		return 0, 0, "input.data: at least one data collection is required"
+	}
+	for i, d := range req.Input.Data {
+		if d.Type == "" {
+			return 0, 0, fmt.Sprintf("input.data[%d].type: must not be empty", i)
+		}
+	}
+	b := req.Input.Bounds
+	var bb []float64
+	switch {
+	case len(b.BBox) > 0:
+		if err := validBBox(b.BBox); err != nil {
+			return 0, 0, "input.bounds.bbox: " + err.Error()
+		}
+		bb = b.BBox
+	case len(b.Geometry) > 0:
+		g, err := geometryBBox(b.Geometry)
+		if err != nil {
+			return 0, 0, "input.bounds.geometry: " + err.Error()
+		}
+		if err := validBBox(g); err != nil {
+			return 0, 0, "input.bounds.geometry: the geometry has no area: " + err.Error()
+		}
+		bb = g
+	default:
+		return 0, 0, "input.bounds: bbox or geometry is required"
+	}
+	o := req.Output
+	hasSize, hasRes := o.Width != 0 || o.Height != 0, o.ResX != 0 || o.ResY != 0
+	switch {
+	case hasSize && hasRes:
+		return 0, 0, "output: give width/height or resx/resy, not both"
+	case hasSize:
+		if o.Width < 1 || o.Width > MaxOutputPixels {
+			return 0, 0, fmt.Sprintf("output.width: must be between 1 and %d, got %d", MaxOutputPixels, o.Width)
+		}
+		if o.Height < 1 || o.Height > MaxOutputPixels {
+			return 0, 0, fmt.Sprintf("output.height: must be between 1 and %d, got %d", MaxOutputPixels, o.Height)
+		}
+		w, h = o.Width, o.Height
+	case hasRes:
+		if !(o.ResX > 0) || !(o.ResY > 0) {
+			return 0, 0, "output.resx/resy: must both be positive"
+		}
+		w, h = sizeFromRes(req, bb)
+		if w < 1 || w > MaxOutputPixels || h < 1 || h > MaxOutputPixels {
+			return 0, 0, fmt.Sprintf("output.resx/resy: give an output of %dx%d px; each side must be between 1 and %d", w, h, MaxOutputPixels)
+		}
+	default:
+		return 0, 0, "output: width/height or resx/resy is required"
+	}
+	for i, r := range req.Output.Responses {
+		if t := r.Format.Type; t != "" && t != "image/tiff" {
+			return 0, 0, fmt.Sprintf("output.responses[%d].format.type: %q is not simulated; use image/tiff", i, t)
+		}
+	}
+	return w, h, ""
+}
+
+// processPU is the PU cost of a valid request: sentinel.EstimatePU of its output
+// size, the evalscript's bands and sample type, and the number of data samples.
+// For ORBIT mosaicking that is the number of distinct acquisition dates of the
+// synthetic catalog in the first input's time range (over the bbox's cells when the
+// CRS is WGS84, else over one cell chosen by the bbox's hash); for TILE the number
+// of (cell, date) acquisitions. maxCloudCoverage filters them.
+func processPU(req sentinel.ProcessRequest, w, h int, now time.Time) float64 {
+	info := sentinel.InspectEvalscript(req.Evalscript)
+	p := sentinel.PUParams{Width: w, Height: h, InputBands: info.Bands, Float32: info.Float32}
+	if info.Mosaicking == "ORBIT" || info.Mosaicking == "TILE" {
+		p.DataSamples = dataSamples(req, info.Mosaicking, now)
+	}
+	return sentinel.EstimatePU(p)
+}
+
+func dataSamples(req sentinel.ProcessRequest, mosaicking string, now time.Time) int {
+	from, to := now.Add(-30*day), now
+	var keep func(float64) bool
+	if f := req.Input.Data[0].DataFilter; f != nil {
+		if f.TimeRange != nil {
+			from, to = f.TimeRange.From, f.TimeRange.To
+		}
+		if f.MaxCloudCoverage != nil {
+			limit := *f.MaxCloudCoverage
+			keep = func(cc float64) bool { return cc <= limit }
+		}
+	}
+	bb := requestBBox(req)
+	if !isWGS84(req.Input.Bounds.Properties.CRS) {
+		sum := sha256.Sum256(fmt.Appendf(nil, "%v", bb))
+		c := cell{int(sum[0])%360 - 180, int(sum[1])%180 - 90}
+		bb = []float64{float64(c.Lon) + 0.5, float64(c.Lat) + 0.5, float64(c.Lon) + 0.6, float64(c.Lat) + 0.6}
+	}
+	sc, err := scenes(bb, from, to, keep)
+	if err != nil {
+		return MaxCatalogItems
+	}
+	if mosaicking == "TILE" {
+		return len(sc)
+	}
+	days := map[string]bool{}
+	for _, x := range sc {
+		days[x.t.Format("2006-01-02")] = true
+	}
+	return len(days)
+}
+
+func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
+	now := s.cfg.Now()
+	var req sentinel.ProcessRequest
+	decodeErr := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req)
+	asTar := strings.Contains(r.Header.Get("Accept"), "application/tar") || len(req.Output.Responses) > 1
+	var pu float64
+	msg := ""
+	if decodeErr == nil {
+		var width, height int
+		if width, height, msg = validateProcess(req); msg == "" {
+			pu = processPU(req, width, height, now) // outside the lock: may scan the catalog
+		}
+	}
+	truncate, ok := s.processLocked(w, r, now, req, pu, msg, decodeErr)
+	if ok { // the body is built and written outside the lock
+		if asTar {
+			writeBody(w, "application/tar", processTar(req), truncate)
+			return
+		}
+		writeBody(w, "image/tiff", ProcessBody(req, outputs(req)[0]), truncate)
+	}
+}
+
+// processLocked answers errors itself; on success it charges, sets the headers and
+// reports ok (and whether to truncate) so the caller writes the body unlocked.
+func (s *Server) processLocked(w http.ResponseWriter, r *http.Request, now time.Time, req sentinel.ProcessRequest, pu float64, msg string, decodeErr error) (truncate, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.ProcessRequests++
+	path := r.URL.Path
+	if !s.authorized(r, now) {
+		s.unauthorized(w, now, path)
+		return false, false
+	}
+	bad := func(msg string) {
+		s.record(now, path, http.StatusBadRequest, 0, "")
+		writeError(w, http.StatusBadRequest, "COMMON_BAD_PAYLOAD", msg)
+	}
+	if decodeErr != nil {
+		bad("cannot parse the process request as JSON: " + decodeErr.Error())
+		return false, false
+	}
+	if msg != "" {
+		bad(msg)
+		return false, false
+	}
+	s.rollMonth(now)
+	if s.monthlyPU > 0 && s.monthSpent+pu > s.monthlyPU+eps {
+		s.stats.QuotaExceeded++
+		s.record(now, path, http.StatusForbidden, 0, "")
+		writeError(w, http.StatusForbidden, "COMMON_INSUFFICIENT_PERMISSIONS", fmt.Sprintf(
+			"Your monthly processing units quota exceeded: this request needs %s PU, %s of %s PU are left until the 1st of next month (UTC)",
+			puString(pu), puString(max(0, s.monthlyPU-s.monthSpent)), puString(s.monthlyPU)))
+		return false, false
+	}
+	a := s.check(now, pu)
+	if !a.ok {
+		s.record(now, path, http.StatusTooManyRequests, 0, "")
+		s.reject429(w, a)
+		return false, false
+	}
+	fail, truncate := s.fault()
+	if fail {
+		s.stats.Faults5xx++
+		s.record(now, path, http.StatusServiceUnavailable, 0, "")
+		writeError(w, http.StatusServiceUnavailable, "COMMON_SERVICE_UNAVAILABLE", "Service temporarily unavailable (injected fault): retry later")
+		return false, false
+	}
+	s.charge(now, pu)
+	s.monthSpent += pu
+	s.stats.PUSpent += pu
+	key := RequestKey(req)
+	s.stats.Served[key]++
+	if truncate {
+		s.stats.Truncated++
+	}
+	s.record(now, path, http.StatusOK, pu, key)
+	if s.cfg.HeaderMode != HeadersNone {
+		w.Header().Set("X-ProcessingUnits-Spent", puString(pu))
+	}
+	s.remainingHeaders(w.Header(), s.levels())
+	return truncate, true
+}

@@ -1,0 +1,558 @@
+package sentineltest
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"shfleet/sentinel"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultClientID is the client id the simulator accepts when Config.ClientID is empty.
+	DefaultClientID = "sentineltest-client"
+	// DefaultClientSecret is the secret the simulator accepts when Config.ClientSecret is empty.
+	DefaultClientSecret = "sentineltest-secret"
+	// DefaultTokenTTL is the lifetime of issued tokens when Config.TokenTTL is 0.
+	DefaultTokenTTL = time.Hour
+	// DefaultMaxRecordedRequests is how many requests [Server.Requests] keeps when
+	// Config.MaxRecordedRequests is 0.
+	DefaultMaxRecordedRequests = 1000
+)
+
+// Endpoint paths served by the simulator (each also under the alias in its comment).
+const (
+	// TokenPath is the OAuth token endpoint (alias /oauth/token).
+	TokenPath = "/auth/realms/main/protocol/openid-connect/token"
+	// ProcessPath is the Process API (alias /process/v1).
+	ProcessPath = "/api/v1/process"
+	// CatalogSearchPath is the Catalog API item search (alias /catalog/v1/search).
+	CatalogSearchPath = "/api/v1/catalog/1.0.0/search"
+)
+
+// HeaderMode selects which rate-limit headers the simulator sends.
+type HeaderMode int
+
+const (
+	// HeadersFull sends every documented header (the default).
+	HeadersFull HeaderMode = iota
+	// HeadersRetryAfterOnly sends only Retry-After on 429 (the larger of the request
+	// and PU waits), as newer servers do; successes still carry X-ProcessingUnits-Spent.
+	HeadersRetryAfterOnly
+	// HeadersNone sends no rate-limit header at all, not even Retry-After.
+	HeadersNone
+)
+
+// Faults makes the simulator misbehave on purpose. The zero value injects nothing.
+type Faults struct {
+	// Error5xxRate is the probability (0..1) that an admitted API request is answered
+	// 503 instead; it is not charged.
+	Error5xxRate float64
+	// TruncateRate is the probability (0..1) that a successful answer announces its
+	// full Content-Length but the connection is closed midway through the body. It is
+	// charged like a success: the server did the work.
+	TruncateRate float64
+	// Latency is added before every answer.
+	Latency time.Duration
+	// LatencyJitter adds a uniformly random extra 0..LatencyJitter.
+	LatencyJitter time.Duration
+	// Seed seeds the fault RNG; 0 means 1.
+	Seed int64
+}
+
+// Config configures a simulated account. The zero value is an unlimited account
+// with the default credentials.
+type Config struct {
+	// ClientID is the accepted OAuth client id; default [DefaultClientID].
+	ClientID string
+	// ClientSecret is the accepted OAuth client secret; default [DefaultClientSecret].
+	ClientSecret string
+	// TokenTTL is the lifetime of issued tokens; default [DefaultTokenTTL].
+	TokenTTL time.Duration
+	// TokenRequestsPerMinute limits the token endpoint (a token bucket of that size
+	// refilled over a minute); 0 means unlimited.
+	TokenRequestsPerMinute int
+	// Policies are the account's rate-limit policies; none means unlimited.
+	Policies []Policy
+	// MonthlyPU is the PU budget per calendar month (UTC); 0 means unlimited. A
+	// process request that would exceed what is left gets 403.
+	MonthlyPU float64
+	// HeaderMode selects the rate-limit headers; default [HeadersFull].
+	HeaderMode HeaderMode
+	// Faults injects errors, truncation and latency; default none.
+	Faults Faults
+	// Now is the clock for buckets, token expiry and the month; default time.Now.
+	// Latency faults sleep in real time regardless.
+	Now func() time.Time
+	// MaxRecordedRequests is how many API requests [Server.Requests] keeps (the
+	// newest); default [DefaultMaxRecordedRequests]; negative keeps none.
+	MaxRecordedRequests int
+}
+
+// Stats is a snapshot of what the simulator has seen.
+type Stats struct {
+	// RequestsByStatus counts process and catalog answers by HTTP status.
+	RequestsByStatus map[int]int
+	// ProcessRequests and CatalogRequests count every request to those endpoints.
+	ProcessRequests, CatalogRequests int
+	// RateLimited counts 429 answers of the process and catalog endpoints.
+	RateLimited int
+	// RateLimitedByPolicy counts 429s by the policy named in
+	// X-RateLimit-ViolatedPolicy, keyed like "requests:PT1M" ([Policy.Key]).
+	RateLimitedByPolicy map[string]int
+	// TokenRequests counts calls of the token endpoint; TokensIssued those that
+	// returned a token; TokenRateLimited those answered 429.
+	TokenRequests, TokensIssued, TokenRateLimited int
+	// Unauthorized counts API requests answered 401.
+	Unauthorized int
+	// QuotaExceeded counts process requests answered 403 (monthly budget).
+	QuotaExceeded int
+	// Faults5xx and Truncated count injected faults.
+	Faults5xx, Truncated int
+	// PUSpent is the PU charged in total (2xx process answers, truncated included).
+	PUSpent float64
+	// MonthlyPUSpent is the PU charged in the current calendar month.
+	MonthlyPUSpent float64
+	// MaxWindowLoad is, per policy key, the most units admitted within any sliding
+	// window of the policy's period.
+	MaxWindowLoad map[string]float64
+	// Served counts 2xx answers per distinct process request, keyed by [RequestKey].
+	Served map[string]int
+}
+
+// RecordedRequest is one API request as [Server.Requests] reports it.
+type RecordedRequest struct {
+	// Time is when it was answered (Config.Now).
+	Time time.Time
+	// Path is the URL path.
+	Path string
+	// Status is the HTTP status answered.
+	Status int
+	// PU is the PU charged (0 unless a process request succeeded).
+	PU float64
+	// Key is the [RequestKey] of a process request, "" otherwise.
+	Key string
+}
+
+// Server is a simulated Sentinel Hub. It is an http.Handler; [NewServer] also runs
+// it on a local port.
+type Server struct {
+	cfg Config
+	ts  *httptest.Server
+
+	mu          sync.Mutex
+	rng         *rand.Rand
+	faults      Faults
+	buckets     []*bucket
+	tokenBucket *bucket
+	tokens      map[string]time.Time // access token -> expiry
+	jti         uint64
+	monthlyPU   float64
+	month       string // "2006-01" of monthSpent
+	monthSpent  float64
+	stats       Stats
+	recorded    []RecordedRequest
+	mux         *http.ServeMux
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// NewServer starts a simulator on 127.0.0.1; Close stops it. It panics if a policy
+// is invalid (a kind other than "requests"/"pu", or a capacity or period <= 0).
+func NewServer(cfg Config) *Server {
+	s := NewHandler(cfg)
+	s.ts = httptest.NewServer(s)
+	return s
+}
+
+// NewHandler returns a simulator that is not started: serve it with any
+// http.Server (as cmd/shsim does). URL returns "" for it. It panics on an invalid
+// policy, like [NewServer].
+func NewHandler(cfg Config) *Server {
+	if cfg.ClientID == "" {
+		cfg.ClientID = DefaultClientID
+	}
+	if cfg.ClientSecret == "" {
+		cfg.ClientSecret = DefaultClientSecret
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxRecordedRequests == 0 {
+		cfg.MaxRecordedRequests = DefaultMaxRecordedRequests
+	}
+	s := &Server{
+		cfg:       cfg,
+		tokens:    map[string]time.Time{},
+		monthlyPU: cfg.MonthlyPU,
+		stats: Stats{
+			RequestsByStatus:    map[int]int{},
+			RateLimitedByPolicy: map[string]int{},
+			MaxWindowLoad:       map[string]float64{},
+			Served:              map[string]int{},
+		},
+	}
+	now := cfg.Now()
+	if cfg.TokenRequestsPerMinute > 0 {
+		s.tokenBucket = newBucket(Policy{Kind: KindRequests, Capacity: float64(cfg.TokenRequestsPerMinute), Period: time.Minute}, now)
+	}
+	s.SetPolicies(cfg.Policies)
+	s.SetFaults(cfg.Faults)
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("POST "+TokenPath, s.handleToken)
+	s.mux.HandleFunc("POST /oauth/token", s.handleToken)
+	s.mux.HandleFunc("POST "+ProcessPath, s.handleProcess)
+	s.mux.HandleFunc("POST /process/v1", s.handleProcess)
+	s.mux.HandleFunc("POST "+CatalogSearchPath, s.handleCatalog)
+	s.mux.HandleFunc("POST /catalog/v1/search", s.handleCatalog)
+	return s
+}
+
+// ServeHTTP answers one request like Sentinel Hub would.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.sleep()
+	s.mux.ServeHTTP(w, r)
+}
+
+// URL is the base URL of a server started by [NewServer], e.g.
+// "http://127.0.0.1:41234"; "" for [NewHandler].
+func (s *Server) URL() string {
+	if s.ts == nil {
+		return ""
+	}
+	return s.ts.URL
+}
+
+// Close stops a server started by [NewServer]; it is a no-op for [NewHandler].
+func (s *Server) Close() {
+	if s.ts != nil {
+		s.ts.Close()
+	}
+}
+
+// ClientConfig returns a sentinel.Config that talks to this server with its
+// credentials: BaseURL = URL(), TokenURL = URL() + [TokenPath].
+func (s *Server) ClientConfig() sentinel.Config {
+	return sentinel.Config{
+		ClientID:     s.cfg.ClientID,
+		ClientSecret: s.cfg.ClientSecret,
+		BaseURL:      s.URL(),
+		TokenURL:     s.URL() + TokenPath,
+	}
+}
+
+// Stats returns a snapshot of the counters; safe for concurrent use.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.RequestsByStatus = cloneMap(s.stats.RequestsByStatus)
+	st.RateLimitedByPolicy = cloneMap(s.stats.RateLimitedByPolicy)
+	st.Served = cloneMap(s.stats.Served)
+	st.MaxWindowLoad = map[string]float64{}
+	for _, b := range s.buckets {
+		st.MaxWindowLoad[b.pol.Key()] = b.maxLoad
+	}
+	for k, v := range s.stats.MaxWindowLoad { // policies removed by SetPolicies
+		if _, ok := st.MaxWindowLoad[k]; !ok {
+			st.MaxWindowLoad[k] = v
+		}
+	}
+	s.rollMonth(s.cfg.Now())
+	st.MonthlyPUSpent = s.monthSpent
+	return st
+}
+
+// Requests returns the newest recorded API requests, oldest first.
+func (s *Server) Requests() []RecordedRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]RecordedRequest(nil), s.recorded...)
+}
+
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// SetMonthlyPU changes the monthly PU budget (0 = unlimited); what was spent this
+// month stays spent.
+func (s *Server) SetMonthlyPU(pu float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.monthlyPU = pu
+}
+
+// SetPolicies replaces the rate-limit policies. A policy with the same key as an
+// existing one keeps its bucket level (capped at the new capacity) and its window
+// record; new policies start full. It panics on an invalid policy.
+func (s *Server) SetPolicies(ps []Policy) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := map[string]*bucket{}
+	for _, b := range s.buckets {
+		old[b.pol.Key()] = b
+		s.stats.MaxWindowLoad[b.pol.Key()] = b.maxLoad
+	}
+	s.buckets = nil
+	for _, p := range ps {
+		if err := p.validate(); err != nil {
+			panic(err)
+		}
+		if b, ok := old[p.Key()]; ok {
+			b.refill(now)
+			b.pol = p
+			b.tokens = min(b.tokens, p.Capacity)
+			s.buckets = append(s.buckets, b)
+			continue
+		}
+		s.buckets = append(s.buckets, newBucket(p, now))
+	}
+}
+
+// SetFaults replaces the fault settings and reseeds the fault RNG.
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seed := uint64(f.Seed)
+	if seed == 0 {
+		seed = 1
+	}
+	s.faults = f
+	s.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// ExpireTokens revokes every token issued so far: API calls with them get 401.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.tokens)
+}
+
+func (s *Server) sleep() {
+	s.mu.Lock()
+	d := s.faults.Latency
+	if j := s.faults.LatencyJitter; j > 0 {
+		d += time.Duration(s.rng.Int64N(int64(j) + 1))
+	}
+	s.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
+	}
+}
+
+// rollMonth resets the monthly spend when the calendar month (UTC) changed. Call with mu held.
+func (s *Server) rollMonth(now time.Time) {
+	m := now.UTC().Format("2006-01")
+	if m != s.month {
+		s.month = m
+		s.monthSpent = 0
+	}
+}
+
+// record counts one API answer. Call with mu held.
+func (s *Server) record(now time.Time, path string, status int, pu float64, key string) {
+	s.stats.RequestsByStatus[status]++
+	if s.cfg.MaxRecordedRequests < 0 {
+		return
+	}
+	s.recorded = append(s.recorded, RecordedRequest{Time: now, Path: path, Status: status, PU: pu, Key: key})
+	if n := len(s.recorded) - s.cfg.MaxRecordedRequests; n > 0 {
+		s.recorded = append(s.recorded[:0], s.recorded[n:]...)
+	}
+}
+
+// apiError is Sentinel Hub's JSON error body.
+type apiError struct {
+	Error apiErrorBody `json:"error"`
+}
+
+type apiErrorBody struct {
+	Status  int    `json:"status"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	Code    string `json:"code"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, "application/json", apiError{Error: apiErrorBody{
+		Status: status, Reason: http.StatusText(status), Message: msg, Code: code,
+	}})
+}
+
+// admission is the outcome of checking one request against every policy.
+type admission struct {
+	ok bool
+	// reqWait and puWait are the waits of the request and PU policies (0 if fine).
+	reqWait, puWait time.Duration
+	// reqRemaining and puRemaining are the levels of the tightest buckets of each
+	// kind (-1 when there is no policy of that kind).
+	reqRemaining, puRemaining float64
+	violated                  *Policy
+}
+
+// check refills every bucket and says whether a request costing 1 request and pu
+// PU passes all of them. It charges nothing. Call with mu held.
+func (s *Server) check(now time.Time, pu float64) admission {
+	a := admission{ok: true, reqRemaining: -1, puRemaining: -1}
+	var worst time.Duration = -1
+	for _, b := range s.buckets {
+		b.refill(now)
+		cost := 1.0
+		if b.pol.Kind == KindPU {
+			cost = pu
+			if a.puRemaining < 0 || b.tokens < a.puRemaining {
+				a.puRemaining = b.tokens
+			}
+		} else if a.reqRemaining < 0 || b.tokens < a.reqRemaining {
+			a.reqRemaining = b.tokens
+		}
+		if b.admits(cost) {
+			continue
+		}
+		a.ok = false
+		wt := b.wait(cost)
+		if b.pol.Kind == KindPU {
+			a.puWait = max(a.puWait, wt)
+		} else {
+			a.reqWait = max(a.reqWait, wt)
+		}
+		if wt > worst {
+			worst = wt
+			p := b.pol
+			a.violated = &p
+		}
+	}
+	return a
+}
+
+// charge takes 1 request unit and pu PU from every bucket. Call with mu held after
+// a successful check at the same now.
+func (s *Server) charge(now time.Time, pu float64) {
+	for _, b := range s.buckets {
+		if b.pol.Kind == KindPU {
+			b.charge(now, pu)
+		} else {
+			b.charge(now, 1)
+		}
+	}
+}
+
+// remainingHeaders sets the X-*-Remaining headers (HeadersFull only). Call with mu held.
+func (s *Server) remainingHeaders(h http.Header, a admission) {
+	if s.cfg.HeaderMode != HeadersFull {
+		return
+	}
+	if a.reqRemaining >= 0 {
+		h.Set("X-RateLimit-Remaining", strconvFloat1(a.reqRemaining))
+	}
+	if a.puRemaining >= 0 {
+		h.Set("X-ProcessingUnits-Remaining", puString(a.puRemaining))
+	}
+}
+
+// levels reports the current bucket levels for the success headers. Call with mu held.
+func (s *Server) levels() admission {
+	a := admission{reqRemaining: -1, puRemaining: -1}
+	for _, b := range s.buckets {
+		if b.pol.Kind == KindPU {
+			if a.puRemaining < 0 || b.tokens < a.puRemaining {
+				a.puRemaining = b.tokens
+			}
+		} else if a.reqRemaining < 0 || b.tokens < a.reqRemaining {
+			a.reqRemaining = b.tokens
+		}
+	}
+	return a
+}
+
+// reject429 writes a rate-limited answer with the headers of the mode. Call with mu held.
+func (s *Server) reject429(w http.ResponseWriter, a admission) {
+	h := w.Header()
+	switch s.cfg.HeaderMode {
+	case HeadersFull:
+		h.Set("Retry-After", ms(a.reqWait))
+		h.Set("X-ProcessingUnits-Retry-After", ms(a.puWait))
+		s.remainingHeaders(h, a)
+		if a.violated != nil {
+			vp, _ := json.Marshal(struct {
+				SamplingPeriod string  `json:"samplingPeriod"`
+				Capacity       float64 `json:"capacity"`
+			}{ISOPeriod(a.violated.Period), a.violated.Capacity})
+			h.Set("X-RateLimit-ViolatedPolicy", string(vp))
+		}
+	case HeadersRetryAfterOnly:
+		h.Set("Retry-After", ms(max(a.reqWait, a.puWait)))
+	}
+	s.stats.RateLimited++
+	if a.violated != nil {
+		s.stats.RateLimitedByPolicy[a.violated.Key()]++
+	}
+	writeError(w, http.StatusTooManyRequests, "RATE_LIMIT_EXCEEDED",
+		"You have exceeded your rate limit")
+}
+
+// authorized checks the Bearer token. Call with mu held.
+func (s *Server) authorized(r *http.Request, now time.Time) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return false
+	}
+	exp, ok := s.tokens[strings.TrimSpace(tok)]
+	return ok && now.Before(exp)
+}
+
+func (s *Server) unauthorized(w http.ResponseWriter, now time.Time, path string) {
+	s.stats.Unauthorized++
+	s.record(now, path, http.StatusUnauthorized, 0, "")
+	writeError(w, http.StatusUnauthorized, "COMMON_UNAUTHORIZED",
+		"Token is missing, invalid, expired or revoked: get a new one from the token endpoint")
+}
+
+// fault rolls the fault dice: it returns fail503, truncate. Call with mu held.
+func (s *Server) fault() (fail503, truncate bool) {
+	if s.faults.Error5xxRate > 0 && s.rng.Float64() < s.faults.Error5xxRate {
+		return true, false
+	}
+	if s.faults.TruncateRate > 0 && s.rng.Float64() < s.faults.TruncateRate {
+		return false, true
+	}
+	return false, false
+}
+
+// writeBody writes a successful answer: full Content-Length, and on truncate only
+// half the body before the connection is dropped.
+func writeBody(w http.ResponseWriter, contentType string, body []byte, truncate bool) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if !truncate {
+		_, _ = w.Write(body)
+		return
+	}
+	_, _ = w.Write(body[:len(body)/2])
+	_ = http.NewResponseController(w).Flush()
+	// Aborting the handler makes net/http close the connection without logging:
+	// the client sees fewer bytes than Content-Length (io.ErrUnexpectedEOF).
+	panic(http.ErrAbortHandler)
+}
