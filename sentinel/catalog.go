@@ -108,11 +108,7 @@ func (s *CatalogService) SearchPage(ctx context.Context, req CatalogSearchReques
 }
 
 func (s *CatalogService) page(ctx context.Context, req CatalogSearchRequest) (*CatalogSearchResponse, error) {
-	httpReq, err := s.client.newRequest(ctx, s.client.cfg.APIPaths.CatalogSearch, req, "application/geo+json, application/json")
-	if err != nil {
-		return nil, err
-	}
-	resp, err := s.client.do(httpReq)
+	resp, err := s.client.send(ctx, s.client.cfg.APIPaths.CatalogSearch, req, "application/geo+json, application/json")
 	if err != nil {
 		return nil, err
 	}

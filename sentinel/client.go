@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -87,6 +88,36 @@ func (c *Client) endpoint(path string) (string, error) {
 	}
 	base, _ := url.Parse(c.cfg.BaseURL)
 	return strings.TrimSuffix(base.String(), "/") + path, nil
+}
+
+// Invalidator is implemented by token sources that can drop a token the API
+// rejected (quota.SharedTokenSource does, compare-and-delete in Redis). When the
+// client's token source implements it, a 401 invalidates exactly the rejected token
+// and the request is retried once with a fresh one; a second 401 is returned as
+// [*AuthError].
+type Invalidator interface {
+	Invalidate(ctx context.Context, accessToken string) error
+}
+
+// send builds, sends and (on a 401 with an [Invalidator] token source) retries a
+// JSON POST once, returning the 2xx response with its body open.
+func (c *Client) send(ctx context.Context, path string, body any, accept string) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		req, err := c.newRequest(ctx, path, body, accept)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.do(req)
+		var auth *AuthError
+		inv, ok := c.ts.(Invalidator)
+		if err == nil || attempt > 0 || !ok || !errors.As(err, &auth) {
+			return resp, err
+		}
+		rejected := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
+		if ierr := inv.Invalidate(ctx, rejected); ierr != nil {
+			return nil, errors.Join(err, fmt.Errorf("invalidate rejected token: %w", ierr))
+		}
+	}
 }
 
 // do sends req and returns the response of a 2xx answer with its body open; any

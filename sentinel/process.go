@@ -67,11 +67,7 @@ func (s *ProcessService) Do(ctx context.Context, req ProcessRequest) (*ProcessRe
 	if err := ValidateProcessRequest(req); err != nil {
 		return nil, fmt.Errorf("process request: %w", err)
 	}
-	httpReq, err := s.client.newRequest(ctx, s.client.cfg.APIPaths.Process, req, acceptFor(req))
-	if err != nil {
-		return nil, fmt.Errorf("process request: %w", err)
-	}
-	resp, err := s.client.do(httpReq)
+	resp, err := s.client.send(ctx, s.client.cfg.APIPaths.Process, req, acceptFor(req))
 	if err != nil {
 		return nil, fmt.Errorf("process request: %w", err)
 	}
