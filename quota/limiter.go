@@ -1,0 +1,614 @@
+package quota
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"shfleet/sentinel"
+)
+
+// Defaults of Config fields left zero.
+const (
+	// DefaultHeadroom: admit at most 99% of each policy's capacity, so send-time
+	// jitter and the server's bucket starting a little later than ours cause no 429.
+	DefaultHeadroom = 0.01
+	// DefaultMaxAhead: never book a slot more than 20 s ahead; a task that would wait
+	// longer goes back to the queue (reservations far ahead cannot be corrected by
+	// settlement in time).
+	DefaultMaxAhead = 20 * time.Second
+	// DefaultHold is the fleet-wide pause after a 429 that carried no retry header.
+	DefaultHold = 30 * time.Second
+	// DefaultLearnedRefresh is how often a Limiter re-reads the policies the fleet
+	// learned from 429s.
+	DefaultLearnedRefresh = 5 * time.Second
+	// MaxHold caps one fleet-wide pause after a 429, backoff included.
+	MaxHold = 2 * time.Minute
+	// BackoffBase is the extra pause after the first 429 of a streak (before
+	// jitter); it doubles with every further 429 up to BackoffMax.
+	BackoffBase = 250 * time.Millisecond
+	// BackoffMax caps the exponential part of the pause after repeated 429s.
+	BackoffMax = 30 * time.Second
+	// StreakMemory is how long a 429 streak is remembered without another 429 (an
+	// ObserveSuccess ends it at once).
+	StreakMemory = 2 * time.Minute
+	// PendingMemory is how long the month's "reserved, not settled" PU survive
+	// without any new reservation: estimates of reservations that were never settled
+	// nor cancelled (a crashed worker) stop counting against the budget after it.
+	PendingMemory = 15 * time.Minute
+	// LearnedMemory is how long learned policies are kept without a new 429
+	// confirming one (a raised plan is picked up after it).
+	LearnedMemory = 24 * time.Hour
+)
+
+var (
+	//go:embed limiter.lua
+	reserveLua    string
+	reserveScript = redis.NewScript(reserveLua)
+	//go:embed settle.lua
+	settleLua    string
+	settleScript = redis.NewScript(settleLua)
+)
+
+// Config configures a Limiter. Redis, Account and Policies are required; every other
+// zero field takes its default.
+type Config struct {
+	// Redis holds the fleet's shared state. A *redis.Client, *redis.ClusterClient or
+	// failover client; every key of one account shares a hash tag, so Cluster works.
+	// Required.
+	Redis redis.UniversalClient
+	// Account is the OAuth client id of the Sentinel Hub account. It is hashed into
+	// the keys' hash tag (AccountTag) and never stored in clear. Required.
+	Account string
+	// Prefix starts every key. Default DefaultPrefix.
+	Prefix string
+	// Policies are the account's rate limits (see ParsePolicy, PoliciesFromEnv).
+	// Required: a limiter without policies would admit without limit.
+	Policies []Policy
+	// MonthlyPU is our own monthly PU budget; 0 means none (the server's 403 still
+	// stops the fleet through Observe403).
+	MonthlyPU float64
+	// Headroom is the fraction of every capacity left unused: the limiter admits at
+	// most (1-Headroom) x Capacity per Period. Default DefaultHeadroom; a negative
+	// value means none. Must be below 0.5.
+	Headroom float64
+	// MaxAhead is the furthest ahead a reservation is booked; a later slot is
+	// refused with *TooFarError and nothing is charged. Default DefaultMaxAhead.
+	MaxAhead time.Duration
+	// DefaultHold is the fleet-wide pause after a 429 without any retry header.
+	// Default DefaultHold.
+	DefaultHold time.Duration
+	// LearnedRefresh is how often policies learned by other processes are re-read.
+	// Default DefaultLearnedRefresh.
+	LearnedRefresh time.Duration
+	// Logger receives one event per learned policy, 403 and resume.
+	// The zero value logs nothing (like zerolog.Nop()).
+	Logger zerolog.Logger
+	// Now is the clock for tests. When nil (production), the limiter uses the Redis
+	// server's TIME inside its scripts, one clock for the whole fleet however skewed
+	// the machines' clocks are, and time.Now for the month and local deadlines.
+	// When set, its time is passed to the scripts instead.
+	Now func() time.Time
+}
+
+func (c *Config) validate() error {
+	if c.Redis == nil {
+		return errors.New("quota: Config.Redis is nil; pass a go-redis client (redis.NewClient or redis.NewUniversalClient)")
+	}
+	if c.Account == "" {
+		return errors.New("quota: Config.Account is empty; set it to the account's OAuth client id (SH_CLIENT_ID)")
+	}
+	if strings.ContainsAny(c.Prefix, "{}") {
+		return fmt.Errorf("quota: Config.Prefix %q contains { or }; the account's hash tag must be the only one in a key", c.Prefix)
+	}
+	if len(c.Policies) == 0 {
+		return errors.New("quota: Config.Policies is empty; set the account's limits, e.g. requests:300:PT1M and pu:300:PT1M (SH_POLICIES), refusing to send unlimited")
+	}
+	seen := map[string]bool{}
+	for i, p := range c.Policies {
+		if err := p.validate(); err != nil {
+			return fmt.Errorf("quota: Config.Policies[%d]: %w", i, err)
+		}
+		if seen[p.id()] {
+			return fmt.Errorf("quota: Config.Policies[%d] %s repeats the kind and period of another policy; keep one", i, p)
+		}
+		seen[p.id()] = true
+	}
+	if math.IsNaN(c.MonthlyPU) || math.IsInf(c.MonthlyPU, 0) || c.MonthlyPU < 0 {
+		return fmt.Errorf("quota: Config.MonthlyPU %v must be 0 (no budget) or a positive number", c.MonthlyPU)
+	}
+	if math.IsNaN(c.Headroom) || c.Headroom >= 0.5 {
+		return fmt.Errorf("quota: Config.Headroom %v must be below 0.5 (default %v, negative for none)", c.Headroom, DefaultHeadroom)
+	}
+	if c.MaxAhead < 0 {
+		return fmt.Errorf("quota: Config.MaxAhead %s is negative (default %s)", c.MaxAhead, DefaultMaxAhead)
+	}
+	if c.DefaultHold < 0 {
+		return fmt.Errorf("quota: Config.DefaultHold %s is negative (default %s)", c.DefaultHold, DefaultHold)
+	}
+	if c.LearnedRefresh < 0 {
+		return fmt.Errorf("quota: Config.LearnedRefresh %s is negative (default %s)", c.LearnedRefresh, DefaultLearnedRefresh)
+	}
+	return nil
+}
+
+// Cost is what one request costs: requests and PU (in milli-PU, as the server's
+// X-ProcessingUnits-Spent rounded up).
+type Cost struct {
+	// Requests is the number of HTTP requests, usually 1.
+	Requests int64
+	// MilliPU is the PU estimate in thousandths; reserve an upper bound and settle
+	// the actual value with Settle.
+	MilliPU int64
+}
+
+// CostOf is the cost of one request estimated at pu processing units.
+func CostOf(pu float64) Cost { return Cost{Requests: 1, MilliPU: sentinel.MilliPU(pu)} }
+
+// Reservation is a slot granted by Reserve or Wait: the request may be sent at At.
+// Pass it to exactly one of Settle (sent: with the actual PU) or Cancel (not sent).
+// After a 429 call Observe429 and neither: the charge stays, as the server's bucket
+// was touched.
+type Reservation struct {
+	// At is when the request may be sent (local clock).
+	At time.Time
+	// Delay is how long after the reservation At is.
+	Delay time.Duration
+	// Cost is what was charged.
+	Cost Cost
+
+	month   string
+	charges []charge
+}
+
+// charge is what a reservation added to one policy.
+type charge struct {
+	key      string
+	kind     PolicyKind
+	perMilli float64 // microseconds per milli-unit
+	inc      int64   // microseconds added to the TAT
+}
+
+// Stats are a Limiter's counters since it was made.
+type Stats struct {
+	// Admitted counts granted reservations.
+	Admitted int64
+	// TotalWait sums the delays of granted reservations.
+	TotalWait time.Duration
+	// TooFar counts reservations refused because the slot was beyond MaxAhead or
+	// the context deadline.
+	TooFar int64
+	// MonthlyRefused counts reservations refused by the monthly budget or a 403.
+	MonthlyRefused int64
+	// Canceled counts refunded reservations; Settled settled ones.
+	Canceled, Settled int64
+	// Throttled counts the 429s observed, by violated policy ("pu:1000:PT1M") or,
+	// without a policy header, by the kind told by the headers ("pu", "requests") or
+	// "unknown".
+	Throttled map[string]int64
+	// Forbidden counts the 403s observed.
+	Forbidden int64
+	// RedisErrors counts failed Redis calls.
+	RedisErrors int64
+}
+
+// Limiter admits the requests of one account's whole fleet: every process makes its
+// own Limiter with the same Account and Prefix, and Redis keeps them in step.
+// It is safe for concurrent use.
+type Limiter struct {
+	cfg      Config
+	rdb      redis.UniversalClient
+	log      zerolog.Logger
+	headroom float64
+
+	set         atomic.Pointer[policySet]
+	refreshMu   sync.Mutex
+	refreshedAt atomic.Int64 // unix nanos of the last read of learned policies
+	logged      sync.Map     // learned policy -> struct{}: logged once
+	loggedMonth sync.Map     // month -> struct{}: 403 logged once
+	streakSeen  atomic.Bool  // a 429 streak may be recorded; ObserveSuccess clears it
+
+	admitted, tooFar, monthly, canceled, settled, forbidden, redisErrors atomic.Int64
+	waitNanos                                                            atomic.Int64
+	throttledMu                                                          sync.Mutex
+	throttled                                                            map[string]int64
+}
+
+// NewLimiter checks cfg and makes a Limiter. It does not talk to Redis.
+func NewLimiter(cfg Config) (*Limiter, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.MaxAhead == 0 {
+		cfg.MaxAhead = DefaultMaxAhead
+	}
+	if cfg.DefaultHold == 0 {
+		cfg.DefaultHold = DefaultHold
+	}
+	if cfg.LearnedRefresh == 0 {
+		cfg.LearnedRefresh = DefaultLearnedRefresh
+	}
+	l := &Limiter{cfg: cfg, rdb: cfg.Redis, throttled: map[string]int64{}}
+	l.cfg.Policies = append([]Policy(nil), cfg.Policies...)
+	switch {
+	case cfg.Headroom == 0:
+		l.headroom = DefaultHeadroom
+	case cfg.Headroom > 0:
+		l.headroom = cfg.Headroom
+	}
+	l.log = cfg.Logger
+	l.set.Store(l.buildSet(nil))
+	return l, nil
+}
+
+// policySet is the effective set of policies: the configured ones, with learned
+// stricter ones replacing or joining them.
+type policySet struct {
+	limits []limit
+}
+
+// limit is one effective policy with its GCRA parameters.
+type limit struct {
+	Policy
+	key      string
+	perMilli float64 // emission interval per milli-unit, microseconds
+	tau      int64   // burst tolerance, microseconds (full capacity)
+	learned  bool
+}
+
+func (l *Limiter) newLimit(p Policy, learned bool) limit {
+	periodUS := float64(p.Period / time.Microsecond)
+	per := periodUS / (p.Capacity * 1000 * (1 - l.headroom))
+	return limit{
+		Policy:   p,
+		key:      l.key("policy:" + p.id()),
+		perMilli: per,
+		tau:      int64(math.Ceil(p.Capacity * 1000 * per)),
+		learned:  learned,
+	}
+}
+
+// units is the cost in milli-units of the limit's kind.
+func (lm limit) units(c Cost) int64 {
+	if lm.Kind == PU {
+		return c.MilliPU
+	}
+	return c.Requests * 1000
+}
+
+func incFor(perMilli float64, units int64) int64 {
+	if units <= 0 {
+		return 0
+	}
+	return int64(math.Ceil(float64(units) * perMilli))
+}
+
+// buildSet merges the configuration with learned capacities ("kind:period" -> cap).
+func (l *Limiter) buildSet(learned map[string]float64) *policySet {
+	s := &policySet{}
+	have := map[string]int{}
+	for _, p := range l.cfg.Policies {
+		have[p.id()] = len(s.limits)
+		s.limits = append(s.limits, l.newLimit(p, false))
+	}
+	ids := make([]string, 0, len(learned))
+	for id := range learned {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		kind, period, ok := strings.Cut(id, ":")
+		d, err := ParsePeriod(period)
+		c := learned[id]
+		if !ok || err != nil || (PolicyKind(kind) != Requests && PolicyKind(kind) != PU) || !(c > 0) {
+			continue
+		}
+		p := Policy{Kind: PolicyKind(kind), Capacity: c, Period: d}
+		if i, ok := have[id]; ok {
+			if s.limits[i].Capacity > c {
+				s.limits[i] = l.newLimit(p, true)
+			}
+			continue
+		}
+		have[id] = len(s.limits)
+		s.limits = append(s.limits, l.newLimit(p, true))
+	}
+	return s
+}
+
+// policies returns the effective policy set, re-reading learned policies when the
+// last read is older than LearnedRefresh (one goroutine reads; others use the
+// current set meanwhile).
+func (l *Limiter) policies(ctx context.Context) (*policySet, error) {
+	if time.Now().UnixNano()-l.refreshedAt.Load() < int64(l.cfg.LearnedRefresh) {
+		return l.set.Load(), nil
+	}
+	if !l.refreshMu.TryLock() {
+		return l.set.Load(), nil
+	}
+	defer l.refreshMu.Unlock()
+	if err := l.refresh(ctx); err != nil {
+		return nil, err
+	}
+	return l.set.Load(), nil
+}
+
+func (l *Limiter) refresh(ctx context.Context) error {
+	m, err := l.rdb.HGetAll(ctx, l.key(learnedSuffix)).Result()
+	if err != nil {
+		return l.redisErr(ctx, "read learned policies", err)
+	}
+	learned := make(map[string]float64, len(m))
+	for k, v := range m {
+		if c, err := strconv.ParseFloat(v, 64); err == nil {
+			learned[k] = c
+		}
+	}
+	l.set.Store(l.buildSet(learned))
+	l.refreshedAt.Store(time.Now().UnixNano())
+	return nil
+}
+
+// Policies returns the policies the limiter enforces now: the configured ones and
+// the stricter ones the fleet learned from 429s.
+func (l *Limiter) Policies(ctx context.Context) ([]Policy, error) {
+	l.refreshMu.Lock()
+	defer l.refreshMu.Unlock()
+	if err := l.refresh(ctx); err != nil {
+		return nil, err
+	}
+	s := l.set.Load()
+	out := make([]Policy, len(s.limits))
+	for i, lm := range s.limits {
+		out[i] = lm.Policy
+	}
+	return out, nil
+}
+
+func (l *Limiter) key(suffix string) string { return AccountKey(l.cfg.Prefix, l.cfg.Account, suffix) }
+
+// now is the local clock (injected in tests).
+func (l *Limiter) now() time.Time {
+	if l.cfg.Now != nil {
+		return l.cfg.Now()
+	}
+	return time.Now()
+}
+
+// scriptNow is ARGV "now" of the scripts: "" for the server's TIME, the injected
+// clock in microseconds otherwise.
+func (l *Limiter) scriptNow() string {
+	if l.cfg.Now == nil {
+		return ""
+	}
+	return strconv.FormatInt(l.cfg.Now().UnixMicro(), 10)
+}
+
+// Reserve charges cost against every policy now and returns when the request may
+// be sent: later callers get later slots (FIFO), evenly paced. It refuses, charging
+// nothing, with *TooFarError when the slot is more than MaxAhead away, with
+// *MonthlyQuotaError (errors.Is ErrMonthlyQuotaExhausted) when the month's PU are
+// spent, with ErrCostExceedsCapacity when no policy could ever admit cost, and with
+// an ErrRedisUnavailable error when Redis cannot be reached — it never admits
+// without Redis.
+func (l *Limiter) Reserve(ctx context.Context, cost Cost) (Reservation, error) {
+	return l.reserve(ctx, cost, l.cfg.MaxAhead, false)
+}
+
+// Wait reserves like Reserve and sleeps until the slot. When ctx's deadline comes
+// before the slot it fails at once with a *TooFarError that matches
+// context.DeadlineExceeded, charging nothing; when ctx ends during the sleep the
+// reservation is refunded and ctx.Err() returned.
+func (l *Limiter) Wait(ctx context.Context, cost Cost) (Reservation, error) {
+	if err := ctx.Err(); err != nil {
+		return Reservation{}, err
+	}
+	limit, byDeadline := l.cfg.MaxAhead, false
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < limit {
+			limit, byDeadline = max(left, 0), true
+		}
+	}
+	r, err := l.reserve(ctx, cost, limit, byDeadline)
+	if err != nil {
+		return r, err
+	}
+	if r.Delay <= 0 {
+		return r, nil
+	}
+	t := time.NewTimer(r.Delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return r, nil
+	case <-ctx.Done():
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := l.Cancel(cctx, r); err != nil {
+			return Reservation{}, fmt.Errorf("%w (and the refund failed: %v)", ctx.Err(), err)
+		}
+		return Reservation{}, ctx.Err()
+	}
+}
+
+func (l *Limiter) reserve(ctx context.Context, cost Cost, maxAhead time.Duration, byDeadline bool) (Reservation, error) {
+	if cost.Requests < 0 || cost.MilliPU < 0 {
+		return Reservation{}, fmt.Errorf("quota: cost %+v is negative", cost)
+	}
+	set, err := l.policies(ctx)
+	if err != nil {
+		return Reservation{}, err
+	}
+	now := l.now().UTC()
+	month := monthOf(now)
+	keys := make([]string, 0, 4+len(set.limits))
+	keys = append(keys, l.key(backoffSuffix), l.key(exhaustedSuffix(month)), l.key(ledgerSuffix(month)), l.key(pendingSuffix(month)))
+	args := make([]any, 0, 5+2*len(set.limits))
+	args = append(args, l.scriptNow(), maxAhead.Microseconds(), int64(math.Round(l.cfg.MonthlyPU*1000)), cost.MilliPU, PendingMemory.Milliseconds())
+	charges := make([]charge, 0, len(set.limits))
+	for _, lm := range set.limits {
+		u := lm.units(cost)
+		if float64(u) > lm.Capacity*1000+1e-6 {
+			return Reservation{}, fmt.Errorf("quota: one request costing %g %s exceeds policy %s, whose whole capacity it needs; the server would never admit it — make the request smaller (smaller tile or fewer bands): %w",
+				float64(u)/1000, lm.Kind, lm.Policy, ErrCostExceedsCapacity)
+		}
+		inc := incFor(lm.perMilli, u)
+		keys = append(keys, lm.key)
+		args = append(args, inc, lm.tau)
+		charges = append(charges, charge{key: lm.key, kind: lm.Kind, perMilli: lm.perMilli, inc: inc})
+	}
+	res, err := reserveScript.Run(ctx, l.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return Reservation{}, l.redisErr(ctx, "reserve", err)
+	}
+	if len(res) != 5 {
+		return Reservation{}, fmt.Errorf("quota: reserve script answered %v; want 5 numbers", res)
+	}
+	if res[4] == 1 {
+		l.streakSeen.Store(true)
+	}
+	delay := time.Duration(res[2]-res[1]) * time.Microsecond
+	switch res[0] {
+	case 0:
+		l.admitted.Add(1)
+		l.waitNanos.Add(int64(delay))
+		return Reservation{At: l.now().Add(delay), Delay: delay, Cost: cost, month: month, charges: charges}, nil
+	case 1:
+		l.tooFar.Add(1)
+		return Reservation{}, &TooFarError{At: l.now().Add(delay), Ahead: delay, Limit: maxAhead, ByDeadline: byDeadline}
+	case 2:
+		l.monthly.Add(1)
+		return Reservation{}, &MonthlyQuotaError{Month: month, Reset: nextMonth(now), Budget: l.cfg.MonthlyPU,
+			Spent: milliToPU(res[2]), Reserved: milliToPU(res[3]), Need: milliToPU(cost.MilliPU)}
+	case 3:
+		l.monthly.Add(1)
+		return Reservation{}, &MonthlyQuotaError{Month: month, Reset: nextMonth(now), FromServer: true}
+	}
+	return Reservation{}, fmt.Errorf("quota: reserve script answered code %d", res[0])
+}
+
+// Cancel refunds a reservation that was not used (the request was never sent).
+// Call it at most once per reservation.
+func (l *Limiter) Cancel(ctx context.Context, r Reservation) error {
+	if r.charges == nil {
+		return errors.New("quota: cancel of a reservation Reserve did not grant")
+	}
+	deltas := make([]int64, len(r.charges))
+	for i, c := range r.charges {
+		deltas[i] = -c.inc
+	}
+	if _, err := l.adjust(ctx, r, deltas, -r.Cost.MilliPU, 0); err != nil {
+		return fmt.Errorf("quota: cancel: %w", err)
+	}
+	l.canceled.Add(1)
+	return nil
+}
+
+// Settle books what a sent request really cost: every PU policy is credited (or
+// charged) the difference between the reservation's estimate and actualMilliPU
+// (from X-ProcessingUnits-Spent), and actualMilliPU is added to the month's ledger.
+// Call it at most once per reservation.
+func (l *Limiter) Settle(ctx context.Context, r Reservation, actualMilliPU int64) error {
+	if r.charges == nil {
+		return errors.New("quota: settle of a reservation Reserve did not grant")
+	}
+	if actualMilliPU < 0 {
+		return fmt.Errorf("quota: settle: actual cost %d milli-PU is negative", actualMilliPU)
+	}
+	deltas := make([]int64, len(r.charges))
+	for i, c := range r.charges {
+		if c.kind == PU {
+			deltas[i] = incFor(c.perMilli, actualMilliPU) - c.inc
+		}
+	}
+	if _, err := l.adjust(ctx, r, deltas, -r.Cost.MilliPU, actualMilliPU); err != nil {
+		return fmt.Errorf("quota: settle: %w", err)
+	}
+	l.settled.Add(1)
+	return nil
+}
+
+func (l *Limiter) adjust(ctx context.Context, r Reservation, deltas []int64, pending, spent int64) (int64, error) {
+	keys := []string{l.key(ledgerSuffix(r.month)), l.key(pendingSuffix(r.month))}
+	args := []any{l.scriptNow(), pending, spent, ledgerTTL(r.month, l.now()).Milliseconds()}
+	for i, c := range r.charges {
+		keys = append(keys, c.key)
+		args = append(args, deltas[i])
+	}
+	n, err := settleScript.Run(ctx, l.rdb, keys, args...).Int64()
+	if err != nil {
+		return 0, l.redisErr(ctx, "settle", err)
+	}
+	return n, nil
+}
+
+// Stats returns the limiter's counters.
+func (l *Limiter) Stats() Stats {
+	s := Stats{
+		Admitted:       l.admitted.Load(),
+		TotalWait:      time.Duration(l.waitNanos.Load()),
+		TooFar:         l.tooFar.Load(),
+		MonthlyRefused: l.monthly.Load(),
+		Canceled:       l.canceled.Load(),
+		Settled:        l.settled.Load(),
+		Forbidden:      l.forbidden.Load(),
+		RedisErrors:    l.redisErrors.Load(),
+		Throttled:      map[string]int64{},
+	}
+	l.throttledMu.Lock()
+	for k, v := range l.throttled {
+		s.Throttled[k] = v
+	}
+	l.throttledMu.Unlock()
+	return s
+}
+
+// unreachableError is a Redis call that failed for want of a server.
+type unreachableError struct {
+	msg string
+	err error
+}
+
+func (e *unreachableError) Error() string        { return e.msg }
+func (e *unreachableError) Unwrap() error        { return e.err }
+func (e *unreachableError) Is(target error) bool { return target == ErrRedisUnavailable }
+
+// redisErr explains a failed Redis call.
+func (l *Limiter) redisErr(ctx context.Context, op string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("quota: %s: %w", op, ctxErr)
+	}
+	l.redisErrors.Add(1)
+	var re redis.Error
+	if errors.As(err, &re) {
+		return fmt.Errorf("quota: %s: redis answered: %w", op, err)
+	}
+	return &unreachableError{
+		msg: fmt.Sprintf("quota: redis unreachable at %s (%s): %v; refusing to send unlimited — check REDIS_URL and that redis-server runs", redisAddr(l.rdb), op, err),
+		err: err,
+	}
+}
+
+func redisAddr(c redis.UniversalClient) string {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().Addr
+	case *redis.ClusterClient:
+		return strings.Join(c.Options().Addrs, ",")
+	}
+	return "the configured address"
+}
