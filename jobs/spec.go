@@ -73,6 +73,12 @@ type Spec struct {
 	Overwrite bool `json:"overwrite,omitempty"`
 	// Queue is the asynq queue for the job's process tasks. Default: [DefaultQueue].
 	Queue string `json:"queue,omitempty"`
+	// AutoStart starts processing as soon as the analysis is done (enqueue submit);
+	// false stops at ANALYSIS_DONE with the estimate (enqueue estimate / --no-start).
+	AutoStart bool `json:"auto_start,omitempty"`
+	// CatalogGroups is the number of catalog tasks the job's tiles were grouped
+	// into (set by the submitter), so cancel can remove them by id.
+	CatalogGroups int `json:"catalog_groups,omitempty"`
 	// CreatedAt is set by [Store.Create].
 	CreatedAt time.Time `json:"created_at"`
 }

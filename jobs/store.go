@@ -316,6 +316,34 @@ func (s *Store) Tiles(ctx context.Context, id string) ([]TileRecord, error) {
 	return out, nil
 }
 
+// TilesByName returns the named tiles of a job, in the order asked (one HMGET,
+// so a catalog task of a 100,000-tile job reads only its own group).
+func (s *Store) TilesByName(ctx context.Context, id string, names []string) ([]grid.Tile, error) {
+	if err := s.exists(ctx, id); err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	vals, err := s.Redis.HMGet(ctx, s.keys(id)[1], names...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("job %s: tiles: %w", id, err)
+	}
+	out := make([]grid.Tile, 0, len(names))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			return nil, &NotFoundError{Job: id, Item: "tile " + names[i]}
+		}
+		var t grid.Tile
+		if err := json.Unmarshal([]byte(str), &t); err != nil {
+			return nil, fmt.Errorf("job %s: tile %s does not decode: %w", id, names[i], err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
 func (s *Store) exists(ctx context.Context, id string) error {
 	if err := s.check(id); err != nil {
 		return err
@@ -685,4 +713,37 @@ func (s *Store) Pause(ctx context.Context, id, reason string, until time.Time) e
 func (s *Store) Resume(ctx context.Context, id string) error {
 	_, err := s.jobOp(ctx, id, "resume")
 	return err
+}
+
+// SetAutoStart asks a job that is not analysed yet to start processing as soon
+// as its analysis is done (enqueue start on a job submitted with --no-start).
+// The spec is updated with an optimistic transaction.
+func (s *Store) SetAutoStart(ctx context.Context, id string) error {
+	if err := s.exists(ctx, id); err != nil {
+		return err
+	}
+	key := s.keys(id)[0]
+	return s.Redis.Watch(ctx, func(tx *redis.Tx) error {
+		raw, err := tx.HGet(ctx, key, "spec").Result()
+		if err != nil {
+			return fmt.Errorf("job %s: read spec: %w", id, err)
+		}
+		var spec Spec
+		if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+			return fmt.Errorf("job %s: spec does not decode: %w", id, err)
+		}
+		if spec.AutoStart {
+			return nil
+		}
+		spec.AutoStart = true
+		b, err := json.Marshal(spec)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, key, "spec", string(b))
+			return nil
+		})
+		return err
+	}, key)
 }
