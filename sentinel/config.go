@@ -225,6 +225,10 @@ func checkURL(raw string) error {
 }
 
 // secret returns the client secret, reading ClientSecretFile when it is set.
+// Secret returns the client secret: ClientSecret, or the trimmed content of
+// ClientSecretFile when that is set. The error names the file, never the secret.
+func (c Config) Secret() (string, error) { return c.secret() }
+
 func (c Config) secret() (string, error) {
 	if c.ClientSecretFile == "" {
 		return c.ClientSecret, nil

@@ -1,0 +1,213 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hibiken/asynq"
+
+	"shfleet/grid"
+	"shfleet/jobs"
+)
+
+func slicesSort(s []string) { slices.Sort(s) }
+
+// Controller runs the job-level operations of the enqueue CLI: submit, start,
+// restart, cancel and resume, keeping the job store and the queue in step.
+type Controller struct {
+	Jobs      *jobs.Store
+	Queue     *asynq.Client
+	Inspector *asynq.Inspector
+	// GroupSize and GroupDegrees shape catalog groups (defaults DefaultGroupSize,
+	// DefaultGroupDegrees).
+	GroupSize    int
+	GroupDegrees float64
+}
+
+// Submit creates the job and enqueues one catalog task per group of neighbouring
+// tiles. It is all or nothing: when an enqueue fails, the tasks already enqueued
+// are deleted and the job removed, and the error says so.
+func (c Controller) Submit(ctx context.Context, spec jobs.Spec, tiles []grid.Tile) (jobs.Job, error) {
+	groups := GroupTiles(tiles, c.GroupSize, c.GroupDegrees)
+	spec.CatalogGroups = len(groups)
+	job, err := c.Jobs.Create(ctx, spec, tiles)
+	if err != nil {
+		return jobs.Job{}, err
+	}
+	for i, g := range groups {
+		names := make([]string, len(g))
+		for j, t := range g {
+			names[j] = t.Name
+		}
+		task, err := NewCatalogTask(CatalogPayload{Job: job.ID, Group: i, Tiles: names})
+		if err == nil {
+			_, err = c.Queue.EnqueueContext(ctx, task)
+		}
+		if err != nil {
+			c.rollback(job.ID, i)
+			return jobs.Job{}, fmt.Errorf("enqueue catalog task %d of %d: %w; nothing was submitted", i+1, len(groups), err)
+		}
+	}
+	return job, nil
+}
+
+func (c Controller) rollback(id string, groups int) {
+	ctx := context.Background()
+	for i := 0; i < groups; i++ {
+		_ = c.Inspector.DeleteTask(QueueCatalog, CatalogTaskID(id, i))
+	}
+	_, _ = c.Jobs.Cancel(ctx, id)
+	_ = c.Jobs.Delete(ctx, id)
+}
+
+// Start starts processing of an analysed job (ANALYSIS_DONE), or asks a job still
+// analysing to start as soon as its analysis is done.
+func (c Controller) Start(ctx context.Context, id string) (jobs.Job, error) {
+	job, err := c.Jobs.Get(ctx, id)
+	if err != nil {
+		return job, err
+	}
+	switch job.Status {
+	case jobs.StatusAnalysisDone:
+		return job, c.startAnalysed(ctx, job)
+	case jobs.StatusCreated, jobs.StatusAnalysing:
+		if err := c.Jobs.SetAutoStart(ctx, id); err != nil {
+			return job, err
+		}
+		// The analysis may have finished in between.
+		job, err = c.Jobs.Get(ctx, id)
+		if err == nil && job.Status == jobs.StatusAnalysisDone {
+			err = c.startAnalysed(ctx, job)
+		}
+		return job, err
+	}
+	return job, &jobs.TransitionError{Job: id, Op: "start", From: string(job.Status), To: string(jobs.StatusProcessing)}
+}
+
+// startAnalysed moves an analysed job to PROCESSING and enqueues its items;
+// called again on a PROCESSING job it enqueues what is still pending
+// (idempotent: task ids are deterministic).
+func (c Controller) startAnalysed(ctx context.Context, job jobs.Job) error {
+	var items []jobs.Item
+	var err error
+	if job.Status == jobs.StatusAnalysisDone {
+		items, err = c.Jobs.Start(ctx, job.ID)
+	} else if job.Status == jobs.StatusProcessing {
+		items, err = c.pending(ctx, job.ID)
+	}
+	if err != nil {
+		return err
+	}
+	job, err = c.Jobs.Get(ctx, job.ID)
+	if err != nil {
+		return err
+	}
+	return c.enqueueItems(ctx, job, items)
+}
+
+func (c Controller) pending(ctx context.Context, id string) ([]jobs.Item, error) {
+	var out []jobs.Item
+	for _, st := range []jobs.ItemStatus{jobs.ItemPending, jobs.ItemScheduled} {
+		items, err := c.Jobs.Items(ctx, id, st)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+	}
+	return out, nil
+}
+
+// enqueueItems schedules then enqueues one process task per item; a task id that
+// exists already is fine (enqueued before).
+func (c Controller) enqueueItems(ctx context.Context, job jobs.Job, items []jobs.Item) error {
+	const batch = 500
+	for len(items) > 0 {
+		n := min(batch, len(items))
+		entries := make([]jobs.Scheduled, n)
+		for i, it := range items[:n] {
+			entries[i] = jobs.Scheduled{ItemID: it.ID, TaskID: ProcessTaskID(job.ID, it.ID, job.Restarts)}
+		}
+		if err := c.Jobs.Schedule(ctx, job.ID, entries...); err != nil {
+			return err
+		}
+		for _, it := range items[:n] {
+			task, err := NewProcessTask(job, it.ID)
+			if err != nil {
+				return err
+			}
+			if _, err := c.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				return fmt.Errorf("enqueue item %s: %w", it.ID, err)
+			}
+		}
+		items = items[n:]
+	}
+	return nil
+}
+
+// Restart re-queues the FAILED items of a PARTIAL or FAILED job.
+func (c Controller) Restart(ctx context.Context, id string) (int, error) {
+	items, err := c.Jobs.Restart(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	job, err := c.Jobs.Get(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	return len(items), c.enqueueItems(ctx, job, items)
+}
+
+// Cancel stops a job at any state: the job is CANCELED (handlers drop its work),
+// its queued tasks are deleted and its running ones cancelled.
+func (c Controller) Cancel(ctx context.Context, id string) error {
+	items, err := c.Jobs.Cancel(ctx, id)
+	if err != nil {
+		return err
+	}
+	job, err := c.Jobs.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < job.Spec.CatalogGroups; i++ {
+		_ = c.Inspector.DeleteTask(QueueCatalog, CatalogTaskID(id, i))
+	}
+	queue := ProcessQueue(job.Spec)
+	for _, it := range items {
+		if it.TaskID == "" {
+			continue
+		}
+		if it.Status == jobs.ItemProcessing {
+			_ = c.Inspector.CancelProcessing(it.TaskID)
+		}
+		_ = c.Inspector.DeleteTask(queue, it.TaskID)
+	}
+	return nil
+}
+
+// Resume lifts an OUT_OF_PU pause after the monthly budget was raised: the job's
+// reason is cleared, its queue unpaused, its waiting tasks run now. The caller
+// clears the limiter's month flag (quota.Limiter.ResumeMonth).
+func (c Controller) Resume(ctx context.Context, id string) error {
+	job, err := c.Jobs.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := c.Jobs.Resume(ctx, id); err != nil {
+		return err
+	}
+	queue := ProcessQueue(job.Spec)
+	if err := c.Inspector.UnpauseQueue(queue); err != nil && !isNotPaused(err) {
+		return err
+	}
+	if _, err := c.Inspector.RunAllRetryTasks(queue); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+		return err
+	}
+	return nil
+}
+
+func isNotPaused(err error) bool {
+	return err != nil && (errors.Is(err, asynq.ErrQueueNotFound) || strings.Contains(err.Error(), "not paused"))
+}

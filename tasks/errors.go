@@ -1,0 +1,130 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"shfleet/quota"
+	"shfleet/sentinel"
+)
+
+// This file is the ONE place where errors become queue behaviour. Handlers return
+// errors; the worker's asynq.Config uses IsFailure and RetryDelay below.
+
+// Retry backoff for failures (5xx, network errors, truncated bodies).
+const (
+	// RetryBase is the delay before the first retry of a failure; it doubles with
+	// every further retry, with jitter, up to RetryMax.
+	RetryBase = 2 * time.Second
+	// RetryMax caps the delay between retries of a failure.
+	RetryMax = 5 * time.Minute
+)
+
+// WaitError hands a task back to the queue without counting a failure: the quota
+// has no slot soon enough (a fleet-wide hold after a 429, reservations booked far
+// ahead) or the account's month is spent. The task runs again after After.
+type WaitError struct {
+	// After is how long the queue should hold the task.
+	After time.Duration
+	// Reason says why, for logs and the dashboard.
+	Reason string
+}
+
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("waiting %s for the quota: %s", e.After.Round(time.Millisecond), e.Reason)
+}
+
+// Action is what the queue does with a task whose handler returned an error.
+type Action int
+
+// Actions, from the least to the most final.
+const (
+	// ActionWait re-runs the task later without counting a retry (429, quota waits).
+	ActionWait Action = iota
+	// ActionRetry retries with exponential backoff, counting a retry (5xx,
+	// network errors, truncated bodies, a token endpoint failure).
+	ActionRetry
+	// ActionFail fails the item at once (400 and other client errors).
+	ActionFail
+	// ActionPauseMonth stops the fleet until the monthly quota resets (403, our
+	// own monthly budget).
+	ActionPauseMonth
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionWait:
+		return "wait"
+	case ActionRetry:
+		return "retry"
+	case ActionFail:
+		return "fail"
+	case ActionPauseMonth:
+		return "pause-month"
+	}
+	return "unknown"
+}
+
+// Classify maps an error from the Sentinel Hub client, the quota or the output
+// store to what the queue must do with the task.
+func Classify(err error) Action {
+	var (
+		wait  *WaitError
+		rle   *sentinel.RateLimitError
+		qe    *sentinel.QuotaExceededError
+		api   *sentinel.APIError
+		field *sentinel.FieldError
+	)
+	switch {
+	case errors.As(err, &wait), errors.As(err, &rle), errors.Is(err, quota.ErrTooFar):
+		return ActionWait
+	case errors.As(err, &qe), errors.Is(err, quota.ErrMonthlyQuotaExhausted):
+		return ActionPauseMonth
+	case errors.As(err, &api):
+		if api.Temporary() || api.Status == 408 || api.Status == 409 || api.Status == 425 {
+			return ActionRetry
+		}
+		return ActionFail
+	case errors.As(err, &field), errors.Is(err, asynq.SkipRetry), errors.Is(err, quota.ErrCostExceedsCapacity):
+		return ActionFail
+	}
+	// 401 after the client's own refresh, token endpoint errors, network errors,
+	// truncated bodies (io.ErrUnexpectedEOF), Redis hiccups: retry with backoff.
+	return ActionRetry
+}
+
+// IsFailure is asynq.Config.IsFailure: waiting for the quota is not a failure and
+// must not eat the task's retry budget.
+func IsFailure(err error) bool {
+	return Classify(err) != ActionWait && !errors.Is(err, context.Canceled)
+}
+
+// RetryDelay is asynq.Config.RetryDelayFunc: the quota's own wait for ActionWait,
+// exponential backoff with full jitter otherwise.
+func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var wait *WaitError
+	if errors.As(err, &wait) {
+		return max(wait.After, time.Second)
+	}
+	var rle *sentinel.RateLimitError
+	if errors.As(err, &rle) && rle.Wait() > 0 {
+		return rle.Wait()
+	}
+	return Backoff(n)
+}
+
+// Backoff is the delay before retry n (0-based) of a failure: RetryBase x 2^n,
+// capped at RetryMax, with jitter in [d/2, d].
+func Backoff(n int) time.Duration {
+	d := RetryBase
+	for i := 0; i < n && d < RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, RetryMax)
+	return d/2 + rand.N(d/2+1)
+}

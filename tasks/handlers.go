@@ -1,0 +1,232 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"shfleet/jobs"
+	"shfleet/output"
+	"shfleet/quota"
+	"shfleet/sentinel"
+)
+
+// Defaults of Handlers fields left zero.
+const (
+	// DefaultCatalogCacheTTL is how long identical catalog searches are served from
+	// Redis.
+	DefaultCatalogCacheTTL = 24 * time.Hour
+	// DefaultRateLimitRetries is how often a handler re-admits a request after a 429
+	// within one run, before handing the task back to the queue.
+	DefaultRateLimitRetries = 5
+)
+
+// Hooks let the worker count what happens (Prometheus metrics); every field may be
+// nil.
+type Hooks struct {
+	// ItemFinished is called when an item becomes DONE or FAILED.
+	ItemFinished func(job string, status jobs.ItemStatus, pu float64)
+	// RateLimited is called for every 429, with the violated policy ("" unknown).
+	RateLimited func(policy string)
+	// CatalogRequest is called for every catalog page requested (cached: false) or
+	// served from the cache (cached: true).
+	CatalogRequest func(cached bool)
+	// Admitted is called after every quota admission with its wait.
+	Admitted func(wait time.Duration)
+}
+
+// Handlers run the catalog and process tasks of a worker process. Each worker
+// process has its own Handlers (own Redis client, limiter and token source); Redis
+// keeps them in step. Every field but Log, Hooks, Prefix and CatalogCacheTTL is
+// required.
+type Handlers struct {
+	// Redis is the shared Redis (catalog cache).
+	Redis redis.UniversalClient
+	// Prefix starts the catalog cache keys. Default jobs.DefaultPrefix.
+	Prefix string
+	// Jobs is the job store.
+	Jobs *jobs.Store
+	// Limiter admits every Sentinel Hub request (catalog and process).
+	Limiter *quota.Limiter
+	// Client talks to Sentinel Hub with the fleet's shared token.
+	Client *sentinel.Client
+	// Queue enqueues process tasks when an analysis is done.
+	Queue *asynq.Client
+	// Inspector pauses the process queues when the month's PU are spent.
+	Inspector *asynq.Inspector
+	// Outputs opens result stores by URL; default NewOutputs().
+	Outputs *Outputs
+	// Log receives one event per item and per 429 burst. Default: nothing.
+	Log zerolog.Logger
+	// Hooks count events for metrics.
+	Hooks Hooks
+	// CatalogCacheTTL is how long catalog results are cached. Default
+	// DefaultCatalogCacheTTL.
+	CatalogCacheTTL time.Duration
+	// RateLimitRetries bounds re-admissions after 429s within one run. Default
+	// DefaultRateLimitRetries.
+	RateLimitRetries int
+
+	once     sync.Once
+	burstLog zerolog.Logger
+}
+
+func (h *Handlers) init() {
+	h.once.Do(func() {
+		if h.Outputs == nil {
+			h.Outputs = NewOutputs()
+		}
+		if h.Prefix == "" {
+			h.Prefix = jobs.DefaultPrefix
+		}
+		if h.CatalogCacheTTL == 0 {
+			h.CatalogCacheTTL = DefaultCatalogCacheTTL
+		}
+		if h.RateLimitRetries == 0 {
+			h.RateLimitRetries = DefaultRateLimitRetries
+		}
+		// One line per 429 burst, not per request.
+		h.burstLog = h.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
+	})
+}
+
+// Mux returns the asynq handler of both task types.
+func (h *Handlers) Mux() *asynq.ServeMux {
+	h.init()
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypeCatalog, h.HandleCatalog)
+	mux.HandleFunc(TypeProcess, h.HandleProcess)
+	return mux
+}
+
+// Outputs caches opened result stores by URL; safe for concurrent use.
+type Outputs struct {
+	mu     sync.Mutex
+	stores map[string]*output.Store
+	// Config opens new stores. The zero value works.
+	Config output.Config
+}
+
+// NewOutputs returns an empty store cache.
+func NewOutputs() *Outputs { return &Outputs{stores: map[string]*output.Store{}} }
+
+// Open returns the store for url, opening it once.
+func (o *Outputs) Open(ctx context.Context, url string) (*output.Store, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stores == nil {
+		o.stores = map[string]*output.Store{}
+	}
+	if s, ok := o.stores[url]; ok {
+		return s, nil
+	}
+	s, err := o.Config.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	o.stores[url] = s
+	return s, nil
+}
+
+// Close closes every opened store.
+func (o *Outputs) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var errs []error
+	for k, s := range o.stores {
+		errs = append(errs, s.Close())
+		delete(o.stores, k)
+	}
+	return errors.Join(errs...)
+}
+
+// admit waits for a quota slot, hands the task back to the queue when the slot
+// is too far ahead, and reports the wait.
+func (h *Handlers) admit(ctx context.Context, cost quota.Cost) (quota.Reservation, error) {
+	res, err := h.Limiter.Wait(ctx, cost)
+	if err != nil {
+		var far *quota.TooFarError
+		if errors.As(err, &far) && !far.ByDeadline {
+			return res, &WaitError{After: far.Ahead, Reason: "the fleet's quota is booked ahead"}
+		}
+		return res, err
+	}
+	if h.Hooks.Admitted != nil {
+		h.Hooks.Admitted(res.Delay)
+	}
+	return res, nil
+}
+
+// rateLimited records a 429 fleet-wide and logs once per burst.
+func (h *Handlers) rateLimited(ctx context.Context, rle *sentinel.RateLimitError, job string) {
+	if err := h.Limiter.Observe429(ctx, rle); err != nil {
+		h.Log.Warn().Err(err).Str("job", job).Msg("could not share a 429 with the fleet")
+	}
+	policy := ""
+	if rle.Policy != nil {
+		policy = fmt.Sprintf("%s:%g:%s", rle.Policy.Kind, rle.Policy.Capacity, rle.Policy.SamplingPeriod)
+	}
+	if h.Hooks.RateLimited != nil {
+		h.Hooks.RateLimited(policy)
+	}
+	h.burstLog.Warn().Str("job", job).Str("policy", policy).Dur("retry_after", rle.Wait()).
+		Msg("Sentinel Hub answered 429; the whole fleet holds (logged once per burst)")
+}
+
+// monthSpent pauses the fleet for the rest of the month: the limiter refuses,
+// every job of this queue is marked OUT_OF_PU with the reset date, and the queue
+// is paused so no task starts; the task waits until the reset without a retry
+// storm. `enqueue resume` undoes it after a budget raise.
+func (h *Handlers) monthSpent(ctx context.Context, job jobs.Job, cause error) error {
+	var serverSaid *sentinel.QuotaExceededError
+	if errors.As(cause, &serverSaid) {
+		if err := h.Limiter.Observe403(ctx); err != nil {
+			h.Log.Warn().Err(err).Msg("could not record the 403 fleet-wide")
+		}
+	}
+	reset := NextMonth(time.Now())
+	var mq *quota.MonthlyQuotaError
+	if errors.As(cause, &mq) {
+		reset = mq.Reset
+	}
+	if err := h.Jobs.Pause(ctx, job.ID, jobs.ReasonOutOfPU, reset); err != nil && !errors.Is(err, jobs.ErrInvalidTransition) {
+		h.Log.Warn().Err(err).Str("job", job.ID).Msg("could not mark the job OUT_OF_PU")
+	}
+	queue := ProcessQueue(job.Spec)
+	if h.Inspector != nil {
+		if err := h.Inspector.PauseQueue(queue); err != nil {
+			h.Log.Warn().Err(err).Str("queue", queue).Msg("could not pause the queue")
+		}
+	}
+	h.Log.Error().Str("job", job.ID).Str("queue", queue).Time("resets", reset).Err(cause).
+		Msg("monthly processing units exhausted: queue paused until the reset; raise the budget and run `enqueue resume` to go on earlier")
+	return &WaitError{After: time.Until(reset), Reason: "monthly PU quota exhausted (OUT_OF_PU) until " + reset.UTC().Format(time.DateOnly)}
+}
+
+// NextMonth is the 1st of the month after t, 00:00 UTC: when a monthly quota resets.
+func NextMonth(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+func decode[T any](t *asynq.Task) (T, error) {
+	var p T
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return p, fmt.Errorf("task %s: payload does not decode: %v: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	return p, nil
+}
+
+// lastAttempt reports whether a failure now exhausts the task's retries.
+func lastAttempt(ctx context.Context) bool {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	m, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && n >= m
+}

@@ -1,0 +1,318 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"shfleet/grid"
+	"shfleet/jobs"
+	"shfleet/output"
+	"shfleet/quota"
+	"shfleet/sentinel"
+)
+
+// ManifestKey is where a job's manifest goes, under the output root.
+func ManifestKey(job string) string { return job + "/manifest.json" }
+
+// OutputKeys are the store keys of an item's outputs, by response identifier.
+func OutputKeys(spec jobs.Spec, job string, tile grid.Tile, item jobs.Item) (map[string]string, error) {
+	tmpl, err := output.ParseTemplate(spec.PathTemplate)
+	if err != nil {
+		return nil, err
+	}
+	keys := map[string]string{}
+	for _, r := range Responses(spec) {
+		k, err := tmpl.Render(output.PathVars{RequestID: job, TileName: tile.Name, Date: item.Date,
+			OutputID: cmpOr(r.Identifier, "default"), Format: output.FormatExt(r.Format.Type)})
+		if err != nil {
+			return nil, err
+		}
+		keys[cmpOr(r.Identifier, "default")] = k
+	}
+	return keys, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// HandleProcess runs a process task: quota admission (1 request + the item's PU
+// estimate), the Process API with the shared token, the body streamed into the
+// output store, PU settled from X-ProcessingUnits-Spent, the item DONE. A
+// re-delivered task whose item is DONE does nothing (idempotent).
+func (h *Handlers) HandleProcess(ctx context.Context, t *asynq.Task) error {
+	h.init()
+	p, err := decode[ProcessPayload](t)
+	if err != nil {
+		return err
+	}
+	job, err := h.Jobs.Get(ctx, p.Job)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	} else if err != nil {
+		return err
+	}
+	if job.Status == jobs.StatusCanceled {
+		return nil
+	}
+	item, err := h.Jobs.Item(ctx, job.ID, p.Item)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	} else if err != nil {
+		return err
+	}
+	log := h.Log.With().Str("job", job.ID).Str("item", item.ID).Str("tile", item.Tile).Logger()
+	if id, ok := asynq.GetTaskID(ctx); ok {
+		log = log.With().Str("task_id", id).Logger()
+	}
+	switch item.Status {
+	case jobs.ItemDone, jobs.ItemFailed:
+		return nil
+	case jobs.ItemProcessing:
+		// Nobody releases an item and leaves it PROCESSING: its worker died or
+		// timed out. It goes back to PENDING at most jobs.MaxReturns times.
+		out, err := h.Jobs.FailItem(ctx, job.ID, item.ID, "worker stopped while processing (crash or timeout)", false)
+		if err != nil {
+			return err
+		}
+		if out.Item == jobs.ItemFailed {
+			h.finished(ctx, log, job.ID, out, jobs.ItemFailed, 0)
+			return nil
+		}
+	}
+	ok, err := h.Jobs.BeginItem(ctx, job.ID, item.ID)
+	if err != nil || !ok {
+		return err
+	}
+	err = h.process(ctx, log, job, item)
+	if err == nil {
+		return nil
+	}
+	return h.settleFailure(ctx, log, job, item, err)
+}
+
+// settleFailure applies Classify to a failed run: the item goes back to the queue
+// (wait or retry) or fails for good.
+func (h *Handlers) settleFailure(ctx context.Context, log zerolog.Logger, job jobs.Job, item jobs.Item, err error) error {
+	release := func() {
+		// A fresh context: the run's may be cancelled (shutdown), the item must
+		// still go back.
+		if _, rerr := h.Jobs.ReleaseItem(context.WithoutCancel(ctx), job.ID, item.ID); rerr != nil {
+			log.Warn().Err(rerr).Msg("could not release the item")
+		}
+	}
+	if ctx.Err() != nil {
+		release()
+		return ctx.Err()
+	}
+	action := Classify(err)
+	switch action {
+	case ActionWait:
+		release()
+		return err
+	case ActionPauseMonth:
+		release()
+		return h.monthSpent(ctx, job, err)
+	case ActionRetry:
+		if !lastAttempt(ctx) {
+			release()
+			log.Warn().Err(err).Msg("item failed; retrying with backoff")
+			return err
+		}
+	}
+	out, ferr := h.Jobs.FailItem(ctx, job.ID, item.ID, err.Error(), true)
+	if ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	log.Error().Err(err).Str("action", action.String()).Msg("item FAILED")
+	h.finished(ctx, log, job.ID, out, jobs.ItemFailed, 0)
+	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+}
+
+// process sends the item's request (re-admitting after 429s) and stores its
+// outputs.
+func (h *Handlers) process(ctx context.Context, log zerolog.Logger, job jobs.Job, item jobs.Item) error {
+	tiles, err := h.Jobs.TilesByName(ctx, job.ID, []string{item.Tile})
+	if err != nil {
+		return err
+	}
+	tile := tiles[0]
+	store, err := h.Outputs.Open(ctx, job.Spec.OutputURL)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	keys, err := OutputKeys(job.Spec, job.ID, tile, item)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if !job.Spec.Overwrite {
+		if objs, ok := existing(ctx, store, keys); ok {
+			log.Info().Msg("outputs exist already; skipped (resume)")
+			return h.complete(ctx, log, job, item, objs, 0)
+		}
+	}
+	req := BuildProcessRequest(job.Spec, tile, item)
+	cost := quota.Cost{Requests: 1, MilliPU: item.EstimatedMilliPU}
+	for attempt := 0; ; attempt++ {
+		res, err := h.admit(ctx, cost)
+		if err != nil {
+			return err
+		}
+		resp, err := h.Client.Process.Do(ctx, req)
+		var rle *sentinel.RateLimitError
+		if errors.As(err, &rle) {
+			h.rateLimited(ctx, rle, job.ID)
+			if attempt+1 >= h.RateLimitRetries {
+				return &WaitError{After: max(rle.Wait(), RetryBase), Reason: "repeated 429s"}
+			}
+			continue
+		}
+		if err != nil {
+			_ = h.Limiter.Settle(context.WithoutCancel(ctx), res, 0)
+			return err
+		}
+		objs, werr := writeOutputs(ctx, store, keys, resp)
+		resp.Close()
+		spent := item.EstimatedMilliPU
+		if resp.HasPUSpent {
+			spent = sentinel.MilliPU(resp.PUSpent)
+		}
+		if err := h.Limiter.Settle(context.WithoutCancel(ctx), res, spent); err != nil {
+			log.Warn().Err(err).Msg("could not settle PU")
+		}
+		_ = h.Limiter.ObserveSuccess(ctx)
+		if werr != nil {
+			return werr
+		}
+		return h.complete(ctx, log, job, item, objs, spent)
+	}
+}
+
+// complete marks the item DONE and, when that finished the job, writes its manifest.
+func (h *Handlers) complete(ctx context.Context, log zerolog.Logger, job jobs.Job, item jobs.Item, objs []output.Object, spentMilli int64) error {
+	rec := make([]jobs.OutputRecord, len(objs))
+	for i, o := range objs {
+		rec[i] = jobs.OutputRecord{Key: o.Key, Size: o.Size, SHA256: o.SHA256}
+	}
+	pu := float64(spentMilli) / 1000
+	out, err := h.Jobs.CompleteItem(context.WithoutCancel(ctx), job.ID, item.ID, jobs.Result{Outputs: rec, PU: pu})
+	if err != nil {
+		return err
+	}
+	log.Info().Float64("pu", pu).Int("outputs", len(objs)).Msg("item DONE")
+	h.finished(ctx, log, job.ID, out, jobs.ItemDone, pu)
+	return nil
+}
+
+// finished counts a final item and, when the job is over, writes the manifest.
+func (h *Handlers) finished(ctx context.Context, log zerolog.Logger, jobID string, out jobs.Outcome, st jobs.ItemStatus, pu float64) {
+	if h.Hooks.ItemFinished != nil {
+		h.Hooks.ItemFinished(jobID, st, pu)
+	}
+	if out.Finished == "" {
+		return
+	}
+	log.Info().Str("status", string(out.Finished)).Msg("job finished")
+	if err := h.WriteManifest(context.WithoutCancel(ctx), jobID); err != nil {
+		log.Error().Err(err).Msg("could not write the job manifest")
+	}
+}
+
+// WriteManifest writes <job>/manifest.json with every output of the job's DONE
+// items (key, size, sha256, PU).
+func (h *Handlers) WriteManifest(ctx context.Context, jobID string) error {
+	job, err := h.Jobs.Get(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	items, err := h.Jobs.Items(ctx, jobID, jobs.ItemDone)
+	if err != nil {
+		return err
+	}
+	store, err := h.Outputs.Open(ctx, job.Spec.OutputURL)
+	if err != nil {
+		return err
+	}
+	var entries []output.ManifestEntry
+	for _, it := range items {
+		for _, o := range it.Outputs {
+			id := strings.TrimSuffix(path.Base(o.Key), path.Ext(o.Key))
+			entries = append(entries, output.ManifestEntry{Tile: it.Tile, Date: it.Date, OutputID: id, Key: o.Key,
+				Size: o.Size, SHA256: o.SHA256, PU: float64(it.SpentMilliPU) / 1000 / float64(len(it.Outputs))})
+		}
+	}
+	return output.WriteManifest(ctx, store, ManifestKey(jobID), entries)
+}
+
+// existing returns the objects when every output of an item is stored complete.
+func existing(ctx context.Context, store *output.Store, keys map[string]string) ([]output.Object, bool) {
+	var objs []output.Object
+	for _, k := range sortedValues(keys) {
+		o, ok, err := store.Exists(ctx, k)
+		if err != nil || !ok {
+			return nil, false
+		}
+		objs = append(objs, o)
+	}
+	return objs, true
+}
+
+// writeOutputs streams the response into the store: the body itself for one
+// output, each part of the tar for several. A body cut short fails the write and
+// stores nothing under its key.
+func writeOutputs(ctx context.Context, store *output.Store, keys map[string]string, resp *sentinel.ProcessResponse) ([]output.Object, error) {
+	if len(keys) == 1 && !strings.Contains(resp.ContentType, "tar") {
+		for _, k := range keys {
+			o, err := store.Put(ctx, k, resp.Body, output.PutOptions{ExpectedSize: max(resp.ContentLength, 0)})
+			if err != nil {
+				return nil, fmt.Errorf("store %s: %w", k, err)
+			}
+			return []output.Object{o}, nil
+		}
+	}
+	var objs []output.Object
+	seen := map[string]bool{}
+	err := sentinel.SplitTar(resp.Body, func(name string, r io.Reader) error {
+		id := strings.TrimSuffix(path.Base(name), path.Ext(name))
+		k, ok := keys[id]
+		if !ok {
+			_, err := io.Copy(io.Discard, r) // e.g. userdata.json when not requested
+			return err
+		}
+		o, err := store.Put(ctx, k, r, output.PutOptions{})
+		if err != nil {
+			return fmt.Errorf("store %s: %w", k, err)
+		}
+		seen[id] = true
+		objs = append(objs, o)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for id := range keys {
+		if !seen[id] {
+			return nil, fmt.Errorf("response has no part for output %q", id)
+		}
+	}
+	return objs, nil
+}
+
+func sortedValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	slicesSort(out)
+	return out
+}

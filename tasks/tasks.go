@@ -1,0 +1,151 @@
+package tasks
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"shfleet/grid"
+	"shfleet/jobs"
+	"shfleet/sentinel"
+)
+
+// Task types and queues.
+const (
+	// TypeCatalog searches the Catalog API for one group of neighbouring tiles.
+	TypeCatalog = "shfleet:catalog"
+	// TypeProcess downloads one work item with the Process API.
+	TypeProcess = "shfleet:process"
+	// QueueCatalog is the queue of catalog tasks (analysis).
+	QueueCatalog = "catalog"
+	// DefaultGroupSize is the most tiles one catalog search covers.
+	DefaultGroupSize = 64
+	// DefaultGroupDegrees is the side of the lon/lat cell that groups neighbouring
+	// tiles for one catalog search.
+	DefaultGroupDegrees = 1.0
+	// DefaultCollection is the collection of a Spec that names none.
+	DefaultCollection = "sentinel-2-l2a"
+	// CatalogMaxRetry and ProcessMaxRetry bound the retries of failures (5xx,
+	// network, truncated bodies); waits for the quota do not count.
+	CatalogMaxRetry = 8
+	ProcessMaxRetry = 8
+	// TaskTimeout bounds one task's run.
+	TaskTimeout = 15 * time.Minute
+)
+
+// CatalogPayload is the payload of a catalog task: a job id and the names of the
+// tiles its search covers.
+type CatalogPayload struct {
+	Job   string   `json:"job"`
+	Group int      `json:"group"`
+	Tiles []string `json:"tiles"`
+}
+
+// ProcessPayload is the payload of a process task: a job id and an item id.
+type ProcessPayload struct {
+	Job  string `json:"job"`
+	Item string `json:"item"`
+}
+
+// CatalogTaskID is the asynq task id of a job's catalog group.
+func CatalogTaskID(job string, group int) string { return fmt.Sprintf("%s:catalog:%d", job, group) }
+
+// ProcessTaskID is the asynq task id of an item; restarts counts the job's
+// restarts, so a restarted item gets a fresh id (asynq keeps ids taken while a task
+// exists in any state, archive included).
+func ProcessTaskID(job, item string, restarts int) string {
+	return fmt.Sprintf("%s:item:%s:r%d", job, item, restarts)
+}
+
+// NewCatalogTask builds the catalog task of one group.
+func NewCatalogTask(p CatalogPayload) (*asynq.Task, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return asynq.NewTask(TypeCatalog, b, asynq.Queue(QueueCatalog), asynq.TaskID(CatalogTaskID(p.Job, p.Group)),
+		asynq.MaxRetry(CatalogMaxRetry), asynq.Timeout(TaskTimeout)), nil
+}
+
+// NewProcessTask builds the process task of one item on the job's queue.
+func NewProcessTask(job jobs.Job, item string) (*asynq.Task, error) {
+	b, err := json.Marshal(ProcessPayload{Job: job.ID, Item: item})
+	if err != nil {
+		return nil, err
+	}
+	return asynq.NewTask(TypeProcess, b, asynq.Queue(ProcessQueue(job.Spec)),
+		asynq.TaskID(ProcessTaskID(job.ID, item, job.Restarts)),
+		asynq.MaxRetry(ProcessMaxRetry), asynq.Timeout(TaskTimeout)), nil
+}
+
+// ProcessQueue is the queue of a job's process tasks.
+func ProcessQueue(spec jobs.Spec) string { return cmp.Or(spec.Queue, jobs.DefaultQueue) }
+
+// GroupTiles groups tiles for catalog searches: tiles whose centres fall in the
+// same degrees x degrees lon/lat cell share a search, at most size per group, so
+// catalog requests grow with the number of scenes and pages, not with the number
+// of tiles. The result is deterministic (sorted by cell, then tile name).
+func GroupTiles(tiles []grid.Tile, size int, degrees float64) [][]grid.Tile {
+	size = cmp.Or(size, DefaultGroupSize)
+	if degrees <= 0 {
+		degrees = DefaultGroupDegrees
+	}
+	type cell struct{ x, y int }
+	cells := map[cell][]grid.Tile{}
+	for _, t := range tiles {
+		c := cell{int(math.Floor((t.WGS84[0] + t.WGS84[2]) / 2 / degrees)), int(math.Floor((t.WGS84[1] + t.WGS84[3]) / 2 / degrees))}
+		cells[c] = append(cells[c], t)
+	}
+	keys := make([]cell, 0, len(cells))
+	for c := range cells {
+		keys = append(keys, c)
+	}
+	slices.SortFunc(keys, func(a, b cell) int { return cmp.Or(cmp.Compare(a.y, b.y), cmp.Compare(a.x, b.x)) })
+	var groups [][]grid.Tile
+	for _, c := range keys {
+		ts := cells[c]
+		slices.SortFunc(ts, func(a, b grid.Tile) int { return cmp.Compare(a.Name, b.Name) })
+		for len(ts) > 0 {
+			n := min(size, len(ts))
+			groups = append(groups, ts[:n:n])
+			ts = ts[n:]
+		}
+	}
+	return groups
+}
+
+// Responses returns the spec's responses, or one GeoTIFF "default" output.
+func Responses(spec jobs.Spec) []sentinel.OutputResponse {
+	if len(spec.Responses) > 0 {
+		return spec.Responses
+	}
+	return []sentinel.OutputResponse{{Identifier: "default", Format: sentinel.ResponseFormat{Type: "image/tiff"}}}
+}
+
+// BuildProcessRequest is the Process API request of one item: the tile's bbox in
+// its own CRS, the item's time range, the job's collection, filters, evalscript and
+// responses, and the tile's pixel size.
+func BuildProcessRequest(spec jobs.Spec, tile grid.Tile, item jobs.Item) sentinel.ProcessRequest {
+	crs := sentinel.CRSWGS84
+	if tile.EPSG != 0 && tile.EPSG != 4326 {
+		crs = fmt.Sprintf("%s%d", sentinel.CRSEPSGPrefix, tile.EPSG)
+	}
+	filter := &sentinel.DataFilter{
+		TimeRange:        &sentinel.TimeRange{From: item.From.UTC(), To: item.To.UTC()},
+		MaxCloudCoverage: spec.MaxCloudCover,
+		MosaickingOrder:  spec.MosaickingOrder,
+	}
+	return sentinel.ProcessRequest{
+		Input: sentinel.ProcessInput{
+			Bounds: sentinel.Bounds{BBox: tile.BBox[:], Properties: sentinel.BoundsProperties{CRS: crs}},
+			Data:   []sentinel.InputData{{Type: cmp.Or(spec.Collection, DefaultCollection), DataFilter: filter}},
+		},
+		Output:     sentinel.ProcessOutput{Width: tile.Width, Height: tile.Height, Responses: Responses(spec)},
+		Evalscript: spec.Evalscript,
+	}
+}

@@ -1,0 +1,194 @@
+// Package worker assembles one shfleet worker process: its own Redis client,
+// quota limiter, shared token source, Sentinel Hub client and task handlers, run
+// by an asynq server with the error mapping of package tasks. Start as many as
+// you like, on as many machines as you like, against one Redis.
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"shfleet/jobs"
+	"shfleet/quota"
+	"shfleet/sentinel"
+	"shfleet/tasks"
+)
+
+// Defaults of Config fields left zero.
+const (
+	// DefaultConcurrency is the number of tasks one worker runs at once.
+	DefaultConcurrency = 16
+	// DefaultShutdownTimeout is how long in-flight items may finish on SIGTERM
+	// before they go back to the queue.
+	DefaultShutdownTimeout = 25 * time.Second
+)
+
+// Config configures a worker process. Redis, Sentinel credentials and Policies
+// are required.
+type Config struct {
+	// Redis is the fleet's Redis. Required.
+	Redis redis.UniversalClient
+	// Sentinel is the Sentinel Hub configuration (credentials from env or files).
+	Sentinel sentinel.Config
+	// Policies are the account's rate limits. Required.
+	Policies []quota.Policy
+	// MonthlyPU is the fleet's own monthly PU budget; 0: none.
+	MonthlyPU float64
+	// Headroom is the limiter's headroom (default quota.DefaultHeadroom).
+	Headroom float64
+	// Prefix starts every key. Default jobs.DefaultPrefix.
+	Prefix string
+	// Concurrency is how many tasks run at once. Default DefaultConcurrency.
+	Concurrency int
+	// Queues maps queue names to priorities. Default: catalog 3, default 6.
+	Queues map[string]int
+	// ShutdownTimeout: see DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// TokenRequestsPerMinute limits the fleet's token requests (default
+	// quota.DefaultTokenRequestsPerMinute).
+	TokenRequestsPerMinute int
+	// Logger receives the worker's events. Default: nothing.
+	Logger zerolog.Logger
+	// Hooks count events for metrics.
+	Hooks tasks.Hooks
+	// Now is the limiter's clock for tests; nil uses Redis server time.
+	Now func() time.Time
+}
+
+// Worker is one running worker process.
+type Worker struct {
+	cfg       Config
+	Limiter   *quota.Limiter
+	Tokens    *quota.SharedTokenSource
+	Jobs      *jobs.Store
+	Handlers  *tasks.Handlers
+	Inspector *asynq.Inspector
+	queue     *asynq.Client
+	server    *asynq.Server
+}
+
+// New builds a worker from cfg; it does not contact Redis or Sentinel Hub (see
+// Check).
+func New(cfg Config) (*Worker, error) {
+	if cfg.Redis == nil {
+		return nil, errors.New("worker: no Redis; set REDIS_URL (redis://[:password@]host:port/db, rediss:// for TLS)")
+	}
+	if cfg.Sentinel.ClientID == "" {
+		return nil, errors.New("worker: no Sentinel Hub client id; set SH_CLIENT_ID (and SH_CLIENT_SECRET or SH_CLIENT_SECRET_FILE)")
+	}
+	secret, err := cfg.Sentinel.Secret()
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	if secret == "" {
+		return nil, errors.New("worker: no Sentinel Hub client secret; set SH_CLIENT_SECRET or SH_CLIENT_SECRET_FILE")
+	}
+	prefix := cmp.Or(cfg.Prefix, jobs.DefaultPrefix)
+	lim, err := quota.NewLimiter(quota.Config{Redis: cfg.Redis, Account: cfg.Sentinel.ClientID, Prefix: prefix,
+		Policies: cfg.Policies, MonthlyPU: cfg.MonthlyPU, Headroom: cfg.Headroom, Logger: cfg.Logger, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: cfg.Redis, ClientID: cfg.Sentinel.ClientID,
+		ClientSecret: secret, Upstream: quota.SentinelUpstream(cfg.Sentinel), Prefix: prefix,
+		TokenRequestsPerMinute: cfg.TokenRequestsPerMinute, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	store := &jobs.Store{Redis: cfg.Redis, Prefix: prefix}
+	queue := asynq.NewClientFromRedisClient(cfg.Redis)
+	insp := asynq.NewInspectorFromRedisClient(cfg.Redis)
+	h := &tasks.Handlers{Redis: cfg.Redis, Prefix: prefix, Jobs: store, Limiter: lim,
+		Client: sentinel.NewClient(cfg.Sentinel, tokens), Queue: queue, Inspector: insp,
+		Log: cfg.Logger, Hooks: cfg.Hooks}
+	queues := cfg.Queues
+	if len(queues) == 0 {
+		queues = map[string]int{tasks.QueueCatalog: 3, jobs.DefaultQueue: 6}
+	}
+	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
+		Concurrency:     cmp.Or(cfg.Concurrency, DefaultConcurrency),
+		Queues:          queues,
+		IsFailure:       tasks.IsFailure,
+		RetryDelayFunc:  tasks.RetryDelay,
+		ShutdownTimeout: cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout),
+		Logger:          asynqLogger{cfg.Logger},
+		LogLevel:        asynq.WarnLevel,
+		// Short waits belong in the handlers; keep the queue's own clock tight.
+		DelayedTaskCheckInterval: time.Second,
+	})
+	return &Worker{cfg: cfg, Limiter: lim, Tokens: tokens, Jobs: store, Handlers: h, Inspector: insp, queue: queue, server: srv}, nil
+}
+
+// Check verifies what a worker needs before it takes work, with messages that
+// say what to do: Redis reachable, maxmemory-policy noeviction (an evicting Redis
+// silently loses queue state), and — when checkToken is set — that the
+// credentials obtain a token.
+func (w *Worker) Check(ctx context.Context, checkToken bool) error {
+	if err := CheckRedis(ctx, w.cfg.Redis); err != nil {
+		return err
+	}
+	if checkToken {
+		if _, err := w.Tokens.TokenContext(ctx); err != nil {
+			return fmt.Errorf("worker: cannot obtain a Sentinel Hub token: %w", err)
+		}
+	}
+	return nil
+}
+
+// CheckRedis pings Redis and refuses an evicting maxmemory-policy.
+func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis unreachable: %w; check REDIS_URL (redis://[:password@]host:port/db) and that the server runs", err)
+	}
+	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		if strings.Contains(strings.ToLower(err.Error()), "unknown command") {
+			return nil // an embedded Redis without CONFIG: it never evicts
+		}
+		return fmt.Errorf("redis: CONFIG GET maxmemory-policy: %w", err)
+	}
+	if p, ok := res["maxmemory-policy"]; ok && p != "noeviction" {
+		return fmt.Errorf("redis maxmemory-policy is %q: queue and job state would be evicted under memory pressure; run redis with --maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction)", p)
+	}
+	return nil
+}
+
+// Start starts processing in the background.
+func (w *Worker) Start() error {
+	return w.server.Start(w.Handlers.Mux())
+}
+
+// Shutdown stops taking tasks, lets in-flight ones finish for ShutdownTimeout,
+// then hands the rest back to the queue, and closes what the worker opened.
+func (w *Worker) Shutdown() {
+	w.server.Shutdown()
+	_ = w.queue.Close()
+	_ = w.Handlers.Outputs.Close()
+}
+
+// Run starts the worker and blocks until ctx is done, then shuts down gracefully.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	w.Shutdown()
+	return nil
+}
+
+// asynqLogger routes asynq's own logs into zerolog.
+type asynqLogger struct{ l zerolog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Fatal().Str("component", "asynq").Msg(fmt.Sprint(args...)) }
