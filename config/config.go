@@ -1,0 +1,233 @@
+// Package config resolves the settings both shfleet commands share — Redis,
+// Sentinel Hub credentials and endpoints, account policies — with one precedence:
+// flags > environment > sentinelhub-py's config.toml profile > defaults. Users of
+// sentinelhub-py need nothing new: SH_CLIENT_ID, SH_CLIENT_SECRET, SH_BASE_URL,
+// SH_TOKEN_URL, SH_PROFILE and ~/.config/sentinelhub/config.toml work as they do
+// there.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"shfleet/quota"
+	"shfleet/sentinel"
+)
+
+// Environment variables read besides sentinel's SH_* ones.
+const (
+	// EnvRedisURL is the Redis URL: redis://[user:password@]host:port/db, rediss://
+	// for TLS, several hosts (redis://h1:p1?addr=h2:p2&addr=h3:p3) for a Cluster.
+	EnvRedisURL = "REDIS_URL"
+	// EnvProfile selects a profile of sentinelhub-py's config.toml.
+	EnvProfile = "SH_PROFILE"
+	// EnvConfigFile overrides the config.toml location.
+	EnvConfigFile = "SH_CONFIG_FILE"
+	// EnvPreset names an endpoint preset: "sentinel-hub" or "cdse".
+	EnvPreset = "SH_PRESET"
+	// EnvMonthlyPU is the fleet's own monthly PU budget.
+	EnvMonthlyPU = "SH_PU_MONTH"
+	// DefaultRedisURL is used when neither flag nor env names a Redis.
+	DefaultRedisURL = "redis://127.0.0.1:6379/0"
+	// DefaultProfile is sentinelhub-py's default profile name.
+	DefaultProfile = "default-profile"
+)
+
+// DefaultConfigFile is sentinelhub-py's config.toml location.
+func DefaultConfigFile() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".config", "sentinelhub", "config.toml")
+}
+
+// SentinelFlags are the command-line values for Sentinel Hub; empty means unset.
+type SentinelFlags struct {
+	Profile, ConfigFile, Preset string
+	ClientID, ClientSecretFile  string
+	BaseURL, TokenURL           string
+}
+
+// Sentinel resolves the Sentinel Hub configuration: config.toml profile, then a
+// preset, then SH_* environment, then flags. The secret comes only from the
+// environment (SH_CLIENT_SECRET / SH_CLIENT_SECRET_FILE), a secret file flag, or
+// config.toml — never from a command-line value, which other users could read.
+func Sentinel(f SentinelFlags) (sentinel.Config, error) {
+	var cfg sentinel.Config
+	profile := first(f.Profile, os.Getenv(EnvProfile))
+	path := first(f.ConfigFile, os.Getenv(EnvConfigFile))
+	explicit := path != "" || profile != ""
+	if path == "" {
+		path = DefaultConfigFile()
+	}
+	if profile == "" {
+		profile = DefaultProfile
+	}
+	if path != "" {
+		values, err := ReadProfile(path, profile)
+		switch {
+		case err == nil:
+			cfg.ClientID = values["sh_client_id"]
+			cfg.ClientSecret = values["sh_client_secret"]
+			cfg.BaseURL = values["sh_base_url"]
+			cfg.TokenURL = values["sh_token_url"]
+		case errors.Is(err, os.ErrNotExist) && !explicit:
+		default:
+			return cfg, err
+		}
+	}
+	if name := first(f.Preset, os.Getenv(EnvPreset)); name != "" {
+		p, ok := sentinel.PresetByName(name)
+		if !ok {
+			return cfg, fmt.Errorf("unknown preset %q: use sentinel-hub or cdse", name)
+		}
+		cfg = cfg.WithPreset(p)
+	}
+	cfg.ClientID = first(f.ClientID, os.Getenv(sentinel.EnvClientID), cfg.ClientID)
+	envSecret, envSecretFile := os.Getenv(sentinel.EnvClientSecret), os.Getenv(sentinel.EnvClientSecretFile)
+	switch {
+	case f.ClientSecretFile != "":
+		cfg.ClientSecret, cfg.ClientSecretFile = "", f.ClientSecretFile
+	case envSecretFile != "":
+		cfg.ClientSecret, cfg.ClientSecretFile = "", envSecretFile
+	case envSecret != "":
+		cfg.ClientSecret, cfg.ClientSecretFile = envSecret, ""
+	}
+	cfg.BaseURL = first(f.BaseURL, os.Getenv(sentinel.EnvBaseURL), cfg.BaseURL)
+	cfg.TokenURL = first(f.TokenURL, os.Getenv(sentinel.EnvTokenURL), cfg.TokenURL)
+	return cfg, nil
+}
+
+// ReadProfile reads one [profile] table of a sentinelhub-py config.toml: simple
+// `key = "value"` lines (strings, numbers, booleans), which is all that file holds.
+func ReadProfile(path, profile string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("sentinelhub config %s: %w", path, err)
+	}
+	defer f.Close()
+	values := map[string]string{}
+	found := false
+	current := ""
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
+		}
+		if strings.HasPrefix(s, "[") {
+			current = strings.Trim(strings.TrimSpace(strings.Trim(s, "[]")), `"'`)
+			found = found || current == profile
+			continue
+		}
+		if current != profile {
+			continue
+		}
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("sentinelhub config %s line %d: want key = value", path, line)
+		}
+		v = strings.TrimSpace(v)
+		if i := strings.Index(v, " #"); i >= 0 && !strings.HasPrefix(v, `"`) {
+			v = strings.TrimSpace(v[:i])
+		}
+		if uq, err := strconv.Unquote(v); err == nil {
+			v = uq
+		} else {
+			v = strings.Trim(v, `'`)
+		}
+		values[strings.TrimSpace(k)] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("sentinelhub config %s: %w", path, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("sentinelhub config %s has no profile [%s]", path, profile)
+	}
+	return values, nil
+}
+
+// Redis opens a client for url (flag), REDIS_URL, or DefaultRedisURL. Password and
+// TLS come from the URL (redis://:password@host, rediss://). Several hosts make a
+// Cluster client. The URL is never echoed with its password in errors.
+func Redis(url string) (redis.UniversalClient, string, error) {
+	url = first(url, os.Getenv(EnvRedisURL), DefaultRedisURL)
+	shown := RedactURL(url)
+	if strings.Contains(url, "addr=") {
+		opt, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, shown, fmt.Errorf("redis URL %s: %v", shown, redactErr(err, url))
+		}
+		return redis.NewClusterClient(opt), shown, nil
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, shown, fmt.Errorf("redis URL %s: %v; use redis://[:password@]host:port/db or rediss:// for TLS", shown, redactErr(err, url))
+	}
+	return redis.NewClient(opt), shown, nil
+}
+
+// RedactURL hides the password of a URL.
+func RedactURL(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return url
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return url
+	}
+	user, _, _ := strings.Cut(rest[:at], ":")
+	return scheme + "://" + user + ":xxxxx@" + rest[at+1:]
+}
+
+func redactErr(err error, url string) string {
+	msg := err.Error()
+	return strings.ReplaceAll(msg, url, RedactURL(url))
+}
+
+// Policies resolves the account policies: flags, else SH_POLICIES, else the
+// given defaults.
+func Policies(flags []string, defaults []quota.Policy) ([]quota.Policy, error) {
+	if len(flags) > 0 {
+		return quota.ParsePolicies(flags)
+	}
+	env, err := quota.PoliciesFromEnv()
+	if err != nil || len(env) > 0 {
+		return env, err
+	}
+	return defaults, nil
+}
+
+// MonthlyPU resolves the monthly budget: the flag when set (>= 0), else
+// SH_PU_MONTH, else 0 (none).
+func MonthlyPU(flag float64) (float64, error) {
+	if flag > 0 {
+		return flag, nil
+	}
+	if v := os.Getenv(EnvMonthlyPU); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return 0, fmt.Errorf("%s=%q: want a non-negative number of PU", EnvMonthlyPU, v)
+		}
+		return f, nil
+	}
+	return 0, nil
+}
+
+func first(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
