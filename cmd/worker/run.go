@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/rs/zerolog"
+
+	"shfleet/config"
+	"shfleet/quota"
+	"shfleet/worker"
+)
+
+// options are the worker's flags.
+type options struct {
+	redisURL, embeddedRedis      string
+	prefix                       string
+	concurrency                  int
+	queues                       string
+	policies                     multiFlag
+	monthlyPU                    float64
+	opsAddr, logFormat, logLevel string
+	shutdownTimeout              time.Duration
+	sentinel                     config.SentinelFlags
+	skipTokenCheck               bool
+	tokenRPM                     int
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// defaultPolicies are used when neither --policy nor SH_POLICIES is given: a
+// trial account's limits, the safe choice.
+var defaultPolicies = []quota.Policy{
+	{Kind: quota.Requests, Capacity: 10, Period: time.Minute},
+	{Kind: quota.PU, Capacity: 10, Period: time.Minute},
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.redisURL, "redis-url", "", "Redis URL (env REDIS_URL; default "+config.DefaultRedisURL+"); password and TLS (rediss://) in the URL")
+	fs.StringVar(&o.embeddedRedis, "embedded-redis", "", "serve an in-memory Redis on this address (e.g. 127.0.0.1:6379) and use it: NOT durable, single machine, for the demo only")
+	fs.StringVar(&o.prefix, "prefix", "", "Redis key prefix (default shfleet)")
+	fs.IntVar(&o.concurrency, "concurrency", worker.DefaultConcurrency, "tasks run at once by this process")
+	fs.StringVar(&o.queues, "queues", "catalog=3,default=6", "queues and priorities, name=weight,...")
+	fs.Var(&o.policies, "policy", "account policy kind:capacity:period, repeatable, e.g. requests:300:PT1M (env SH_POLICIES; default the trial's requests:10:PT1M pu:10:PT1M)")
+	fs.Float64Var(&o.monthlyPU, "pu-month", 0, "the fleet's own monthly PU budget (env SH_PU_MONTH; 0: none, the server's 403 still stops it)")
+	fs.StringVar(&o.opsAddr, "ops-addr", "", "serve /monitoring, /metrics, /healthz and /jobs on this address (e.g. :8080)")
+	fs.StringVar(&o.logFormat, "log-format", "", "json or console (default: console on a terminal, json otherwise)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout, "on SIGTERM, how long in-flight items may finish before they go back to the queue")
+	fs.StringVar(&o.sentinel.Profile, "profile", "", "sentinelhub-py config.toml profile (env SH_PROFILE)")
+	fs.StringVar(&o.sentinel.ConfigFile, "config-file", "", "sentinelhub-py config.toml (env SH_CONFIG_FILE; default ~/.config/sentinelhub/config.toml)")
+	fs.StringVar(&o.sentinel.Preset, "preset", "", "endpoint preset: sentinel-hub or cdse (env SH_PRESET)")
+	fs.StringVar(&o.sentinel.ClientID, "client-id", "", "OAuth client id (env SH_CLIENT_ID)")
+	fs.StringVar(&o.sentinel.ClientSecretFile, "client-secret-file", "", "file holding the OAuth client secret (env SH_CLIENT_SECRET_FILE or SH_CLIENT_SECRET)")
+	fs.StringVar(&o.sentinel.BaseURL, "base-url", "", "API base URL (env SH_BASE_URL)")
+	fs.StringVar(&o.sentinel.TokenURL, "token-url", "", "token endpoint (env SH_TOKEN_URL)")
+	fs.BoolVar(&o.skipTokenCheck, "skip-token-check", false, "start without first obtaining a token")
+	fs.IntVar(&o.tokenRPM, "token-requests-per-minute", 0, "fleet-wide limit on token requests (default 10)")
+	return o, fs.Parse(args)
+}
+
+func parseQueues(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		name, w, ok := strings.Cut(part, "=")
+		n := 1
+		if ok {
+			if _, err := fmt.Sscanf(w, "%d", &n); err != nil || n < 1 {
+				return nil, fmt.Errorf("--queues %q: weight of %s must be a positive integer", s, name)
+			}
+		}
+		out[name] = n
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--queues is empty")
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	log := newLogger(stderr, o.logFormat, o.logLevel)
+
+	if o.embeddedRedis != "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr(o.embeddedRedis); err != nil {
+			return fmt.Errorf("--embedded-redis %s: %w", o.embeddedRedis, err)
+		}
+		defer mr.Close()
+		o.redisURL = "redis://" + mr.Addr() + "/0"
+		log.Warn().Str("addr", mr.Addr()).Msg("EMBEDDED IN-MEMORY REDIS: not durable (everything is lost when this worker stops) and single-machine; for the demo and trials only, use a real redis-server for real work")
+	}
+	rdb, shown, err := config.Redis(o.redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	sh, err := config.Sentinel(o.sentinel)
+	if err != nil {
+		return err
+	}
+	policies, err := config.Policies(o.policies, defaultPolicies)
+	if err != nil {
+		return err
+	}
+	monthly, err := config.MonthlyPU(o.monthlyPU)
+	if err != nil {
+		return err
+	}
+	queues, err := parseQueues(o.queues)
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(worker.Config{Redis: rdb, Sentinel: sh, Policies: policies, MonthlyPU: monthly,
+		Prefix: o.prefix, Concurrency: o.concurrency, Queues: queues, ShutdownTimeout: o.shutdownTimeout,
+		TokenRequestsPerMinute: o.tokenRPM, Logger: log})
+	if err != nil {
+		return err
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = w.Check(checkCtx, !o.skipTokenCheck)
+	cancel()
+	if err != nil {
+		return err
+	}
+	ps := make([]string, len(policies))
+	for i, p := range policies {
+		ps[i] = p.String()
+	}
+	log.Info().Str("redis", shown).Str("base_url", sh.BaseURL).Strs("policies", ps).Float64("pu_month", monthly).
+		Int("concurrency", o.concurrency).Msg("worker starting")
+	if o.opsAddr != "" {
+		ln, err := net.Listen("tcp", o.opsAddr)
+		if err != nil {
+			return fmt.Errorf("--ops-addr %s: %w", o.opsAddr, err)
+		}
+		go serveOps(ctx, ln, w, policies, log)
+		log.Info().Str("addr", ln.Addr().String()).Msg("ops server: /monitoring /metrics /healthz /jobs")
+	}
+	err = w.Run(ctx)
+	log.Info().Msg("worker stopped")
+	return err
+}
+
+func newLogger(w io.Writer, format, level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}

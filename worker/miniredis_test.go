@@ -1,0 +1,58 @@
+package worker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"shfleet/jobs"
+	"shfleet/sentinel/sentineltest"
+	"shfleet/tasks"
+	"shfleet/worker"
+)
+
+// The demo's embedded Redis (worker --embedded-redis) is miniredis: the limiter,
+// token and job scripts and asynq must all run on it.
+func TestEndToEndOnEmbeddedRedis(t *testing.T) {
+	mr := miniredis.RunT(t)
+	sim := sentineltest.NewServer(sentineltest.Config{Policies: []sentineltest.Policy{{Kind: "requests", Capacity: 600, Period: time.Minute}}})
+	defer sim.Close()
+	newClient := func() *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	for i := 0; i < 2; i++ {
+		w, err := worker.New(worker.Config{Redis: newClient(), Sentinel: sim.ClientConfig(), Policies: testPolicies, Concurrency: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Check(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Shutdown)
+	}
+	rdb := newClient()
+	store := &jobs.Store{Redis: rdb}
+	ctl := tasks.Controller{Jobs: store, Queue: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb)}
+	spec, tiles := sampleSpec(t, t.TempDir())
+	job, err := ctl.Submit(context.Background(), spec, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{store: store}
+	job = f.waitFinal(t, job.ID, 2*time.Minute)
+	if job.Status != jobs.StatusDone || job.Progress.Done != job.Progress.Total || job.Progress.Total == 0 {
+		t.Fatalf("job %s %+v, want DONE with every item done", job.Status, job.Progress)
+	}
+	if st := sim.Stats(); st.RateLimited != 0 || st.TokensIssued != 1 || st.ProcessRequests != job.Progress.Total {
+		t.Fatalf("simulator saw %d 429s, %d tokens, %d process requests for %d items", st.RateLimited, st.TokensIssued, st.ProcessRequests, job.Progress.Total)
+	}
+}
