@@ -5,14 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"shfleet/internal/s3test"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -20,133 +17,23 @@ import (
 )
 
 const (
-	s3TestAccess = "shfleettestaccess"
-	s3TestSecret = "shfleettestsecret0123456789"
+	s3TestAccess = s3test.AccessKey
+	s3TestSecret = s3test.SecretKey
 	s3TestBucket = "shfleet-output-test"
 )
 
-// s3Gateway is a versitygw process serving an S3 API on loopback from a temp dir.
-type s3Gateway struct {
-	endpoint string // http://127.0.0.1:port
-	root     string // posix backend directory; buckets are its sub directories
-}
-
-// findVersitygw looks for the versitygw binary on PATH and in $(go env GOPATH)/bin.
-func findVersitygw(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	gopath, err := exec.Command("go", "env", "GOPATH").Output()
-	if err == nil {
-		for _, dir := range filepath.SplitList(strings.TrimSpace(string(gopath))) {
-			p := filepath.Join(dir, "bin", "versitygw")
-			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-				return p
-			}
-		}
-	}
-	t.Fatal("versitygw not found on PATH or in $(go env GOPATH)/bin; the S3 tests need a real S3 server: run .ci/install-versitygw.sh")
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startS3Gateway starts versitygw with the posix backend on a free loopback port
-// and waits until it answers HTTP.
-func startS3Gateway(t *testing.T) s3Gateway {
-	t.Helper()
-	bin := findVersitygw(t)
-	root := t.TempDir()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		lastErr = nil
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		var logs bytes.Buffer
-		cmd := exec.Command(bin, "--access", s3TestAccess, "--secret", s3TestSecret,
-			"--port", addr, "--quiet", "posix", root)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", bin, err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-exited
-		})
-		endpoint := "http://" + addr
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case err := <-exited:
-				exited <- err
-				lastErr = fmt.Errorf("versitygw exited: %v; output:\n%s", err, logs.String())
-			default:
-			}
-			if lastErr != nil {
-				break
-			}
-			resp, err := http.Get(endpoint + "/")
-			if err == nil {
-				resp.Body.Close()
-				return s3Gateway{endpoint: endpoint, root: root}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if lastErr == nil {
-			t.Fatalf("versitygw did not answer on %s within 15s; output:\n%s", addr, logs.String())
-		}
-	}
-	t.Fatalf("versitygw failed to start: %v", lastErr)
-	return s3Gateway{}
-}
-
-// setupS3 starts a gateway, points the AWS SDK's environment at it and creates the
-// test bucket through the S3 API.
-func setupS3(t *testing.T) s3Gateway {
-	gw := startS3Gateway(t)
-	dir := t.TempDir()
-	t.Setenv("AWS_ACCESS_KEY_ID", s3TestAccess)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3TestSecret)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-	client := s3.New(s3.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(gw.endpoint),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(s3TestAccess, s3TestSecret, ""),
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s3TestBucket)}); err != nil {
-		t.Fatalf("create bucket %s on %s: %v", s3TestBucket, gw.endpoint, err)
-	}
+// setupS3 starts a gateway (internal/s3test) and creates the test bucket.
+func setupS3(t *testing.T) s3test.Gateway {
+	gw := s3test.Start(t)
+	gw.CreateBucket(t, s3TestBucket)
 	return gw
-}
-
-func (gw s3Gateway) url(bucket string) string {
-	return fmt.Sprintf("s3://%s?endpoint=%s&use_path_style=true&region=us-east-1", bucket, gw.endpoint)
 }
 
 func TestS3Store(t *testing.T) {
 	gw := setupS3(t)
 	ctx := context.Background()
 	spool := t.TempDir()
-	store, err := Config{SpoolDir: spool}.Open(ctx, gw.url(s3TestBucket))
+	store, err := Config{SpoolDir: spool}.Open(ctx, gw.URL(s3TestBucket))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -173,7 +60,7 @@ func TestS3Store(t *testing.T) {
 				t.Errorf("Exists = %+v, %v, %v; want complete, size %d, sha %s from metadata", st, ok, err, n, sum(data))
 			}
 			// versitygw's posix backend maps the object to a file.
-			onDisk, err := os.ReadFile(filepath.Join(gw.root, s3TestBucket, filepath.FromSlash(key)))
+			onDisk, err := os.ReadFile(filepath.Join(gw.Root, s3TestBucket, filepath.FromSlash(key)))
 			if err != nil || !bytes.Equal(onDisk, data) {
 				t.Errorf("backend file: %d bytes, %v; want the %d bytes written", len(onDisk), err, n)
 			}
@@ -201,7 +88,7 @@ func TestS3Store(t *testing.T) {
 				t.Fatalf("Put error = %v; want context.Canceled", err)
 			}
 			assertNothingStored(t, ts, key)
-			if _, err := os.Stat(filepath.Join(gw.root, s3TestBucket, filepath.FromSlash(key))); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(gw.Root, s3TestBucket, filepath.FromSlash(key))); !os.IsNotExist(err) {
 				t.Errorf("backend file for %s exists (%v)", key, err)
 			}
 		}
@@ -251,13 +138,13 @@ func TestS3OpenErrors(t *testing.T) {
 	gw := setupS3(t)
 	ctx := context.Background()
 
-	_, err := Open(ctx, gw.url("no-such-bucket"))
+	_, err := Open(ctx, gw.URL("no-such-bucket"))
 	if err == nil || !strings.Contains(err.Error(), "not accessible") || !strings.Contains(err.Error(), "s3://no-such-bucket") {
 		t.Errorf("Open(missing bucket) error = %v; want 'not accessible' naming the URL", err)
 	}
 
 	// Without the access check Open succeeds and the first Put reports the problem.
-	s, err := Config{SkipAccessCheck: true}.Open(ctx, gw.url("no-such-bucket"))
+	s, err := Config{SkipAccessCheck: true}.Open(ctx, gw.URL("no-such-bucket"))
 	if err != nil {
 		t.Fatalf("Open with SkipAccessCheck: %v", err)
 	}
@@ -267,7 +154,7 @@ func TestS3OpenErrors(t *testing.T) {
 	}
 
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value")
-	_, err = Open(ctx, gw.url(s3TestBucket))
+	_, err = Open(ctx, gw.URL(s3TestBucket))
 	if err == nil || !strings.Contains(err.Error(), "credentials") {
 		t.Errorf("Open(wrong secret) error = %v; want a hint about credentials", err)
 	}
@@ -277,11 +164,11 @@ func TestS3OpenErrors(t *testing.T) {
 }
 
 // assertNoMultipartUploads checks that no aborted upload is left in the gateway.
-func assertNoMultipartUploads(t *testing.T, gw s3Gateway) {
+func assertNoMultipartUploads(t *testing.T, gw s3test.Gateway) {
 	t.Helper()
 	client := s3.New(s3.Options{
 		Region:       "us-east-1",
-		BaseEndpoint: aws.String(gw.endpoint),
+		BaseEndpoint: aws.String(gw.Endpoint),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(s3TestAccess, s3TestSecret, ""),
 	})
