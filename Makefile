@@ -18,3 +18,6 @@ lint: ## gofmt check and go vet
 
 bench: ## Go benchmarks of every package
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+
+demo: ## the offline demo: simulator + worker on an embedded Redis + enqueue submit --watch
+	bash scripts/demo.sh

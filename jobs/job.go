@@ -51,6 +51,9 @@ type Progress struct {
 	// what completed items actually cost.
 	EstimatedMilliPU int64 `json:"estimated_mpu"`
 	SpentMilliPU     int64 `json:"spent_mpu"`
+	// RateLimited counts the 429 answers the job's requests met (0 when the
+	// fleet's pacing held).
+	RateLimited int `json:"rate_limited"`
 }
 
 // Remaining is the number of items not DONE or FAILED.

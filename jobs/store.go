@@ -235,7 +235,7 @@ func parseJob(id string, h map[string]string) (Job, error) {
 		Tiles: int(n("tiles")), TilesAnalysed: int(n("tiles_analysed")), CatalogRequests: int(n("catalog_requests")),
 		Total: int(n("items")), Pending: int(n("n:PENDING")), Scheduled: int(n("n:SCHEDULED")),
 		Processing: int(n("n:PROCESSING")), Done: int(n("n:DONE")), Failed: int(n("n:FAILED")),
-		EstimatedMilliPU: n("est_mpu"), SpentMilliPU: n("spent_mpu"),
+		EstimatedMilliPU: n("est_mpu"), SpentMilliPU: n("spent_mpu"), RateLimited: int(n("rate_limited")),
 	}
 	j.Restarts = int(n("restarts"))
 	j.ResumeAt = t("resume_at")
@@ -746,4 +746,17 @@ func (s *Store) SetAutoStart(ctx context.Context, id string) error {
 		})
 		return err
 	}, key)
+}
+
+// CountRateLimited adds one 429 answer to a job's counters (shown by status and
+// the job page). A missing job is ignored: the count is informational.
+func (s *Store) CountRateLimited(ctx context.Context, id string) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	k := s.keys(id)[0]
+	if n, err := s.Redis.Exists(ctx, k).Result(); err != nil || n == 0 {
+		return err
+	}
+	return s.Redis.HIncrBy(ctx, k, "rate_limited", 1).Err()
 }

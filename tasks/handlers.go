@@ -166,6 +166,9 @@ func (h *Handlers) admit(ctx context.Context, cost quota.Cost) (quota.Reservatio
 
 // rateLimited records a 429 fleet-wide and logs once per burst.
 func (h *Handlers) rateLimited(ctx context.Context, rle *sentinel.RateLimitError, job string) {
+	if err := h.Jobs.CountRateLimited(ctx, job); err != nil {
+		h.Log.Debug().Err(err).Str("job", job).Msg("could not count a 429")
+	}
 	if err := h.Limiter.Observe429(ctx, rle); err != nil {
 		h.Log.Warn().Err(err).Str("job", job).Msg("could not share a 429 with the fleet")
 	}

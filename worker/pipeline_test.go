@@ -199,6 +199,9 @@ func TestStricterServerPolicyIsLearned(t *testing.T) {
 	if st.RateLimited > 2*4 {
 		t.Fatalf("%d 429s for %d items: the fleet did not learn the stricter policy", st.RateLimited, job.Progress.Total)
 	}
+	if job.Progress.RateLimited != st.RateLimited {
+		t.Fatalf("job counted %d 429s, simulator answered %d", job.Progress.RateLimited, st.RateLimited)
+	}
 	policies, err := f.workers[1].Limiter.Policies(context.Background())
 	if err != nil {
 		t.Fatal(err)
