@@ -7,21 +7,21 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"shfleet/ops"
 	"shfleet/quota"
 	"shfleet/worker"
 )
 
-// serveOps serves the ops endpoints until ctx ends.
-func serveOps(ctx context.Context, ln net.Listener, w *worker.Worker, policies []quota.Policy, log zerolog.Logger) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, r *http.Request) {
-		if err := worker.CheckRedis(r.Context(), w.Handlers.Redis); err != nil {
-			http.Error(rw, "redis: unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		rw.Write([]byte("ok\n"))
-	})
-	srv := &http.Server{Handler: mux}
+// serveOps serves /monitoring (asynqmon), /metrics, /healthz and /jobs until ctx
+// ends.
+func serveOps(ctx context.Context, ln net.Listener, w *worker.Worker, m *ops.Metrics, account string, policies []quota.Policy, log zerolog.Logger) {
+	h, err := ops.NewHandler(ops.Config{Redis: w.Handlers.Redis, Worker: w, Metrics: m, Account: account, Policies: policies, Logger: log})
+	if err != nil {
+		log.Error().Err(err).Msg("ops server not started")
+		return
+	}
+	defer h.Close()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: ops.ReadHeaderTimeout}
 	go func() { <-ctx.Done(); srv.Close() }()
 	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
 		log.Error().Err(err).Msg("ops server stopped")

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/rs/zerolog"
 
 	"shfleet/config"
+	"shfleet/ops"
 	"shfleet/quota"
 	"shfleet/worker"
 )
@@ -100,7 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else if err != nil {
 		return err
 	}
-	log := newLogger(stderr, o.logFormat, o.logLevel)
+	log := ops.NewLogger(stderr, o.logFormat, o.logLevel)
+	metrics := ops.NewMetrics()
 
 	if o.embeddedRedis != "" {
 		mr := miniredis.NewMiniRedis()
@@ -134,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	w, err := worker.New(worker.Config{Redis: rdb, Sentinel: sh, Policies: policies, MonthlyPU: monthly,
 		Prefix: o.prefix, Concurrency: o.concurrency, Queues: queues, ShutdownTimeout: o.shutdownTimeout,
-		TokenRequestsPerMinute: o.tokenRPM, Logger: log})
+		TokenRequestsPerMinute: o.tokenRPM, Logger: log, Hooks: metrics.Hooks()})
 	if err != nil {
 		return err
 	}
@@ -155,21 +156,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("--ops-addr %s: %w", o.opsAddr, err)
 		}
-		go serveOps(ctx, ln, w, policies, log)
+		go serveOps(ctx, ln, w, metrics, sh.ClientID, policies, log)
 		log.Info().Str("addr", ln.Addr().String()).Msg("ops server: /monitoring /metrics /healthz /jobs")
 	}
 	err = w.Run(ctx)
 	log.Info().Msg("worker stopped")
 	return err
-}
-
-func newLogger(w io.Writer, format, level string) zerolog.Logger {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil {
-		lvl = zerolog.InfoLevel
-	}
-	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
-	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }

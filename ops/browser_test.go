@@ -1,0 +1,175 @@
+package ops_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"shfleet/jobs"
+	"shfleet/sentinel/sentineltest"
+)
+
+// artifactDir keeps what the browser test saw (gitignored, see ops/.gitignore).
+const artifactDir = "testdata/artifacts"
+
+// chromium runs Debian's chromium headless with args and the url, and returns
+// its stdout.
+func chromium(t *testing.T, bin string, url string, args ...string) []byte {
+	t.Helper()
+	profile, err := os.MkdirTemp("", "ops-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(profile)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	all := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+		"--user-data-dir=" + profile}, args...)
+	cmd := exec.CommandContext(ctx, bin, append(all, url)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Env = append(os.Environ(), "HOME="+profile)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.Bytes())
+	}
+	return stdout.Bytes()
+}
+
+// field reads the number or text the page shows for a job's field.
+func field(t *testing.T, dom []byte, job, name string) string {
+	t.Helper()
+	re := regexp.MustCompile(`data-job="` + regexp.QuoteMeta(job) + `" data-field="` + name + `">([^<]*)<`)
+	m := re.FindSubmatch(dom)
+	if m == nil {
+		t.Fatalf("the page shows no %s for job %s", name, job)
+	}
+	return string(m[1])
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("page shows %q where a number belongs", s)
+	}
+	return n
+}
+
+// TestBrowserJobsPage loads /jobs in a real browser while a job runs (the
+// simulator answers slowly) and checks that what it shows, after the page's
+// script ran, matches the job store.
+func TestBrowserJobsPage(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is not installed; the jobs page is tested in a real browser: apt-get install -y chromium (%v)", err)
+	}
+	// 52 items, 4 at a time, 1.5 s each: the job runs for about 20 s; the test
+	// ends after the screenshot and hands the rest back to the queue.
+	f := newFleet(t, 2, 2, sentineltest.Config{Faults: sentineltest.Faults{Latency: 1500 * time.Millisecond}})
+	id := f.submit(t).ID
+	f.waitFor(t, id, 30*time.Second, "PROCESSING with items done", func(j jobs.Job) bool {
+		return j.Status == jobs.StatusProcessing && j.Progress.Done > 0
+	})
+	ctx := context.Background()
+	before, err := f.store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dom := chromium(t, bin, f.srv.URL+"/jobs", "--virtual-time-budget=3000", "--dump-dom")
+	after, err := f.store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(artifactDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(artifactDir, "jobs.dom.html"), dom, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if before.Progress.Done >= before.Progress.Total || before.Status != jobs.StatusProcessing {
+		t.Fatalf("the job was not running when the browser loaded the page: %s %+v", before.Status, before.Progress)
+	}
+
+	done := atoi(t, field(t, dom, id, "done"))
+	if done < before.Progress.Done || done > after.Progress.Done {
+		t.Errorf("page shows %d done; the store said %d before and %d after", done, before.Progress.Done, after.Progress.Done)
+	}
+	if total := atoi(t, field(t, dom, id, "total")); total != before.Progress.Total {
+		t.Errorf("page shows total %d, store %d", total, before.Progress.Total)
+	}
+	if failed := atoi(t, field(t, dom, id, "failed")); failed != 0 || after.Progress.Failed != 0 {
+		t.Errorf("page shows %d failed, store %d", failed, after.Progress.Failed)
+	}
+	if st := field(t, dom, id, "status"); st != string(before.Status) && st != string(after.Status) {
+		t.Errorf("page shows status %s, store %s then %s", st, before.Status, after.Status)
+	}
+	if eta := field(t, dom, id, "eta"); !after.Status.Final() && (eta == "—" || eta == "") {
+		t.Errorf("a running job shows no ETA (%q)", eta)
+	}
+	spent, err := strconv.ParseFloat(field(t, dom, id, "spent_pu"), 64)
+	if err != nil || spent < float64(before.Progress.SpentMilliPU)/1000-0.005 || spent > float64(after.Progress.SpentMilliPU)/1000+0.005 {
+		t.Errorf("page shows %v PU spent (%v); store %.3f before, %.3f after", spent, err,
+			float64(before.Progress.SpentMilliPU)/1000, float64(after.Progress.SpentMilliPU)/1000)
+	}
+	// The script replaced the content with a fresh fragment at least once.
+	if !regexp.MustCompile(`<body[^>]* data-refreshed="20`).Match(dom) {
+		t.Errorf("the page's script did not refresh the content within the virtual 3 s")
+	}
+	if !bytes.Contains(dom, []byte(`<svg class="chart" data-kind="requests"`)) {
+		t.Errorf("the page has no request chart")
+	}
+
+	// The scrape-time gauge of a running job's items agrees with the store.
+	fams := scrape(t, f.srv.URL)
+	now, err := f.store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !now.Status.Final() {
+		var items float64
+		for _, st := range jobs.ItemStatuses {
+			v, ok := value(fams, "shfleet_job_items", map[string]string{"job": id, "status": string(st)})
+			if !ok {
+				t.Errorf("shfleet_job_items{job=%s,status=%s} missing for a running job", id, st)
+			}
+			items += v
+		}
+		doneG, _ := value(fams, "shfleet_job_items", map[string]string{"job": id, "status": "DONE"})
+		if int(items) != now.Progress.Total || int(doneG) < after.Progress.Done || int(doneG) > now.Progress.Done {
+			t.Errorf("shfleet_job_items: %v items, %v DONE; store: %d items, %d..%d DONE", items, doneG, now.Progress.Total, after.Progress.Done, now.Progress.Done)
+		}
+	}
+
+	// A screenshot for people, while the job still runs.
+	shot, err := filepath.Abs(filepath.Join(artifactDir, "jobs.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(shot)
+	chromium(t, bin, f.srv.URL+"/jobs", "--virtual-time-budget=3000", "--hide-scrollbars",
+		"--window-size=1280,900", "--screenshot="+shot)
+	fh, err := os.Open(shot)
+	if err != nil {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	defer fh.Close()
+	img, err := png.Decode(fh)
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", shot, err)
+	}
+	if b := img.Bounds(); b.Dx() != 1280 || b.Dy() != 900 {
+		t.Errorf("screenshot is %v, want 1280x900", b)
+	}
+	t.Log(fmt.Sprintf("job %s: page showed %d/%d done (store %d..%d); screenshot %s",
+		id, done, before.Progress.Total, before.Progress.Done, after.Progress.Done, shot))
+}

@@ -1,0 +1,17 @@
+// Package ops serves a worker's operations HTTP endpoints: the asynqmon queue UI
+// at /monitoring/, Prometheus metrics at /metrics, a health check at /healthz, a
+// live jobs page at /jobs (and its data at /jobs.json). It also builds the
+// worker's zerolog logger.
+//
+// Wiring, as cmd/worker does it:
+//
+//	m := ops.NewMetrics()
+//	w, _ := worker.New(worker.Config{..., Hooks: m.Hooks()})
+//	h, _ := ops.NewHandler(ops.Config{Redis: rdb, Worker: w, Metrics: m,
+//		Account: clientID, Policies: policies, Logger: log})
+//	defer h.Close()
+//	go ops.Serve(ctx, ":8080", h)
+//
+// Nothing here ever shows a token or a secret: task payloads carry only ids, the
+// health check reports the token's state and remaining lifetime, never the token.
+package ops

@@ -1,0 +1,303 @@
+package ops
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"html"
+	"html/template"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"shfleet/jobs"
+	"shfleet/quota"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pageTmpl = template.Must(template.New("jobs.html").Funcs(template.FuncMap{
+	"pct": func(n, total int) string {
+		if total <= 0 {
+			return "0"
+		}
+		return fmt.Sprintf("%.2f", 100*float64(n)/float64(total))
+	},
+	"pu": func(v float64) string { return fmt.Sprintf("%.2f", v) },
+	"ts": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+}).ParseFS(templateFS, "templates/jobs.html"))
+
+// Snapshot is what /jobs shows and /jobs.json returns.
+type Snapshot struct {
+	// GeneratedAt is when the snapshot was read.
+	GeneratedAt time.Time `json:"generated_at"`
+	// Policies are the account's limits used for ETAs and chart lines.
+	Policies []PolicyView `json:"policies"`
+	// Month is the fleet's PU ledger for this month (nil without a limiter).
+	Month *MonthView `json:"month,omitempty"`
+	// Jobs are every job, newest first.
+	Jobs []JobView `json:"jobs"`
+	// Series are the requests admitted and PU spent per minute by this process,
+	// the last SeriesMinutes minutes, oldest first.
+	Series []Point `json:"series"`
+	// Errors are what could not be read (e.g. Redis unreachable).
+	Errors []string `json:"errors,omitempty"`
+
+	// Charts are the rendered SVG charts (HTML page only).
+	Charts []template.HTML `json:"-"`
+}
+
+// PolicyView is one account policy.
+type PolicyView struct {
+	// Policy is its text form, "requests:600:PT1M".
+	Policy string `json:"policy"`
+	// Kind is "requests" or "pu".
+	Kind string `json:"kind"`
+	// Capacity is the requests or PU per period.
+	Capacity float64 `json:"capacity"`
+	// PeriodSeconds is the policy's period.
+	PeriodSeconds float64 `json:"period_seconds"`
+	// PerMinute is the capacity as an average rate per minute.
+	PerMinute float64 `json:"per_minute"`
+}
+
+// MonthView is this month's PU ledger.
+type MonthView struct {
+	// Month is the UTC month, "2026-11".
+	Month string `json:"month"`
+	// SpentPU is settled, ReservedPU reserved and not settled yet.
+	SpentPU    float64 `json:"spent_pu"`
+	ReservedPU float64 `json:"reserved_pu"`
+	// BudgetPU is the fleet's own monthly budget (0: none).
+	BudgetPU float64 `json:"budget_pu,omitempty"`
+	// Exhausted: Sentinel Hub answered 403 this month; nothing is admitted
+	// until Reset.
+	Exhausted bool      `json:"exhausted"`
+	Reset     time.Time `json:"reset"`
+}
+
+// JobView is one job as the page shows it.
+type JobView struct {
+	// ID, Name (Spec.Name) and Status are the job's.
+	ID     string      `json:"id"`
+	Name   string      `json:"name,omitempty"`
+	Status jobs.Status `json:"status"`
+	// StoppedReason is set when a job not final is held back (OUT_OF_PU), with
+	// ResumeAt when it may go on.
+	StoppedReason string    `json:"stopped_reason,omitempty"`
+	ResumeAt      time.Time `json:"resume_at,omitzero"`
+
+	// Tiles to Failed are the job's counters (jobs.Progress).
+	Tiles         int `json:"tiles"`
+	TilesAnalysed int `json:"tiles_analysed"`
+	Total         int `json:"total"`
+	Pending       int `json:"pending"`
+	Scheduled     int `json:"scheduled"`
+	Processing    int `json:"processing"`
+	Done          int `json:"done"`
+	Failed        int `json:"failed"`
+
+	// SpentPU is what finished items cost; EstimatedPU the analysis' estimate.
+	SpentPU     float64 `json:"spent_pu"`
+	EstimatedPU float64 `json:"estimated_pu"`
+	// ETASeconds is how long the remaining items take at the binding policy if
+	// this job had the account to itself; 0 when final or unknown.
+	ETASeconds float64 `json:"eta_seconds"`
+	// ETA is ETASeconds for people ("1m30s"), empty when there is none.
+	ETA string `json:"eta,omitempty"`
+	// PaceETASeconds is how long the remaining items take at the pace the job
+	// has kept since it started processing (items done per second); 0 before
+	// any item is done. PaceETA is the same for people.
+	PaceETASeconds float64 `json:"pace_eta_seconds"`
+	PaceETA        string  `json:"pace_eta,omitempty"`
+
+	// CreatedAt, UpdatedAt and FinishedAt are the job's times.
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// capacities converts policies to the capacities jobs.Estimate.Duration takes.
+func capacities(ps []quota.Policy) []jobs.Capacity {
+	out := make([]jobs.Capacity, 0, len(ps))
+	for _, p := range ps {
+		c := jobs.Capacity{Period: p.Period}
+		switch p.Kind {
+		case quota.Requests:
+			c.Requests = int64(p.Capacity)
+		case quota.PU:
+			c.MilliPU = int64(math.Round(p.Capacity * 1000))
+		default:
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// policies returns Config.Policies, else the limiter's.
+func (h *Handler) policies(ctx context.Context) ([]quota.Policy, error) {
+	if len(h.cfg.Policies) > 0 || h.cfg.Sources.Limiter == nil {
+		return h.cfg.Policies, nil
+	}
+	return h.cfg.Sources.Limiter.Policies(ctx)
+}
+
+// snapshot reads everything the jobs page shows.
+func (h *Handler) snapshot(ctx context.Context) Snapshot {
+	ctx, cancel := context.WithTimeout(ctx, ScrapeTimeout)
+	defer cancel()
+	s := Snapshot{GeneratedAt: h.cfg.Now().UTC(), Series: h.cfg.Metrics.Series().Points(), Jobs: []JobView{}}
+	pols, err := h.policies(ctx)
+	if err != nil {
+		s.Errors = append(s.Errors, "policies: "+err.Error())
+	}
+	for _, p := range pols {
+		s.Policies = append(s.Policies, PolicyView{Policy: p.String(), Kind: string(p.Kind), Capacity: p.Capacity,
+			PeriodSeconds: p.Period.Seconds(), PerMinute: p.Capacity * float64(time.Minute) / float64(p.Period)})
+	}
+	if l := h.cfg.Sources.Limiter; l != nil {
+		if u, err := l.Usage(ctx); err != nil {
+			s.Errors = append(s.Errors, "PU ledger: "+err.Error())
+		} else {
+			s.Month = &MonthView{Month: u.Month, SpentPU: float64(u.SpentMilliPU) / 1000, ReservedPU: float64(u.ReservedMilliPU) / 1000,
+				BudgetPU: u.BudgetPU, Exhausted: u.Exhausted, Reset: u.Reset}
+		}
+	}
+	list, err := h.cfg.Sources.Jobs.List(ctx)
+	if err != nil {
+		s.Errors = append(s.Errors, "jobs: "+err.Error())
+	}
+	slices.SortStableFunc(list, func(a, b jobs.Job) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	caps := capacities(pols)
+	for _, j := range list {
+		p := j.Progress
+		v := JobView{ID: j.ID, Name: j.Spec.Name, Status: j.Status, StoppedReason: j.StoppedReason, ResumeAt: j.ResumeAt,
+			Tiles: p.Tiles, TilesAnalysed: p.TilesAnalysed, Total: p.Total, Pending: p.Pending, Scheduled: p.Scheduled,
+			Processing: p.Processing, Done: p.Done, Failed: p.Failed,
+			SpentPU: float64(p.SpentMilliPU) / 1000, EstimatedPU: float64(p.EstimatedMilliPU) / 1000,
+			CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, FinishedAt: j.FinishedAt}
+		if !j.Status.Final() && p.Total > 0 {
+			if d := j.Remaining().Duration(caps...); d > 0 {
+				v.ETASeconds = d.Round(time.Second).Seconds()
+				v.ETA = d.Round(time.Second).String()
+			}
+			if el := s.GeneratedAt.Sub(j.StartedAt); !j.StartedAt.IsZero() && el > 0 && p.Done+p.Failed > 0 {
+				d := time.Duration(float64(el) * float64(p.Remaining()) / float64(p.Done+p.Failed))
+				v.PaceETASeconds = d.Round(time.Second).Seconds()
+				v.PaceETA = d.Round(time.Second).String()
+			}
+		}
+		s.Jobs = append(s.Jobs, v)
+	}
+	return s
+}
+
+func (h *Handler) serveJobsJSON(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, h.snapshot(r.Context()))
+}
+
+// serveJobsPage renders the page, or with ?fragment=1 only its content (what the
+// page's script swaps in every 2 s).
+func (h *Handler) serveJobsPage(w http.ResponseWriter, r *http.Request) {
+	s := h.snapshot(r.Context())
+	s.Charts = []template.HTML{
+		chartSVG("Requests per minute (this worker) and request limits", s.Series,
+			func(p Point) float64 { return float64(p.Requests) }, s.Policies, string(quota.Requests)),
+		chartSVG("PU per minute (this worker) and PU limits", s.Series,
+			func(p Point) float64 { return p.PU }, s.Policies, string(quota.PU)),
+	}
+	name := "jobs.html"
+	if r.URL.Query().Get("fragment") != "" {
+		name = "content"
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := pageTmpl.ExecuteTemplate(w, name, s); err != nil {
+		h.cfg.Logger.Error().Err(err).Msg("render jobs page")
+	}
+}
+
+// Chart geometry, in SVG units.
+const (
+	chartW, chartH                   = 590, 190
+	chartLeft, chartRight, chartTop  = 44, 110, 22
+	chartBottom                      = 24
+	chartPlotW, chartPlotH           = chartW - chartLeft - chartRight, chartH - chartTop - chartBottom
+	chartLimitColor, chartValueColor = "#c0392b", "#2e86de"
+)
+
+// chartSVG draws one bar per minute of value(points) and a dashed line per
+// policy of the given kind whose period is at most an hour, at its per-minute
+// rate.
+func chartSVG(title string, points []Point, value func(Point) float64, pols []PolicyView, kind string) template.HTML {
+	var limits []PolicyView
+	for _, p := range pols {
+		if p.Kind == kind && p.PeriodSeconds <= 3600 {
+			limits = append(limits, p)
+		}
+	}
+	top := 1.0
+	for _, p := range points {
+		top = math.Max(top, value(p))
+	}
+	for _, l := range limits {
+		top = math.Max(top, l.PerMinute)
+	}
+	top *= 1.1
+	y := func(v float64) float64 { return chartTop + chartPlotH*(1-v/top) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="chart" data-kind="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
+		kind, chartW, chartH, chartW, chartH, html.EscapeString(title))
+	fmt.Fprintf(&b, `<text x="%d" y="14" class="title">%s</text>`, chartLeft, html.EscapeString(title))
+	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" class="plot"/>`, chartLeft, chartTop, chartPlotW, chartPlotH)
+	for _, f := range []float64{0, 0.5, 1} {
+		v := top / 1.1 * f
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" class="axis" text-anchor="end">%s</text>`, chartLeft-4, y(v)+4, shortNum(v))
+	}
+	n := len(points)
+	bw := float64(chartPlotW) / float64(max(n, 1))
+	for i, p := range points {
+		v := value(p)
+		if v <= 0 {
+			continue
+		}
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %s</title></rect>`,
+			chartLeft+float64(i)*bw+0.5, y(v), math.Max(bw-1, 1), chartTop+chartPlotH-y(v), chartValueColor,
+			p.Minute.Format("15:04"), shortNum(v))
+	}
+	for _, l := range limits {
+		ly := y(l.PerMinute)
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="6 4" stroke-width="1.5"/>`,
+			chartLeft, chartLeft+chartPlotW, ly, ly, chartLimitColor)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" class="limit">%s<tspan x="%d" dy="12">%s/min</tspan></text>`,
+			chartLeft+chartPlotW+6, ly, html.EscapeString(l.Policy), chartLeft+chartPlotW+6, shortNum(l.PerMinute))
+	}
+	if n > 0 {
+		fmt.Fprintf(&b, `<text x="%d" y="14" class="now" text-anchor="end">this minute: <tspan class="nowval">%s</tspan></text>`,
+			chartW-8, shortNum(value(points[n-1])))
+		fmt.Fprintf(&b, `<text x="%d" y="%d" class="axis">%s</text>`, chartLeft, chartH-6, points[0].Minute.Format("15:04"))
+		fmt.Fprintf(&b, `<text x="%d" y="%d" class="axis" text-anchor="end">%s UTC</text>`, chartLeft+chartPlotW, chartH-6, points[n-1].Minute.Format("15:04"))
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()) // every interpolated string is escaped above
+}
+
+// shortNum formats a chart number: integers plain, small values with decimals.
+func shortNum(v float64) string {
+	switch {
+	case v == math.Trunc(v) || v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
