@@ -199,10 +199,17 @@ func (c Controller) Resume(ctx context.Context, id string) error {
 		return err
 	}
 	queue := ProcessQueue(job.Spec)
+	queues, err := c.Inspector.Queues()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(queues, queue) {
+		return nil // the queue never held a task: nothing is paused or waiting
+	}
 	if err := c.Inspector.UnpauseQueue(queue); err != nil && !isNotPaused(err) {
 		return err
 	}
-	if _, err := c.Inspector.RunAllRetryTasks(queue); err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+	if _, err := c.Inspector.RunAllRetryTasks(queue); err != nil {
 		return err
 	}
 	return nil

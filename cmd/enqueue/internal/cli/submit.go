@@ -1,0 +1,403 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"shfleet/config"
+	"shfleet/grid"
+	"shfleet/jobs"
+	"shfleet/output"
+	"shfleet/sentinel"
+	"shfleet/tasks"
+)
+
+// Defaults of the submit and estimate flags.
+const (
+	DefaultGrid       = "utm-10km"
+	DefaultResolution = 10.0
+	DefaultCollection = "sentinel-2-l2a"
+	// DefaultCredentialTimeout bounds the one token request that checks the
+	// credentials.
+	DefaultCredentialTimeout = 30 * time.Second
+)
+
+// KnownCollections are the data collections submit accepts besides
+// "byoc-<id>" and "batch-<id>".
+var KnownCollections = []string{"sentinel-2-l1c", "sentinel-2-l2a", "sentinel-1-grd", "landsat-ot-l1", "landsat-ot-l2", "dem"}
+
+var customCollection = regexp.MustCompile(`^(byoc|batch)-[0-9A-Za-z][0-9A-Za-z-]*$`)
+
+// KnownMimeTypes are the response formats the Process API writes.
+var KnownMimeTypes = []string{"image/tiff", "image/png", "image/jpeg", "application/json"}
+
+var mosaickingOrders = []string{sentinel.MosaickingLeastCC, sentinel.MosaickingMostRecent, sentinel.MosaickingLeastRecent}
+
+// submitOptions are the flags of submit and estimate.
+type submitOptions struct {
+	from, to          string
+	evalscript        string
+	outputURL         string
+	gridName          string
+	resolution        float64
+	subdivide         bool
+	buffer            float64
+	collection        string
+	maxCloud          float64
+	mosaicking        string
+	mode              string
+	interval          string
+	responses         []string
+	pathTemplate      string
+	overwrite         bool
+	queue             string
+	name              string
+	noStart           bool
+	watch             bool
+	noWait            bool
+	skipCredentials   bool
+	maxAreaKm2        float64
+	credentialTimeout time.Duration
+	maxCloudSet       bool
+}
+
+func (a *app) submitCommand(autoStart bool) *cobra.Command {
+	var o submitOptions
+	cmd := &cobra.Command{
+		Use:   "submit AOI_FILE --from DATE --to DATE --evalscript FILE --output URL_OR_PATH",
+		Short: "Validate, split and submit a job (analysis, then processing)",
+		Long: `submit checks every input before anything is written to Redis — the AOI file
+(GeoJSON or a bbox CSV), dates, evalscript, grid and resolution (the 2500 px limit),
+collection, output location, Redis (reachable, maxmemory-policy noeviction) and the
+Sentinel Hub credentials (one token request; --skip-credential-check for offline
+use) — then splits the AOIs into tiles and submits the job, all or nothing.`,
+		Args: args(cobra.ExactArgs(1)),
+	}
+	if !autoStart {
+		cmd.Use = "estimate AOI_FILE --from DATE --to DATE --evalscript FILE --output URL_OR_PATH"
+		cmd.Short = "Submit a job that stops after the analysis and print its cost estimate"
+		cmd.Long = `estimate submits like submit, but the job stops at ANALYSIS_DONE: it waits for the
+workers to analyse it and prints tiles, items, catalog and process requests, PU and
+the time at the binding account policy. ` + "`enqueue start JOB`" + ` then processes it.`
+	}
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		o.maxCloudSet = cmd.Flags().Changed("max-cloud")
+		return a.runSubmit(cmd.Context(), args[0], o, autoStart && !o.noStart, !autoStart)
+	})
+	f := cmd.Flags()
+	f.StringVar(&o.from, "from", "", "start of the time range, inclusive: YYYY-MM-DD (UTC) or RFC 3339")
+	f.StringVar(&o.to, "to", "", "end of the time range, exclusive: YYYY-MM-DD (UTC) or RFC 3339")
+	f.StringVar(&o.evalscript, "evalscript", "", "evalscript file (V3)")
+	f.StringVar(&o.outputURL, "output", "", "where results go: a directory, file:///abs/path, s3://bucket?region=... or mem://")
+	f.StringVar(&o.gridName, "grid", DefaultGrid, "tiling grid: "+strings.Join(grid.GridNames, ", "))
+	f.Float64Var(&o.resolution, "resolution", DefaultResolution, "output resolution in the grid's units (metres for utm grids, degrees for wgs84 grids)")
+	f.BoolVar(&o.subdivide, "subdivide", false, "split grid cells larger than 2500 px into sub-tiles instead of failing")
+	f.Float64Var(&o.buffer, "buffer", 0, "enlarge each tile on every side, in the grid's units")
+	f.StringVar(&o.collection, "collection", DefaultCollection, "data collection: "+strings.Join(KnownCollections, ", ")+", byoc-<id> or batch-<id>")
+	f.Float64Var(&o.maxCloud, "max-cloud", -1, "keep acquisitions with at most this cloud cover, percent 0..100 (default: no filter)")
+	f.StringVar(&o.mosaicking, "mosaicking", "", "mosaicking order: "+strings.Join(mosaickingOrders, ", ")+" (default: the server's)")
+	f.StringVar(&o.mode, "mode", string(jobs.ModeAcquisition), "acquisition (one item per tile and acquisition date) or interval (one per tile and --interval)")
+	f.StringVar(&o.interval, "interval", "", "item length in interval mode, an ISO-8601 period such as P1M, P7D or P1D")
+	f.StringArrayVar(&o.responses, "response", nil, "evalscript output to request as id:mime, e.g. default:image/tiff, repeatable (default: every output of the evalscript as image/tiff)")
+	f.StringVar(&o.pathTemplate, "path-template", "", "output key layout (default "+output.DefaultPathTemplate+")")
+	f.BoolVar(&o.overwrite, "overwrite", false, "rewrite existing outputs instead of skipping them")
+	f.StringVar(&o.queue, "queue", jobs.DefaultQueue, "queue of the job's process tasks")
+	f.StringVar(&o.name, "name", "", "a label for the job")
+	f.BoolVar(&o.skipCredentials, "skip-credential-check", false, "do not fetch a token to check the Sentinel Hub credentials (offline use)")
+	f.Float64Var(&o.maxAreaKm2, "max-area-km2", grid.DefaultMaxAreaKm2, "largest area of one AOI, km²")
+	f.DurationVar(&o.credentialTimeout, "credential-timeout", DefaultCredentialTimeout, "timeout of the credential check")
+	if autoStart {
+		f.BoolVar(&o.noStart, "no-start", false, "stop after the analysis (ANALYSIS_DONE); `enqueue start JOB` processes it")
+		f.BoolVar(&o.watch, "watch", false, "follow the job with a progress bar until it is final")
+	} else {
+		f.BoolVar(&o.noWait, "no-wait", false, "do not wait for the analysis; `enqueue status JOB` shows the estimate later")
+	}
+	for _, name := range []string{"from", "to", "evalscript", "output"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+// runSubmit validates everything, then submits; estimate waits for the analysis.
+func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, autoStart, estimate bool) error {
+	spec, tiles, err := buildSubmission(ctx, aoiFile, o)
+	if err != nil {
+		return err
+	}
+	spec.AutoStart = autoStart
+	policies, err := a.resolvePolicies()
+	if err != nil {
+		return err
+	}
+	rdb, err := a.redis(ctx, true)
+	if err != nil {
+		return err
+	}
+	if !o.skipCredentials {
+		if err := a.checkCredentials(ctx, o.credentialTimeout); err != nil {
+			return err
+		}
+	}
+	ctl := a.controller(rdb)
+	defer ctl.Queue.Close()
+	job, err := ctl.Submit(ctx, spec, tiles)
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	switch {
+	case estimate && !o.noWait:
+		job, err = a.waitAnalysed(ctx, ctl.Jobs, job.ID)
+		if err != nil {
+			return err
+		}
+		return a.printEstimate(job, policies)
+	case o.watch:
+		if !a.json {
+			fmt.Fprintf(a.stdout, "submitted job %s: %d tiles, %s\n", job.ID, job.Progress.Tiles, job.Status)
+		}
+		return a.watch(ctx, ctl.Jobs, job.ID, policies)
+	}
+	if a.json {
+		return a.writeJSON(newJobView(job, policies))
+	}
+	fmt.Fprintf(a.stdout, "submitted job %s: %d tiles from %s, %s\n", job.ID, job.Progress.Tiles, aoiFile, job.Status)
+	switch {
+	case estimate:
+		fmt.Fprintf(a.stdout, "the job stops after the analysis; see the estimate with `enqueue status %s`, then `enqueue start %s`\n", job.ID, job.ID)
+	case !autoStart:
+		fmt.Fprintf(a.stdout, "the job stops after the analysis; `enqueue start %s` processes it\n", job.ID)
+	default:
+		fmt.Fprintf(a.stdout, "follow it with `enqueue status %s --watch`\n", job.ID)
+	}
+	return nil
+}
+
+// buildSubmission checks every local input and returns the job spec and tiles.
+// It writes nothing, except creating a plain output directory (output.Open).
+func buildSubmission(ctx context.Context, aoiFile string, o submitOptions) (jobs.Spec, []grid.Tile, error) {
+	var spec jobs.Spec
+	from, err := parseTime("--from", o.from)
+	if err != nil {
+		return spec, nil, err
+	}
+	to, err := parseTime("--to", o.to)
+	if err != nil {
+		return spec, nil, err
+	}
+	if !from.Before(to) {
+		return spec, nil, fmt.Errorf("--from %s is not before --to %s: the time range is empty (--to is exclusive)", o.from, o.to)
+	}
+	if err := checkCollection(o.collection); err != nil {
+		return spec, nil, err
+	}
+	var maxCloud *float64
+	if o.maxCloudSet {
+		if math.IsNaN(o.maxCloud) || o.maxCloud < 0 || o.maxCloud > 100 {
+			return spec, nil, fmt.Errorf("--max-cloud %g: give a cloud cover in percent, 0..100", o.maxCloud)
+		}
+		c := o.maxCloud
+		maxCloud = &c
+	}
+	if o.mosaicking != "" && !slices.Contains(mosaickingOrders, o.mosaicking) {
+		return spec, nil, fmt.Errorf("--mosaicking %q: use one of %s", o.mosaicking, strings.Join(mosaickingOrders, ", "))
+	}
+	mode := jobs.Mode(o.mode)
+	switch mode {
+	case jobs.ModeAcquisition:
+		if o.interval != "" {
+			return spec, nil, fmt.Errorf("--interval %s needs --mode interval", o.interval)
+		}
+	case jobs.ModeInterval:
+		if o.interval == "" {
+			return spec, nil, errors.New("--mode interval needs --interval, e.g. P1M, P7D or P1D")
+		}
+		if _, err := jobs.ParseInterval(o.interval); err != nil {
+			return spec, nil, fmt.Errorf("--interval: %w", err)
+		}
+	default:
+		return spec, nil, fmt.Errorf("--mode %q: use acquisition or interval", o.mode)
+	}
+	if _, err := output.ParseTemplate(o.pathTemplate); err != nil {
+		return spec, nil, fmt.Errorf("--path-template: %w", err)
+	}
+	if strings.TrimSpace(o.queue) == "" {
+		return spec, nil, errors.New("--queue is empty; name a queue the workers serve (default " + jobs.DefaultQueue + ")")
+	}
+
+	script, err := readEvalscript(o.evalscript)
+	if err != nil {
+		return spec, nil, err
+	}
+	responses, err := parseResponses(o.responses, sentinel.InspectEvalscript(script), o.evalscript)
+	if err != nil {
+		return spec, nil, err
+	}
+
+	g, err := grid.ParseGrid(o.gridName)
+	if err != nil {
+		return spec, nil, fmt.Errorf("--grid: %w", err)
+	}
+	aois, err := grid.ParseFile(aoiFile, grid.Limits{MaxAreaKm2: o.maxAreaKm2})
+	if err != nil {
+		// The grid package speaks to Go callers; name the flag instead.
+		return spec, nil, errors.New(strings.ReplaceAll(err.Error(), "Limits.MaxAreaKm2", "--max-area-km2"))
+	}
+	if len(aois) == 0 {
+		return spec, nil, fmt.Errorf("%s: no AOI in the file; give at least one polygon or bbox", aoiFile)
+	}
+	tiles, err := grid.Split(aois, g, grid.SplitOptions{Resolution: o.resolution, Subdivide: o.subdivide, Buffer: o.buffer})
+	if err != nil {
+		var pe *grid.PixelLimitError
+		if errors.As(err, &pe) {
+			return spec, nil, fmt.Errorf("--resolution %g: %w", o.resolution, err)
+		}
+		return spec, nil, fmt.Errorf("%s: %w", aoiFile, err)
+	}
+	if len(tiles) == 0 {
+		return spec, nil, fmt.Errorf("%s: the AOIs intersect no tile of grid %s", aoiFile, g.Name)
+	}
+
+	outURL, err := checkOutput(ctx, o.outputURL)
+	if err != nil {
+		return spec, nil, err
+	}
+	spec = jobs.Spec{Name: o.name, AOISource: aoiFile, Grid: g.Name, Resolution: o.resolution,
+		From: from, To: to, Collection: o.collection, Evalscript: script, MaxCloudCover: maxCloud,
+		MosaickingOrder: o.mosaicking, Mode: mode, Interval: o.interval, Responses: responses,
+		OutputURL: outURL, PathTemplate: o.pathTemplate, Overwrite: o.overwrite, Queue: o.queue}
+	if err := spec.Validate(); err != nil {
+		return spec, nil, err
+	}
+	// The request of the first tile as a worker will build it: the Process API's
+	// own rules (size, bbox, time range, responses) checked before anything runs.
+	item := jobs.Item{ID: jobs.ItemID(tiles[0].Name, from), Tile: tiles[0].Name, From: from, To: to}
+	if err := sentinel.ValidateProcessRequest(tasks.BuildProcessRequest(spec, tiles[0], item)); err != nil {
+		return spec, nil, fmt.Errorf("process request of tile %s: %w", tiles[0].Name, err)
+	}
+	return spec, tiles, nil
+}
+
+// parseTime reads YYYY-MM-DD (UTC midnight) or RFC 3339.
+func parseTime(flag, s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%s %q is not a date; use YYYY-MM-DD (UTC) or RFC 3339 such as 2025-06-01T00:00:00Z", flag, s)
+}
+
+func checkCollection(c string) error {
+	if slices.Contains(KnownCollections, c) || customCollection.MatchString(c) {
+		return nil
+	}
+	return fmt.Errorf("--collection %q is not a known collection; use one of %s, byoc-<id> or batch-<id>", c, strings.Join(KnownCollections, ", "))
+}
+
+func readEvalscript(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("--evalscript %s: file does not exist; give the path of a V3 evalscript", path)
+		}
+		return "", fmt.Errorf("--evalscript %s: %w", path, err)
+	}
+	s := string(b)
+	if strings.TrimSpace(s) == "" {
+		return "", fmt.Errorf("--evalscript %s: the file is empty; give a V3 evalscript (starting with //VERSION=3)", path)
+	}
+	return s, nil
+}
+
+// parseResponses reads id:mime pairs, checks them against the evalscript's
+// outputs, and defaults to every output as GeoTIFF.
+func parseResponses(list []string, info sentinel.EvalscriptInfo, scriptPath string) ([]sentinel.OutputResponse, error) {
+	outputs := info.Outputs
+	if len(outputs) == 0 {
+		outputs = []string{"default"}
+	}
+	if len(list) == 0 {
+		out := make([]sentinel.OutputResponse, len(outputs))
+		for i, id := range outputs {
+			out[i] = sentinel.OutputResponse{Identifier: id, Format: sentinel.ResponseFormat{Type: "image/tiff"}}
+		}
+		return out, nil
+	}
+	var out []sentinel.OutputResponse
+	seen := map[string]bool{}
+	for _, r := range list {
+		id, mime, ok := strings.Cut(r, ":")
+		if !ok || id == "" || mime == "" {
+			return nil, fmt.Errorf("--response %q: want id:mime, e.g. default:image/tiff", r)
+		}
+		if !slices.Contains(KnownMimeTypes, mime) {
+			return nil, fmt.Errorf("--response %q: format %q is not one of %s", r, mime, strings.Join(KnownMimeTypes, ", "))
+		}
+		if !slices.Contains(outputs, id) {
+			return nil, fmt.Errorf("--response %q: the evalscript %s declares no output %q (it declares %s)", r, scriptPath, id, strings.Join(outputs, ", "))
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("--response %q: output %q is requested twice", r, id)
+		}
+		seen[id] = true
+		out = append(out, sentinel.OutputResponse{Identifier: id, Format: sentinel.ResponseFormat{Type: mime}})
+	}
+	return out, nil
+}
+
+// checkOutput opens the output store once (a plain directory is created) and
+// returns the URL to store in the job: plain paths become absolute file:// URLs,
+// so workers started elsewhere do not resolve them against their own directory.
+func checkOutput(ctx context.Context, raw string) (string, error) {
+	st, err := output.Open(ctx, raw)
+	if err != nil {
+		return "", fmt.Errorf("--output: %w", err)
+	}
+	defer st.Close()
+	if !strings.Contains(raw, "://") {
+		return st.URL(), nil
+	}
+	return raw, nil
+}
+
+// checkCredentials fetches one token: wrong credentials are refused here rather
+// than by every worker later.
+func (a *app) checkCredentials(ctx context.Context, timeout time.Duration) error {
+	cfg, err := config.Sentinel(a.sentinel)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(cfg.ClientID) == "" {
+		return errors.New("no Sentinel Hub client id: set SH_CLIENT_ID or --client-id (and SH_CLIENT_SECRET or SH_CLIENT_SECRET_FILE), use a config.toml profile, or pass --skip-credential-check")
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	_, err = sentinel.FetchToken(ctx, cfg)
+	if err == nil {
+		return nil
+	}
+	tokenURL := cfg.TokenURL
+	if tokenURL == "" {
+		tokenURL = sentinel.DefaultTokenURL
+	}
+	var te *sentinel.TokenError
+	if errors.As(err, &te) && (te.Status == 400 || te.Status == 401) {
+		return fmt.Errorf("wrong credentials: the token endpoint %s refused client id %q (HTTP %d); check SH_CLIENT_ID and SH_CLIENT_SECRET (or --client-id, --client-secret-file, the config.toml profile) and --preset/--token-url; nothing was submitted",
+			tokenURL, cfg.ClientID, te.Status)
+	}
+	return fmt.Errorf("credential check against %s failed: %w; nothing was submitted (--skip-credential-check skips this check)", tokenURL, err)
+}

@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"shfleet/jobs"
+	"shfleet/quota"
+)
+
+// JobView is a job as status, list and --watch print it with --json.
+type JobView struct {
+	ID            string      `json:"id"`
+	Name          string      `json:"name,omitempty"`
+	Status        jobs.Status `json:"status"`
+	StoppedReason string      `json:"stopped_reason,omitempty"`
+	// ResumeAt is when a paused (OUT_OF_PU) job may go on: the quota reset.
+	ResumeAt time.Time `json:"resume_at,omitzero"`
+
+	Tiles           int `json:"tiles"`
+	TilesAnalysed   int `json:"tiles_analysed"`
+	CatalogRequests int `json:"catalog_requests"`
+	// Total is the number of work items; Done, Failed and the rest count them by status.
+	Total      int `json:"total"`
+	Done       int `json:"done"`
+	Failed     int `json:"failed"`
+	Pending    int `json:"pending"`
+	Scheduled  int `json:"scheduled"`
+	Processing int `json:"processing"`
+
+	EstimatedPU float64 `json:"estimated_pu"`
+	SpentPU     float64 `json:"spent_pu"`
+	// RemainingSeconds is how long the items not yet done take at the binding
+	// policy (BindingPolicy); 0 once nothing remains.
+	RemainingSeconds float64 `json:"remaining_seconds"`
+	BindingPolicy    string  `json:"binding_policy,omitempty"`
+	Restarts         int     `json:"restarts,omitempty"`
+	Output           string  `json:"output"`
+
+	CreatedAt  time.Time `json:"created_at"`
+	AnalysedAt time.Time `json:"analysed_at,omitzero"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// ElapsedSeconds runs from creation to the end (or now).
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+}
+
+// EstimateView is what estimate prints with --json.
+type EstimateView struct {
+	ID              string      `json:"id"`
+	Status          jobs.Status `json:"status"`
+	Tiles           int         `json:"tiles"`
+	Items           int         `json:"items"`
+	CatalogRequests int         `json:"catalog_requests"`
+	ProcessRequests int         `json:"process_requests"`
+	EstimatedPU     float64     `json:"estimated_pu"`
+	// DurationSeconds is the processing time at the binding policy.
+	DurationSeconds float64  `json:"duration_seconds"`
+	BindingPolicy   string   `json:"binding_policy,omitempty"`
+	Policies        []string `json:"policies"`
+}
+
+func milliToPU(m int64) float64 { return float64(m) / 1000 }
+
+// capacity converts an account policy into the estimate's terms.
+func capacity(p quota.Policy) jobs.Capacity {
+	if p.Kind == quota.PU {
+		return jobs.Capacity{MilliPU: int64(math.Round(p.Capacity * 1000)), Period: p.Period}
+	}
+	return jobs.Capacity{Requests: int64(math.Max(1, math.Round(p.Capacity))), Period: p.Period}
+}
+
+// binding returns how long e takes at the slowest policy, and that policy.
+func binding(e jobs.Estimate, policies []quota.Policy) (time.Duration, string) {
+	var worst time.Duration
+	name := ""
+	for _, p := range policies {
+		if d := e.Duration(capacity(p)); d > worst {
+			worst, name = d, p.String()
+		}
+	}
+	return worst, name
+}
+
+func newJobView(j jobs.Job, policies []quota.Policy) JobView {
+	p := j.Progress
+	v := JobView{ID: j.ID, Name: j.Spec.Name, Status: j.Status, StoppedReason: j.StoppedReason, ResumeAt: j.ResumeAt,
+		Tiles: p.Tiles, TilesAnalysed: p.TilesAnalysed, CatalogRequests: p.CatalogRequests,
+		Total: p.Total, Done: p.Done, Failed: p.Failed, Pending: p.Pending, Scheduled: p.Scheduled, Processing: p.Processing,
+		EstimatedPU: milliToPU(p.EstimatedMilliPU), SpentPU: milliToPU(p.SpentMilliPU), Restarts: j.Restarts,
+		Output: j.Spec.OutputURL, CreatedAt: j.CreatedAt, AnalysedAt: j.AnalysedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt}
+	if !j.Status.Final() {
+		d, name := binding(j.Remaining(), policies)
+		v.RemainingSeconds, v.BindingPolicy = d.Seconds(), name
+	}
+	v.ElapsedSeconds = elapsed(j).Seconds()
+	return v
+}
+
+func elapsed(j jobs.Job) time.Duration {
+	end := j.FinishedAt
+	if end.IsZero() {
+		end = time.Now()
+	}
+	if j.CreatedAt.IsZero() || end.Before(j.CreatedAt) {
+		return 0
+	}
+	return end.Sub(j.CreatedAt)
+}
+
+func newEstimateView(j jobs.Job, policies []quota.Policy) EstimateView {
+	e := j.Estimate()
+	d, name := binding(e, policies)
+	v := EstimateView{ID: j.ID, Status: j.Status, Tiles: e.Tiles, Items: e.Items, CatalogRequests: e.CatalogRequests,
+		ProcessRequests: e.ProcessRequests, EstimatedPU: milliToPU(e.EstimatedMilliPU), DurationSeconds: d.Seconds(),
+		BindingPolicy: name, Policies: []string{}}
+	for _, p := range policies {
+		v.Policies = append(v.Policies, p.String())
+	}
+	return v
+}
+
+func (a *app) writeJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(a.stdout, "%s\n", b)
+	return err
+}
+
+// fmtPU prints PU with up to three decimals.
+func fmtPU(pu float64) string {
+	return strconv.FormatFloat(math.Round(pu*1000)/1000, 'f', -1, 64)
+}
+
+// fmtDuration rounds a duration for people: 2h03m, 4m10s, 12s.
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	case d < 48*time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	default:
+		return fmt.Sprintf("%.1f days", d.Hours()/24)
+	}
+}
+
+// printEstimate prints an analysed job's cost and time.
+func (a *app) printEstimate(j jobs.Job, policies []quota.Policy) error {
+	v := newEstimateView(j, policies)
+	if a.json {
+		return a.writeJSON(v)
+	}
+	w := a.stdout
+	fmt.Fprintf(w, "job %s: %s\n", j.ID, j.Status)
+	fmt.Fprintf(w, "  tiles              %d\n", v.Tiles)
+	fmt.Fprintf(w, "  items              %d\n", v.Items)
+	fmt.Fprintf(w, "  catalog requests   %d (made by the analysis)\n", v.CatalogRequests)
+	fmt.Fprintf(w, "  process requests   %d\n", v.ProcessRequests)
+	fmt.Fprintf(w, "  processing units   %s PU (estimate)\n", fmtPU(v.EstimatedPU))
+	if v.BindingPolicy != "" {
+		fmt.Fprintf(w, "  time               %s at %s (policies %s)\n", fmtDuration(time.Duration(v.DurationSeconds*float64(time.Second))), v.BindingPolicy, strings.Join(v.Policies, ", "))
+	}
+	if j.Status == jobs.StatusAnalysisDone {
+		fmt.Fprintf(w, "start it with `enqueue start %s`\n", j.ID)
+	}
+	return nil
+}
+
+// printStatus prints one job for people.
+func (a *app) printStatus(j jobs.Job, policies []quota.Policy) {
+	v := newJobView(j, policies)
+	w := a.stdout
+	name := ""
+	if v.Name != "" {
+		name = " (" + v.Name + ")"
+	}
+	fmt.Fprintf(w, "job %s%s: %s\n", j.ID, name, j.Status)
+	fmt.Fprintf(w, "  tiles     %d, %d analysed, %d catalog requests\n", v.Tiles, v.TilesAnalysed, v.CatalogRequests)
+	if v.TilesAnalysed == v.Tiles || v.Total > 0 {
+		fmt.Fprintf(w, "  items     %d/%d done, %d failed, %d pending, %d scheduled, %d processing\n",
+			v.Done, v.Total, v.Failed, v.Pending, v.Scheduled, v.Processing)
+		fmt.Fprintf(w, "  PU        %s spent of %s estimated\n", fmtPU(v.SpentPU), fmtPU(v.EstimatedPU))
+	}
+	if v.BindingPolicy != "" && v.RemainingSeconds > 0 {
+		fmt.Fprintf(w, "  remaining ~%s at %s\n", fmtDuration(time.Duration(v.RemainingSeconds*float64(time.Second))), v.BindingPolicy)
+	}
+	if j.StoppedReason != "" {
+		fmt.Fprintf(w, "  stopped   %s", j.StoppedReason)
+		if !j.ResumeAt.IsZero() {
+			fmt.Fprintf(w, " until %s", j.ResumeAt.UTC().Format("2006-01-02 15:04 UTC"))
+		}
+		if j.StoppedReason == jobs.ReasonOutOfPU {
+			fmt.Fprintf(w, " (monthly processing units used up; raise the budget and run `enqueue resume %s` to go on earlier)", j.ID)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  output    %s\n", v.Output)
+	fmt.Fprintf(w, "  created   %s, elapsed %s\n", j.CreatedAt.UTC().Format(time.RFC3339), fmtDuration(elapsed(j)))
+	switch j.Status {
+	case jobs.StatusAnalysisDone:
+		fmt.Fprintf(w, "start it with `enqueue start %s`\n", j.ID)
+	case jobs.StatusPartial, jobs.StatusFailed:
+		fmt.Fprintf(w, "`enqueue restart %s` re-queues its %d failed items\n", j.ID, v.Failed)
+	}
+}
+
+// summary is the line printed when a watched job is final.
+func summary(j jobs.Job) string {
+	p := j.Progress
+	return fmt.Sprintf("job %s %s: %d/%d items done, %d failed, %s PU spent (estimate %s), elapsed %s",
+		j.ID, j.Status, p.Done, p.Total, p.Failed, fmtPU(milliToPU(p.SpentMilliPU)), fmtPU(milliToPU(p.EstimatedMilliPU)), fmtDuration(elapsed(j)))
+}
+
+// finalError is the error of a watched job that did not end DONE.
+func finalError(j jobs.Job) error {
+	switch j.Status {
+	case jobs.StatusPartial, jobs.StatusFailed:
+		return fmt.Errorf("job %s ended %s: %d of %d items failed; `enqueue restart %s` re-queues them", j.ID, j.Status, j.Progress.Failed, j.Progress.Total, j.ID)
+	case jobs.StatusCanceled:
+		return fmt.Errorf("job %s was canceled", j.ID)
+	}
+	return nil
+}
