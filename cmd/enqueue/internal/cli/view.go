@@ -34,6 +34,8 @@ type JobView struct {
 
 	EstimatedPU float64 `json:"estimated_pu"`
 	SpentPU     float64 `json:"spent_pu"`
+	// RateLimited counts the 429 answers the job met.
+	RateLimited int `json:"rate_limited"`
 	// RemainingSeconds is how long the items not yet done take at the binding
 	// policy (BindingPolicy); 0 once nothing remains.
 	RemainingSeconds float64 `json:"remaining_seconds"`
@@ -91,7 +93,7 @@ func newJobView(j jobs.Job, policies []quota.Policy) JobView {
 	v := JobView{ID: j.ID, Name: j.Spec.Name, Status: j.Status, StoppedReason: j.StoppedReason, ResumeAt: j.ResumeAt,
 		Tiles: p.Tiles, TilesAnalysed: p.TilesAnalysed, CatalogRequests: p.CatalogRequests,
 		Total: p.Total, Done: p.Done, Failed: p.Failed, Pending: p.Pending, Scheduled: p.Scheduled, Processing: p.Processing,
-		EstimatedPU: milliToPU(p.EstimatedMilliPU), SpentPU: milliToPU(p.SpentMilliPU), Restarts: j.Restarts,
+		EstimatedPU: milliToPU(p.EstimatedMilliPU), SpentPU: milliToPU(p.SpentMilliPU), RateLimited: p.RateLimited, Restarts: j.Restarts,
 		Output: j.Spec.OutputURL, CreatedAt: j.CreatedAt, AnalysedAt: j.AnalysedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt}
 	if !j.Status.Final() {
 		d, name := binding(j.Remaining(), policies)
@@ -190,6 +192,7 @@ func (a *app) printStatus(j jobs.Job, policies []quota.Policy) {
 		fmt.Fprintf(w, "  items     %d/%d done, %d failed, %d pending, %d scheduled, %d processing\n",
 			v.Done, v.Total, v.Failed, v.Pending, v.Scheduled, v.Processing)
 		fmt.Fprintf(w, "  PU        %s spent of %s estimated\n", fmtPU(v.SpentPU), fmtPU(v.EstimatedPU))
+		fmt.Fprintf(w, "  429s      %d\n", j.Progress.RateLimited)
 	}
 	if v.BindingPolicy != "" && v.RemainingSeconds > 0 {
 		fmt.Fprintf(w, "  remaining ~%s at %s\n", fmtDuration(time.Duration(v.RemainingSeconds*float64(time.Second))), v.BindingPolicy)
@@ -217,8 +220,8 @@ func (a *app) printStatus(j jobs.Job, policies []quota.Policy) {
 // summary is the line printed when a watched job is final.
 func summary(j jobs.Job) string {
 	p := j.Progress
-	return fmt.Sprintf("job %s %s: %d/%d items done, %d failed, %s PU spent (estimate %s), elapsed %s",
-		j.ID, j.Status, p.Done, p.Total, p.Failed, fmtPU(milliToPU(p.SpentMilliPU)), fmtPU(milliToPU(p.EstimatedMilliPU)), fmtDuration(elapsed(j)))
+	return fmt.Sprintf("job %s %s: %d/%d items done, %d failed, %s PU spent (estimate %s), 429s: %d, elapsed %s",
+		j.ID, j.Status, p.Done, p.Total, p.Failed, fmtPU(milliToPU(p.SpentMilliPU)), fmtPU(milliToPU(p.EstimatedMilliPU)), p.RateLimited, fmtDuration(elapsed(j)))
 }
 
 // finalError is the error of a watched job that did not end DONE.
