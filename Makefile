@@ -1,7 +1,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help test test-race lint bench
+.PHONY: help test test-race lint bench bench-quota
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,3 +21,10 @@ bench: ## Go benchmarks of every package
 
 demo: ## the offline demo: simulator + worker on an embedded Redis + enqueue submit --watch
 	bash scripts/demo.sh
+
+bench-quota: ## quota proof benchmark: fleet vs simulator, Markdown table (DURATION=60s, SCENARIOS=all)
+	$(GO) run ./cmd/bench quota -duration $(or $(DURATION),60s) $(if $(SCENARIOS),-scenarios $(SCENARIOS))
+
+.PHONY: chaos
+chaos: ## end-to-end fault suite: real worker processes, redis-server, shsim (minutes)
+	$(GO) test -tags chaos -count=1 -timeout 60m -v ./chaos/

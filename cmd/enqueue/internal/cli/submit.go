@@ -116,7 +116,7 @@ the time at the binding account policy. ` + "`enqueue start JOB`" + ` then proce
 	f.Float64Var(&o.maxAreaKm2, "max-area-km2", grid.DefaultMaxAreaKm2, "largest area of one AOI, km²")
 	f.DurationVar(&o.credentialTimeout, "credential-timeout", DefaultCredentialTimeout, "timeout of the credential check")
 	if autoStart {
-		f.BoolVar(&o.noStart, "no-start", false, "stop after the analysis (ANALYSIS_DONE); `enqueue start JOB` processes it")
+		f.BoolVar(&o.noStart, "no-start", false, "stop after the analysis (ANALYSIS_DONE); run enqueue start JOB to process it")
 		f.BoolVar(&o.watch, "watch", false, "follow the job with a progress bar until it is final")
 	} else {
 		f.BoolVar(&o.noWait, "no-wait", false, "do not wait for the analysis; `enqueue status JOB` shows the estimate later")
