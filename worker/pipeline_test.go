@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"shfleet/grid"
+	"shfleet/internal/redistest"
 	"shfleet/internal/s3test"
 	"shfleet/jobs"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
+	"shfleet/worker"
 )
 
 // checkOutputs asserts every DONE item's output is stored under root and equals
@@ -250,4 +252,46 @@ func TestGracefulShutdownHandsBackInFlightItems(t *testing.T) {
 		t.Fatalf("status %s %+v", job.Status, job.Progress)
 	}
 	checkOutputs(t, f, job, tiles, out)
+}
+
+func TestTwoJobsAtOnceBothProgress(t *testing.T) {
+	f := newFleet(t, 2, sentineltest.Config{})
+	ctx := context.Background()
+	outA, outB := t.TempDir(), t.TempDir()
+	specA, tiles := sampleSpec(t, outA)
+	specB, _ := sampleSpec(t, outB)
+	specB.From, specB.To = specB.From.AddDate(0, 1, 0), specB.To.AddDate(0, 1, 0) // another month
+	a, err := f.ctl.Submit(ctx, specA, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.ctl.Submit(ctx, specB, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b = f.waitFinal(t, a.ID, 2*time.Minute), f.waitFinal(t, b.ID, 2*time.Minute)
+	for _, j := range []jobs.Job{a, b} {
+		if j.Status != jobs.StatusDone || j.Progress.Done != j.Progress.Total || j.Progress.Total == 0 {
+			t.Fatalf("job %s: %s %+v", j.ID, j.Status, j.Progress)
+		}
+	}
+	checkOutputs(t, f, a, tiles, outA)
+	checkOutputs(t, f, b, tiles, outB)
+	if st := f.sim.Stats(); st.ProcessRequests != a.Progress.Total+b.Progress.Total || st.RateLimited != 0 {
+		t.Fatalf("simulator: %d process requests for %d items, %d 429s", st.ProcessRequests, a.Progress.Total+b.Progress.Total, st.RateLimited)
+	}
+}
+
+func TestWorkerRefusesEvictingRedis(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{Args: []string{"--maxmemory-policy", "allkeys-lru"}})
+	c := rs.Client()
+	defer c.Close()
+	err := worker.CheckRedis(context.Background(), c)
+	if err == nil || !strings.Contains(err.Error(), "noeviction") {
+		t.Fatalf("CheckRedis = %v, want a refusal naming noeviction", err)
+	}
+	rs.Stop()
+	if err := worker.CheckRedis(context.Background(), c); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Fatalf("CheckRedis on a stopped server = %v, want an unreachable error naming REDIS_URL", err)
+	}
 }
