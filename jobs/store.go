@@ -184,6 +184,9 @@ func (s *Store) Create(ctx context.Context, spec Spec, tiles []grid.Tile) (Job, 
 		if t.Name == "" || seen[t.Name] {
 			return Job{}, fmt.Errorf("job %s: tile name %q is empty or repeated; tile names must be unique", id, t.Name)
 		}
+		if strings.ContainsAny(t.Name, "/\\ ") || t.Name == "." || t.Name == ".." {
+			return Job{}, fmt.Errorf("job %s: tile name %q is not path-safe (no /, \\, spaces, . or ..)", id, t.Name)
+		}
 		seen[t.Name] = true
 		tj, err := json.Marshal(t)
 		if err != nil {

@@ -736,9 +736,7 @@ func tokenRetryAfter(v string) time.Duration {
 
 // scrub truncates s and removes the client secret should the endpoint echo it.
 func (s *SharedTokenSource) scrub(msg string) string {
-	if s.secret != "" {
-		msg = strings.ReplaceAll(msg, s.secret, "[secret]")
-	}
+	msg = sentinel.ScrubSecret(msg, s.secret)
 	if len(msg) > tokenBodyMax {
 		msg = msg[:tokenBodyMax] + "…"
 	}

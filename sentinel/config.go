@@ -1,6 +1,7 @@
 package sentinel
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -262,6 +263,23 @@ func (c Config) String() string {
 
 // GoString is String, so that %#v redacts the secret too.
 func (c Config) GoString() string { return c.String() }
+
+// MarshalJSON encodes the configuration without its secret, so a Config logged or
+// dumped as JSON never carries it.
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		ClientID, ClientSecretFile, BaseURL, TokenURL, UserAgent string
+		ClientSecret                                             string `json:",omitempty"`
+		APIPaths                                                 APIPaths
+	}{c.ClientID, c.ClientSecretFile, c.BaseURL, c.TokenURL, c.UserAgent, redacted(c.ClientSecret), c.APIPaths})
+}
+
+func redacted(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
 
 // ConfigFromEnv reads SH_CLIENT_ID, SH_CLIENT_SECRET or SH_CLIENT_SECRET_FILE (the
 // file's content, trimmed, becomes ClientSecret), SH_BASE_URL and SH_TOKEN_URL.

@@ -1,6 +1,7 @@
 package sentinel
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -143,5 +144,15 @@ func TestConfigFromEnv(t *testing.T) {
 				t.Errorf("got %v secret=%q", c, c.ClientSecret)
 			}
 		})
+	}
+}
+
+func TestConfigJSONRedactsSecret(t *testing.T) {
+	b, err := json.Marshal(Config{ClientID: "id", ClientSecret: "hunter2-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "hunter2") || !strings.Contains(string(b), `"ClientID":"id"`) {
+		t.Fatalf("JSON %s must keep the id and hide the secret", b)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net/url"
 	"strings"
 	"time"
 
@@ -59,15 +60,12 @@ func tokenError(err error, secret string) *TokenError {
 	if errors.As(err, &re) && re.Response != nil {
 		te := &TokenError{Status: re.Response.StatusCode, Err: err}
 		te.RetryAfter, _ = ParseRetryAfterMillis(re.Response.Header.Get(HeaderRetryAfter))
-		body := strings.TrimSpace(string(re.Body))
-		if secret != "" {
-			body = strings.ReplaceAll(body, secret, "[redacted]")
-		}
+		body := ScrubSecret(strings.TrimSpace(string(re.Body)), secret)
 		te.Body = truncate(body, MaxTokenErrorBody)
-		if secret != "" && strings.Contains(string(re.Body), secret) {
+		if secret != "" && ScrubSecret(string(re.Body), secret) != string(re.Body) {
 			// The wrapped RetrieveError prints what the endpoint sent: keep only a
 			// scrubbed copy.
-			scrub := func(s string) string { return strings.ReplaceAll(s, secret, "[redacted]") }
+			scrub := func(s string) string { return ScrubSecret(s, secret) }
 			scrubbed := *re
 			scrubbed.Body = []byte(body)
 			scrubbed.ErrorCode = scrub(re.ErrorCode)
@@ -82,10 +80,22 @@ func tokenError(err error, secret string) *TokenError {
 		// oauth2 reaches this only for a 2xx answer without an access_token.
 		return &TokenError{Status: 200, Body: "the answer has no access_token", Err: err}
 	}
-	if secret != "" && strings.Contains(msg, secret) {
-		return &TokenError{Err: errors.New(strings.ReplaceAll(msg, secret, "[redacted]"))}
+	if secret != "" && ScrubSecret(msg, secret) != msg {
+		return &TokenError{Err: errors.New(ScrubSecret(msg, secret))}
 	}
 	return &TokenError{Err: err}
+}
+
+// ScrubSecret replaces secret in s, raw and in the encodings a request carries
+// it in (form/query and path escaping), with "[redacted]".
+func ScrubSecret(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	for _, v := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret)} {
+		s = strings.ReplaceAll(s, v, "[redacted]")
+	}
+	return s
 }
 
 // tokenFetcher is an uncached oauth2.TokenSource over FetchToken.

@@ -107,7 +107,7 @@ func New(cfg Config) (*Worker, error) {
 	queue := asynq.NewClientFromRedisClient(cfg.Redis)
 	insp := asynq.NewInspectorFromRedisClient(cfg.Redis)
 	h := &tasks.Handlers{Redis: cfg.Redis, Prefix: prefix, Jobs: store, Limiter: lim,
-		Client: sentinel.NewClient(cfg.Sentinel, tokens), Queue: queue, Inspector: insp,
+		Client: sentinel.NewClient(cfg.Sentinel, tokens), Queue: queue, Inspector: insp, Outputs: tasks.NewOutputs(),
 		Log: cfg.Logger, Hooks: cfg.Hooks}
 	queues := cfg.Queues
 	if len(queues) == 0 {
