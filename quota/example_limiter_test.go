@@ -53,9 +53,9 @@ func ExampleLimiter() {
 	fmt.Println(u)
 	// Output:
 	// request 0 may go in 0s
-	// request 1 may go in 0s
-	// request 2 may go in 505ms
-	// request 3 may go in 1.01s
+	// request 1 may go in 10ms
+	// request 2 may go in 515ms
+	// request 3 may go in 1.02s
 	// true
 	// 2026-11: 3.2 PU spent, 1 reserved
 }

@@ -266,7 +266,7 @@ type limit struct {
 	Policy
 	key      string
 	perMilli float64 // emission interval per milli-unit, microseconds
-	tau      int64   // burst tolerance, microseconds (full capacity)
+	tau      int64   // burst tolerance, microseconds ((1-headroom) x capacity)
 	learned  bool
 }
 
@@ -277,8 +277,12 @@ func (l *Limiter) newLimit(p Policy, learned bool) limit {
 		Policy:   p,
 		key:      l.key("policy:" + p.id()),
 		perMilli: per,
-		tau:      int64(math.Ceil(p.Capacity * 1000 * per)),
-		learned:  learned,
+		// The initial burst, like the steady rate, keeps the headroom: the server's
+		// bucket is left Headroom x Capacity units of slack from the first second,
+		// so send-time jitter right after the burst finds units to spare. At least
+		// one unit, so a tiny policy (1 request/min) still sends at once.
+		tau:     int64(math.Ceil(max(p.Capacity*(1-l.headroom), 1) * 1000 * per)),
+		learned: learned,
 	}
 }
 

@@ -94,9 +94,10 @@ func inc(capacity float64, period time.Duration, units int64) time.Duration {
 	return time.Duration(math.Ceil(float64(units)*per)) * time.Microsecond
 }
 
+// tau is the burst tolerance: (1-headroom) x capacity units, at least one unit.
 func tau(capacity float64, period time.Duration) time.Duration {
 	per := float64(period/time.Microsecond) / (capacity * 1000 * (1 - quota.DefaultHeadroom))
-	return time.Duration(math.Ceil(capacity*1000*per)) * time.Microsecond
+	return time.Duration(math.Ceil(max(capacity*(1-quota.DefaultHeadroom), 1)*1000*per)) * time.Microsecond
 }
 
 func near(a, b time.Time) bool {
@@ -215,7 +216,7 @@ func TestReserveAtomicAcrossPoliciesConcurrent(t *testing.T) {
 	}
 }
 
-// Granted times are FIFO and, after the initial burst of the full capacity,
+// Granted times are FIFO and, after the initial burst of (1-headroom) x capacity,
 // evenly spaced at the emission interval.
 func TestReserveFIFOEvenPacing(t *testing.T) {
 	t.Parallel()
