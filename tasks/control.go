@@ -13,8 +13,6 @@ import (
 	"shfleet/jobs"
 )
 
-func slicesSort(s []string) { slices.Sort(s) }
-
 // Controller runs the job-level operations of the enqueue CLI: submit, start,
 // restart, cancel and resume, keeping the job store and the queue in step.
 type Controller struct {

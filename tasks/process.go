@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -313,6 +314,6 @@ func sortedValues(m map[string]string) []string {
 	for _, v := range m {
 		out = append(out, v)
 	}
-	slicesSort(out)
+	slices.Sort(out)
 	return out
 }
