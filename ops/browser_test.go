@@ -77,16 +77,16 @@ func TestBrowserJobsPage(t *testing.T) {
 	// ends after the screenshot and hands the rest back to the queue.
 	f := newFleet(t, 2, 2, sentineltest.Config{Faults: sentineltest.Faults{Latency: 1500 * time.Millisecond}})
 	id := f.submit(t).ID
-	f.waitFor(t, id, 30*time.Second, "PROCESSING with items done", func(j jobs.Job) bool {
+	f.WaitFor(t, id, 30*time.Second, "PROCESSING with items done", func(j jobs.Job) bool {
 		return j.Status == jobs.StatusProcessing && j.Progress.Done > 0
 	})
 	ctx := context.Background()
-	before, err := f.store.Get(ctx, id)
+	before, err := f.Store.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dom := chromium(t, bin, f.srv.URL+"/jobs", "--virtual-time-budget=3000", "--dump-dom")
-	after, err := f.store.Get(ctx, id)
+	after, err := f.Store.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestBrowserJobsPage(t *testing.T) {
 
 	// The scrape-time gauge of a running job's items agrees with the store.
 	fams := scrape(t, f.srv.URL)
-	now, err := f.store.Get(ctx, id)
+	now, err := f.Store.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}

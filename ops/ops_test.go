@@ -98,14 +98,14 @@ func TestOpsAfterJob(t *testing.T) {
 		if !ok || want <= 0 || math.Abs(pu-want) > 0.0005*float64(job.Progress.Total) {
 			t.Errorf("shfleet_pu_spent_total{job=%q} = %v (present %v), job store says %.3f", job.ID, pu, ok, want)
 		}
-		if math.Abs(pu-f.sim.Stats().PUSpent) > 0.001*float64(job.Progress.Total) {
-			t.Errorf("PU counter %v, simulator charged %v", pu, f.sim.Stats().PUSpent)
+		if math.Abs(pu-f.Sim.Stats().PUSpent) > 0.001*float64(job.Progress.Total) {
+			t.Errorf("PU counter %v, simulator charged %v", pu, f.Sim.Stats().PUSpent)
 		}
 		if month, _ := value(fams, "shfleet_pu_month_spent", nil); math.Abs(month-want) > 0.0005*float64(job.Progress.Total) {
 			t.Errorf("shfleet_pu_month_spent %v, want %.3f", month, want)
 		}
-		if n := sum(fams, "shfleet_quota_rate_limited_total"); n != 0 || f.sim.Stats().RateLimited != 0 {
-			t.Errorf("429 counter %v, simulator answered %d 429s; want 0", n, f.sim.Stats().RateLimited)
+		if n := sum(fams, "shfleet_quota_rate_limited_total"); n != 0 || f.Sim.Stats().RateLimited != 0 {
+			t.Errorf("429 counter %v, simulator answered %d 429s; want 0", n, f.Sim.Stats().RateLimited)
 		}
 		if v, _ := value(fams, "shfleet_items_finished_total", map[string]string{"status": "DONE"}); int(v) != job.Progress.Done {
 			t.Errorf("items DONE counter %v, job done %d", v, job.Progress.Done)
@@ -142,7 +142,7 @@ func TestOpsAfterJob(t *testing.T) {
 		if code := getJSON(t, base, "/jobs.json", &snap); code != http.StatusOK {
 			t.Fatalf("GET /jobs.json: %d", code)
 		}
-		stored, err := f.store.Get(context.Background(), job.ID)
+		stored, err := f.Store.Get(context.Background(), job.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,11 +237,11 @@ func TestOpsAfterJob(t *testing.T) {
 			h.Token.ExpiresInSeconds < 60 || h.Token.ExpiresIn == "" {
 			t.Fatalf("GET /healthz: %d %s (%v)", code, body, err)
 		}
-		tok, err := f.workers[0].Tokens.TokenContext(context.Background())
+		tok, err := f.Workers[0].Tokens.TokenContext(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		secret := f.sim.ClientConfig().ClientSecret
+		secret := f.Sim.ClientConfig().ClientSecret
 		for _, path := range []string{"/healthz", "/jobs", "/jobs.json", "/metrics", "/monitoring/api/queues"} {
 			_, body := get(t, base, path)
 			if bytes.Contains(body, []byte(tok.AccessToken)) || bytes.Contains(body, []byte(secret)) {

@@ -3,142 +3,22 @@ package worker_test
 import (
 	"bytes"
 	"context"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
-
 	"shfleet/grid"
-	"shfleet/internal/redistest"
+	"shfleet/internal/fleettest"
 	"shfleet/jobs"
-	"shfleet/quota"
 	"shfleet/sentinel"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
-	"shfleet/worker"
 )
 
-// fleet is a redis-server, the simulator and n worker processes' worth of
-// workers, each with its own Redis client, limiter and token source.
-type fleet struct {
-	redis   *redistest.Server
-	sim     *sentineltest.Server
-	workers []*worker.Worker
-	ctl     tasks.Controller
-	store   *jobs.Store
-}
-
-var testPolicies = []quota.Policy{{Kind: quota.Requests, Capacity: 600, Period: time.Minute}, {Kind: quota.PU, Capacity: 600, Period: time.Minute}}
-
-func newFleet(t *testing.T, n int, simCfg sentineltest.Config) *fleet {
-	t.Helper()
-	f := &fleet{redis: redistest.Start(t)}
-	if simCfg.Policies == nil {
-		for _, p := range testPolicies {
-			simCfg.Policies = append(simCfg.Policies, sentineltest.Policy{Kind: string(p.Kind), Capacity: p.Capacity, Period: p.Period})
-		}
-	}
-	f.sim = sentineltest.NewServer(simCfg)
-	t.Cleanup(f.sim.Close)
-	for i := 0; i < n; i++ {
-		f.addWorker(t)
-	}
-	rdb := f.client(t)
-	f.store = &jobs.Store{Redis: rdb}
-	f.ctl = tasks.Controller{Jobs: f.store, Queue: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb)}
-	return f
-}
-
-func (f *fleet) client(t *testing.T) *redis.Client {
-	c := f.redis.Client()
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func (f *fleet) addWorker(t *testing.T) *worker.Worker {
-	t.Helper()
-	w, err := worker.New(worker.Config{Redis: f.client(t), Sentinel: f.sim.ClientConfig(), Policies: testPolicies,
-		Concurrency: 4, ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Check(context.Background(), true); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
-	f.workers = append(f.workers, w)
-	return w
-}
-
-// waitFinal polls the job until it is final (or paused when stopAtPause).
-func (f *fleet) waitFinal(t *testing.T, id string, timeout time.Duration) jobs.Job {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		job, err := f.store.Get(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if job.Status.Final() {
-			return job
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s still %s after %s: %+v", id, job.Status, timeout, job.Progress)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func sampleSpec(t *testing.T, outDir string) (jobs.Spec, []grid.Tile) {
-	t.Helper()
-	aois, err := grid.ParseFile("../examples/aoi.geojson", grid.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := grid.ParseGrid("utm-10km")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tiles, err := grid.Split(aois, g, grid.SplitOptions{Resolution: 60})
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, err := os.ReadFile("../examples/evalscript-truecolor.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cloud := 70.0
-	return jobs.Spec{Grid: "utm-10km", Resolution: 60, Collection: "sentinel-2-l2a", Evalscript: string(script),
-		From: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC),
-		MaxCloudCover: &cloud, OutputURL: "file://" + outDir, AutoStart: true}, tiles
-}
-
-// outputFiles lists the output files under dir (fileblob's .attrs sidecars and
-// the manifest aside).
-func outputFiles(t *testing.T, dir string) []string {
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") {
-			out = append(out, p)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+func newFleet(t *testing.T, n int, sim sentineltest.Config) *fleettest.Fleet {
+	return fleettest.Start(t, fleettest.Options{Workers: n, Sim: sim})
 }
 
 // expectedCatalogRequests asks a twin simulator (same deterministic world) how
@@ -168,18 +48,18 @@ func expectedCatalogRequests(t *testing.T, spec jobs.Spec, tiles []grid.Tile) in
 func TestEndToEndMultiPolygonSeveralDates(t *testing.T) {
 	f := newFleet(t, 3, sentineltest.Config{TokenRequestsPerMinute: 5})
 	outDir := t.TempDir()
-	spec, tiles := sampleSpec(t, outDir)
+	spec, tiles := fleettest.SampleSpec(t, "file://"+outDir)
 	wantCatalog := expectedCatalogRequests(t, spec, tiles)
 
-	job, err := f.ctl.Submit(context.Background(), spec, tiles)
+	job, err := f.Ctl.Submit(context.Background(), spec, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	job = f.waitFinal(t, job.ID, 2*time.Minute)
+	job = f.WaitFinal(t, job.ID, 2*time.Minute)
 	if job.Status != jobs.StatusDone {
 		t.Fatalf("job status %s, want DONE: %+v", job.Status, job.Progress)
 	}
-	items, err := f.store.Items(context.Background(), job.ID, jobs.ItemDone)
+	items, err := f.Store.Items(context.Background(), job.ID, jobs.ItemDone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,14 +90,14 @@ func TestEndToEndMultiPolygonSeveralDates(t *testing.T) {
 			t.Fatalf("item %s: stored bytes differ from what the simulator served", it.ID)
 		}
 	}
-	if files := outputFiles(t, outDir); len(files) != len(items) {
+	if files := fleettest.OutputFiles(t, outDir); len(files) != len(items) {
 		t.Fatalf("%d output files, want %d (one per item)", len(files), len(items))
 	}
 	if _, err := os.Stat(filepath.Join(outDir, tasks.ManifestKey(job.ID))); err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
 
-	st := f.sim.Stats()
+	st := f.Sim.Stats()
 	if st.RateLimited != 0 {
 		t.Fatalf("simulator answered %d 429s, want 0", st.RateLimited)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"shfleet/internal/fleettest"
 	"shfleet/jobs"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
@@ -27,7 +28,7 @@ func TestEndToEndOnEmbeddedRedis(t *testing.T) {
 		return c
 	}
 	for i := 0; i < 2; i++ {
-		w, err := worker.New(worker.Config{Redis: newClient(), Sentinel: sim.ClientConfig(), Policies: testPolicies, Concurrency: 4})
+		w, err := worker.New(worker.Config{Redis: newClient(), Sentinel: sim.ClientConfig(), Policies: fleettest.DefaultPolicies, Concurrency: 4})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,13 +43,16 @@ func TestEndToEndOnEmbeddedRedis(t *testing.T) {
 	rdb := newClient()
 	store := &jobs.Store{Redis: rdb}
 	ctl := tasks.Controller{Jobs: store, Queue: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb)}
-	spec, tiles := sampleSpec(t, t.TempDir())
+	spec, tiles := fleettest.SampleSpec(t, "file://"+t.TempDir())
 	job, err := ctl.Submit(context.Background(), spec, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fleet{store: store}
-	job = f.waitFinal(t, job.ID, 2*time.Minute)
+	for deadline := time.Now().Add(2 * time.Minute); !job.Status.Final() && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if job, err = store.Get(context.Background(), job.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if job.Status != jobs.StatusDone || job.Progress.Done != job.Progress.Total || job.Progress.Total == 0 {
 		t.Fatalf("job %s %+v, want DONE with every item done", job.Status, job.Progress)
 	}

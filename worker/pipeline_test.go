@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -9,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"shfleet/grid"
+	"shfleet/internal/fleettest"
 	"shfleet/internal/redistest"
 	"shfleet/internal/s3test"
 	"shfleet/jobs"
@@ -18,53 +17,28 @@ import (
 	"shfleet/worker"
 )
 
-// checkOutputs asserts every DONE item's output is stored under root and equals
-// the simulator's bytes for its request.
-func checkOutputs(t *testing.T, f *fleet, job jobs.Job, tiles []grid.Tile, root string) []jobs.Item {
-	t.Helper()
-	items, err := f.store.Items(context.Background(), job.ID, jobs.ItemDone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byTile := map[string]grid.Tile{}
-	for _, tl := range tiles {
-		byTile[tl.Name] = tl
-	}
-	for _, it := range items {
-		got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(it.Outputs[0].Key)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := sentineltest.ProcessBody(tasks.BuildProcessRequest(job.Spec, byTile[it.Tile], it), "default")
-		if !bytes.Equal(got, want) {
-			t.Fatalf("item %s: stored %d bytes, simulator served %d: not identical", it.ID, len(got), len(want))
-		}
-	}
-	return items
-}
-
 func TestFaultsNeverStoreTruncatedOutputs(t *testing.T) {
 	f := newFleet(t, 3, sentineltest.Config{Faults: sentineltest.Faults{Error5xxRate: 0.05, TruncateRate: 0.05,
 		Latency: 5 * time.Millisecond, LatencyJitter: 20 * time.Millisecond, Seed: 7}})
 	out := t.TempDir()
-	spec, tiles := sampleSpec(t, out)
-	job, err := f.ctl.Submit(context.Background(), spec, tiles)
+	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
+	job, err := f.Ctl.Submit(context.Background(), spec, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	job = f.waitFinal(t, job.ID, 3*time.Minute)
+	job = f.WaitFinal(t, job.ID, 3*time.Minute)
 	if job.Status != jobs.StatusDone {
 		t.Fatalf("status %s %+v, want DONE despite faults", job.Status, job.Progress)
 	}
-	items := checkOutputs(t, f, job, tiles, out)
-	st := f.sim.Stats()
+	items := f.CheckOutputs(t, job, tiles, out)
+	st := f.Sim.Stats()
 	if st.Faults5xx+st.Truncated == 0 {
 		t.Fatal("no fault was injected; the test proves nothing")
 	}
-	if files := outputFiles(t, out); len(files) != len(items) {
+	if files := fleettest.OutputFiles(t, out); len(files) != len(items) {
 		t.Fatalf("%d files for %d items: a partial or temporary file was left", len(files), len(items))
 	}
-	for _, p := range outputFiles(t, out) {
+	for _, p := range fleettest.OutputFiles(t, out) {
 		if strings.Contains(filepath.Base(p), ".tmp") {
 			t.Fatalf("temporary file left: %s", p)
 		}
@@ -75,15 +49,15 @@ func TestFaultsNeverStoreTruncatedOutputs(t *testing.T) {
 func TestMonthlyQuotaPausesAndResumes(t *testing.T) {
 	f := newFleet(t, 2, sentineltest.Config{MonthlyPU: 1.5})
 	out := t.TempDir()
-	spec, tiles := sampleSpec(t, out)
+	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
 	ctx := context.Background()
-	job, err := f.ctl.Submit(ctx, spec, tiles)
+	job, err := f.Ctl.Submit(ctx, spec, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		job, err = f.store.Get(ctx, job.ID)
+		job, err = f.Store.Get(ctx, job.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,80 +74,80 @@ func TestMonthlyQuotaPausesAndResumes(t *testing.T) {
 	}
 	// No retry storm: once stopped, the simulator sees no more process requests.
 	time.Sleep(300 * time.Millisecond)
-	before := f.sim.Stats()
+	before := f.Sim.Stats()
 	time.Sleep(2 * time.Second)
-	after := f.sim.Stats()
+	after := f.Sim.Stats()
 	if after.ProcessRequests != before.ProcessRequests {
 		t.Fatalf("process requests went on after the 403: %d -> %d", before.ProcessRequests, after.ProcessRequests)
 	}
 	if after.QuotaExceeded > 2*4 { // at most the requests in flight when the month ran out
 		t.Fatalf("%d 403 answers: the fleet kept asking", after.QuotaExceeded)
 	}
-	paused, err := f.ctl.Inspector.GetQueueInfo(tasks.ProcessQueue(job.Spec))
+	paused, err := f.Ctl.Inspector.GetQueueInfo(tasks.ProcessQueue(job.Spec))
 	if err != nil || !paused.Paused {
 		t.Fatalf("queue not paused: %+v %v", paused, err)
 	}
 
 	// The budget is raised: resume and finish.
-	f.sim.SetMonthlyPU(1000)
-	if err := f.workers[0].Limiter.ResumeMonth(ctx); err != nil {
+	f.Sim.SetMonthlyPU(1000)
+	if err := f.Workers[0].Limiter.ResumeMonth(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.ctl.Resume(ctx, job.ID); err != nil {
+	if err := f.Ctl.Resume(ctx, job.ID); err != nil {
 		t.Fatal(err)
 	}
-	job = f.waitFinal(t, job.ID, 2*time.Minute)
+	job = f.WaitFinal(t, job.ID, 2*time.Minute)
 	if job.Status != jobs.StatusDone || job.StoppedReason != "" {
 		t.Fatalf("after resume: %s (%s) %+v, want DONE", job.Status, job.StoppedReason, job.Progress)
 	}
-	checkOutputs(t, f, job, tiles, out)
+	f.CheckOutputs(t, job, tiles, out)
 }
 
 func TestRerunSkipsExistingOutputs(t *testing.T) {
 	f := newFleet(t, 2, sentineltest.Config{})
 	out := t.TempDir()
-	spec, tiles := sampleSpec(t, out)
+	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
 	spec.PathTemplate = "<tileName>/<date>/<outputId>.<format>" // no job id: a re-run maps to the same files
 	ctx := context.Background()
-	first, err := f.ctl.Submit(ctx, spec, tiles)
+	first, err := f.Ctl.Submit(ctx, spec, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first = f.waitFinal(t, first.ID, 2*time.Minute)
-	served := f.sim.Stats().ProcessRequests
+	first = f.WaitFinal(t, first.ID, 2*time.Minute)
+	served := f.Sim.Stats().ProcessRequests
 	if first.Status != jobs.StatusDone || served != first.Progress.Total {
 		t.Fatalf("first run: %s, %d requests for %d items", first.Status, served, first.Progress.Total)
 	}
-	second, err := f.ctl.Submit(ctx, spec, tiles)
+	second, err := f.Ctl.Submit(ctx, spec, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second = f.waitFinal(t, second.ID, 2*time.Minute)
+	second = f.WaitFinal(t, second.ID, 2*time.Minute)
 	if second.Status != jobs.StatusDone || second.Progress.Done != first.Progress.Done {
 		t.Fatalf("second run: %s %+v", second.Status, second.Progress)
 	}
-	if got := f.sim.Stats().ProcessRequests; got != served {
+	if got := f.Sim.Stats().ProcessRequests; got != served {
 		t.Fatalf("re-run sent %d process requests, want 0 (outputs exist)", got-served)
 	}
-	checkOutputs(t, f, second, tiles, out)
+	f.CheckOutputs(t, second, tiles, out)
 }
 
 func TestS3Output(t *testing.T) {
 	gw := s3test.Start(t)
 	gw.CreateBucket(t, "results")
 	f := newFleet(t, 2, sentineltest.Config{})
-	spec, tiles := sampleSpec(t, "unused")
+	spec, tiles := fleettest.SampleSpec(t, "unused")
 	spec.OutputURL = gw.URL("results")
-	job, err := f.ctl.Submit(context.Background(), spec, tiles)
+	job, err := f.Ctl.Submit(context.Background(), spec, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	job = f.waitFinal(t, job.ID, 2*time.Minute)
+	job = f.WaitFinal(t, job.ID, 2*time.Minute)
 	if job.Status != jobs.StatusDone {
 		t.Fatalf("status %s %+v", job.Status, job.Progress)
 	}
 	// versitygw's posix backend keeps each object as a file under root/bucket.
-	checkOutputs(t, f, job, tiles, filepath.Join(gw.Root, "results"))
+	f.CheckOutputs(t, job, tiles, filepath.Join(gw.Root, "results"))
 	if _, err := os.Stat(filepath.Join(gw.Root, "results", tasks.ManifestKey(job.ID))); err != nil {
 		t.Fatalf("manifest not in the bucket: %v", err)
 	}
@@ -183,16 +157,16 @@ func TestStricterServerPolicyIsLearned(t *testing.T) {
 	// The workers believe 600 requests/min; the account really has 40.
 	f := newFleet(t, 2, sentineltest.Config{Policies: []sentineltest.Policy{{Kind: "requests", Capacity: 40, Period: time.Minute}}})
 	out := t.TempDir()
-	spec, tiles := sampleSpec(t, out)
-	job, err := f.ctl.Submit(context.Background(), spec, tiles)
+	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
+	job, err := f.Ctl.Submit(context.Background(), spec, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	job = f.waitFinal(t, job.ID, 3*time.Minute)
+	job = f.WaitFinal(t, job.ID, 3*time.Minute)
 	if job.Status != jobs.StatusDone {
 		t.Fatalf("status %s %+v", job.Status, job.Progress)
 	}
-	st := f.sim.Stats()
+	st := f.Sim.Stats()
 	if st.RateLimited == 0 {
 		t.Fatal("no 429 at all: the scenario did not exercise learning")
 	}
@@ -204,7 +178,7 @@ func TestStricterServerPolicyIsLearned(t *testing.T) {
 	if job.Progress.RateLimited != st.RateLimited {
 		t.Fatalf("job counted %d 429s, simulator answered %d", job.Progress.RateLimited, st.RateLimited)
 	}
-	policies, err := f.workers[1].Limiter.Policies(context.Background())
+	policies, err := f.Workers[1].Limiter.Policies(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,21 +189,21 @@ func TestStricterServerPolicyIsLearned(t *testing.T) {
 	if !learned {
 		t.Fatalf("policies %v do not include the server's requests:40:PT1M", policies)
 	}
-	checkOutputs(t, f, job, tiles, out)
+	f.CheckOutputs(t, job, tiles, out)
 	t.Logf("%d 429s for %d items", st.RateLimited, job.Progress.Total)
 }
 
 func TestGracefulShutdownHandsBackInFlightItems(t *testing.T) {
 	f := newFleet(t, 1, sentineltest.Config{Faults: sentineltest.Faults{Latency: 400 * time.Millisecond}})
 	out := t.TempDir()
-	spec, tiles := sampleSpec(t, out)
+	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
 	ctx := context.Background()
-	job, err := f.ctl.Submit(ctx, spec, tiles)
+	job, err := f.Ctl.Submit(ctx, spec, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for {
-		j, err := f.store.Get(ctx, job.ID)
+		j, err := f.Store.Get(ctx, job.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,46 +212,46 @@ func TestGracefulShutdownHandsBackInFlightItems(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	f.workers[0].Shutdown() // what SIGTERM does
-	j, err := f.store.Get(ctx, job.ID)
+	f.Workers[0].Shutdown() // what SIGTERM does
+	j, err := f.Store.Get(ctx, job.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if j.Progress.Processing != 0 {
 		t.Fatalf("%d items left PROCESSING after a graceful shutdown: %+v", j.Progress.Processing, j.Progress)
 	}
-	f.addWorker(t)
-	job = f.waitFinal(t, job.ID, 2*time.Minute)
+	f.AddWorker(t)
+	job = f.WaitFinal(t, job.ID, 2*time.Minute)
 	if job.Status != jobs.StatusDone {
 		t.Fatalf("status %s %+v", job.Status, job.Progress)
 	}
-	checkOutputs(t, f, job, tiles, out)
+	f.CheckOutputs(t, job, tiles, out)
 }
 
 func TestTwoJobsAtOnceBothProgress(t *testing.T) {
 	f := newFleet(t, 2, sentineltest.Config{})
 	ctx := context.Background()
 	outA, outB := t.TempDir(), t.TempDir()
-	specA, tiles := sampleSpec(t, outA)
-	specB, _ := sampleSpec(t, outB)
+	specA, tiles := fleettest.SampleSpec(t, "file://"+outA)
+	specB, _ := fleettest.SampleSpec(t, "file://"+outB)
 	specB.From, specB.To = specB.From.AddDate(0, 1, 0), specB.To.AddDate(0, 1, 0) // another month
-	a, err := f.ctl.Submit(ctx, specA, tiles)
+	a, err := f.Ctl.Submit(ctx, specA, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := f.ctl.Submit(ctx, specB, tiles)
+	b, err := f.Ctl.Submit(ctx, specB, tiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b = f.waitFinal(t, a.ID, 2*time.Minute), f.waitFinal(t, b.ID, 2*time.Minute)
+	a, b = f.WaitFinal(t, a.ID, 2*time.Minute), f.WaitFinal(t, b.ID, 2*time.Minute)
 	for _, j := range []jobs.Job{a, b} {
 		if j.Status != jobs.StatusDone || j.Progress.Done != j.Progress.Total || j.Progress.Total == 0 {
 			t.Fatalf("job %s: %s %+v", j.ID, j.Status, j.Progress)
 		}
 	}
-	checkOutputs(t, f, a, tiles, outA)
-	checkOutputs(t, f, b, tiles, outB)
-	if st := f.sim.Stats(); st.ProcessRequests != a.Progress.Total+b.Progress.Total || st.RateLimited != 0 {
+	f.CheckOutputs(t, a, tiles, outA)
+	f.CheckOutputs(t, b, tiles, outB)
+	if st := f.Sim.Stats(); st.ProcessRequests != a.Progress.Total+b.Progress.Total || st.RateLimited != 0 {
 		t.Fatalf("simulator: %d process requests for %d items, %d 429s", st.ProcessRequests, a.Progress.Total+b.Progress.Total, st.RateLimited)
 	}
 }

@@ -1,0 +1,222 @@
+// Package fleettest runs a whole shfleet fleet inside a test: a throwaway
+// redis-server, the Sentinel Hub simulator and any number of workers, each with its
+// own Redis client, limiter and token source as separate processes would have, plus
+// the job controller the CLI uses. It also holds the sample job (examples/) and the
+// checks every end-to-end test makes of its outputs.
+package fleettest
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"shfleet/grid"
+	"shfleet/internal/redistest"
+	"shfleet/jobs"
+	"shfleet/quota"
+	"shfleet/sentinel/sentineltest"
+	"shfleet/tasks"
+	"shfleet/worker"
+)
+
+// DefaultPolicies are the account policies of a fleet whose Options name none:
+// generous enough that tests are not quota-bound, present so the limiter works.
+var DefaultPolicies = []quota.Policy{
+	{Kind: quota.Requests, Capacity: 600, Period: time.Minute},
+	{Kind: quota.PU, Capacity: 600, Period: time.Minute},
+}
+
+// Options shape a fleet. The zero value is one worker of concurrency 4 under
+// DefaultPolicies, with the simulator enforcing the same policies.
+type Options struct {
+	// Workers is the number of workers started now (0 is allowed: AddWorker later).
+	Workers int
+	// Concurrency of each worker; default 4.
+	Concurrency int
+	// Policies the workers believe; default DefaultPolicies.
+	Policies []quota.Policy
+	// Sim configures the simulator; nil Sim.Policies means the workers' Policies.
+	Sim sentineltest.Config
+	// Hooks are passed to every worker (metrics).
+	Hooks tasks.Hooks
+}
+
+// Fleet is a running fleet.
+type Fleet struct {
+	Redis   *redistest.Server
+	Sim     *sentineltest.Server
+	Workers []*worker.Worker
+	Ctl     tasks.Controller
+	Store   *jobs.Store
+	opts    Options
+}
+
+// Start starts a redis-server, the simulator and opts.Workers workers; all stop
+// when the test ends.
+func Start(t testing.TB, opts Options) *Fleet {
+	t.Helper()
+	if opts.Concurrency == 0 {
+		opts.Concurrency = 4
+	}
+	if opts.Policies == nil {
+		opts.Policies = DefaultPolicies
+	}
+	if opts.Sim.Policies == nil {
+		for _, p := range opts.Policies {
+			opts.Sim.Policies = append(opts.Sim.Policies, sentineltest.Policy{Kind: string(p.Kind), Capacity: p.Capacity, Period: p.Period})
+		}
+	}
+	f := &Fleet{Redis: redistest.Start(t), opts: opts}
+	f.Sim = sentineltest.NewServer(opts.Sim)
+	t.Cleanup(f.Sim.Close)
+	for range opts.Workers {
+		f.AddWorker(t)
+	}
+	rdb := f.Client(t)
+	f.Store = &jobs.Store{Redis: rdb}
+	f.Ctl = tasks.Controller{Jobs: f.Store, Queue: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb)}
+	return f
+}
+
+// Client is a new Redis client of the fleet's server, closed when the test ends.
+func (f *Fleet) Client(t testing.TB) *redis.Client {
+	c := f.Redis.Client()
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// AddWorker starts one more worker with its own Redis client.
+func (f *Fleet) AddWorker(t testing.TB) *worker.Worker {
+	t.Helper()
+	w, err := worker.New(worker.Config{Redis: f.Client(t), Sentinel: f.Sim.ClientConfig(), Policies: f.opts.Policies,
+		Concurrency: f.opts.Concurrency, ShutdownTimeout: 5 * time.Second, Hooks: f.opts.Hooks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Check(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	f.Workers = append(f.Workers, w)
+	return w
+}
+
+// WaitFor polls the job every 50 ms until ok accepts it; it fails the test when
+// the job becomes final without ok, or at the timeout.
+func (f *Fleet) WaitFor(t testing.TB, id string, timeout time.Duration, what string, ok func(jobs.Job) bool) jobs.Job {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		job, err := f.Store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(job) {
+			return job
+		}
+		if job.Status.Final() || time.Now().After(deadline) {
+			t.Fatalf("job %s is %s %+v; waited %s for it to be %s", id, job.Status, job.Progress, timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// WaitFinal waits until the job is DONE, PARTIAL, FAILED or CANCELED.
+func (f *Fleet) WaitFinal(t testing.TB, id string, timeout time.Duration) jobs.Job {
+	t.Helper()
+	return f.WaitFor(t, id, timeout, "final", func(j jobs.Job) bool { return j.Status.Final() })
+}
+
+// Examples is the repository's examples/ directory.
+func Examples() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "examples")
+}
+
+// SampleSpec is the sample job: examples/aoi.geojson (two fields near Ljubljana,
+// 8 tiles of the 10 km UTM grid) at 60 m over June 2025 with the true-colour
+// evalscript, auto-started, writing to outputURL.
+func SampleSpec(t testing.TB, outputURL string) (jobs.Spec, []grid.Tile) {
+	t.Helper()
+	aois, err := grid.ParseFile(filepath.Join(Examples(), "aoi.geojson"), grid.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := grid.ParseGrid("utm-10km")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiles, err := grid.Split(aois, g, grid.SplitOptions{Resolution: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join(Examples(), "evalscript-truecolor.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloud := 70.0
+	return jobs.Spec{Grid: "utm-10km", Resolution: 60, Collection: "sentinel-2-l2a", Evalscript: string(script),
+		From: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC),
+		MaxCloudCover: &cloud, OutputURL: outputURL, AutoStart: true}, tiles
+}
+
+// OutputFiles lists the output files under dir (fileblob's .attrs sidecars and
+// manifests aside).
+func OutputFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// CheckOutputs asserts that every DONE item of the job has its single output
+// stored under root, byte-identical to what the simulator served for the item's
+// request, and returns the DONE items.
+func (f *Fleet) CheckOutputs(t testing.TB, job jobs.Job, tiles []grid.Tile, root string) []jobs.Item {
+	t.Helper()
+	items, err := f.Store.Items(context.Background(), job.ID, jobs.ItemDone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTile := map[string]grid.Tile{}
+	for _, tl := range tiles {
+		byTile[tl.Name] = tl
+	}
+	for _, it := range items {
+		if len(it.Outputs) != 1 {
+			t.Fatalf("item %s has %d outputs, want 1", it.ID, len(it.Outputs))
+		}
+		got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(it.Outputs[0].Key)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sentineltest.ProcessBody(tasks.BuildProcessRequest(job.Spec, byTile[it.Tile], it), "default")
+		if !bytes.Equal(got, want) {
+			t.Fatalf("item %s: stored %d bytes, the simulator served %d: not identical", it.ID, len(got), len(want))
+		}
+	}
+	return items
+}
