@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
@@ -17,6 +18,12 @@ import (
 	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/sentinel"
+)
+
+// Releasing an item back to the queue is retried this often, this far apart.
+const (
+	releaseAttempts = 20
+	releaseBackoff  = 500 * time.Millisecond
 )
 
 // ManifestKey is where a job's manifest goes, under the output root.
@@ -107,10 +114,17 @@ func (h *Handlers) HandleProcess(ctx context.Context, t *asynq.Task) error {
 func (h *Handlers) settleFailure(ctx context.Context, log zerolog.Logger, job jobs.Job, item jobs.Item, err error) error {
 	release := func() {
 		// A fresh context: the run's may be cancelled (shutdown), the item must
-		// still go back.
-		if _, rerr := h.Jobs.ReleaseItem(context.WithoutCancel(ctx), job.ID, item.ID); rerr != nil {
-			log.Warn().Err(rerr).Msg("could not release the item")
+		// still go back. Retried for a few seconds so a Redis restart does not
+		// leave the item PROCESSING (which would count as a stuck return).
+		var rerr error
+		for attempt := 0; attempt < releaseAttempts; attempt++ {
+			_, rerr = h.Jobs.ReleaseItem(context.WithoutCancel(ctx), job.ID, item.ID)
+			if rerr == nil || errors.Is(rerr, jobs.ErrInvalidTransition) || errors.Is(rerr, jobs.ErrNotFound) {
+				return // released, or nothing to release (canceled, finished)
+			}
+			time.Sleep(releaseBackoff)
 		}
+		log.Warn().Err(rerr).Msg("could not release the item; it returns when its task is recovered")
 	}
 	if ctx.Err() != nil {
 		release()

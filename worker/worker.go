@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -73,6 +74,10 @@ type Worker struct {
 	Inspector *asynq.Inspector
 	queue     *asynq.Client
 	server    *asynq.Server
+
+	abort           context.CancelFunc // cancels every handler's context
+	shutdownTimeout time.Duration
+	inflight        sync.WaitGroup // running handlers
 }
 
 // New builds a worker from cfg; it does not contact Redis or Sentinel Hub (see
@@ -113,18 +118,24 @@ func New(cfg Config) (*Worker, error) {
 	if len(queues) == 0 {
 		queues = map[string]int{tasks.QueueCatalog: 3, jobs.DefaultQueue: 6}
 	}
+	shutdownTimeout := cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	base, abort := context.WithCancel(context.Background())
 	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
+		// Handlers run under base: Shutdown cancels it shortly before asynq's own
+		// deadline, so in-flight items are released while Redis is still open.
+		BaseContext:     func() context.Context { return base },
 		Concurrency:     cmp.Or(cfg.Concurrency, DefaultConcurrency),
 		Queues:          queues,
 		IsFailure:       tasks.IsFailure,
 		RetryDelayFunc:  tasks.RetryDelay,
-		ShutdownTimeout: cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout),
+		ShutdownTimeout: shutdownTimeout,
 		Logger:          asynqLogger{cfg.Logger},
 		LogLevel:        asynq.WarnLevel,
 		// Short waits belong in the handlers; keep the queue's own clock tight.
 		DelayedTaskCheckInterval: time.Second,
 	})
-	return &Worker{cfg: cfg, Limiter: lim, Tokens: tokens, Jobs: store, Handlers: h, Inspector: insp, queue: queue, server: srv}, nil
+	return &Worker{cfg: cfg, Limiter: lim, Tokens: tokens, Jobs: store, Handlers: h, Inspector: insp, queue: queue,
+		server: srv, abort: abort, shutdownTimeout: shutdownTimeout}, nil
 }
 
 // Check verifies what a worker needs before it takes work, with messages that
@@ -163,13 +174,31 @@ func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
 
 // Start starts processing in the background.
 func (w *Worker) Start() error {
-	return w.server.Start(w.Handlers.Mux())
+	mux := w.Handlers.Mux()
+	return w.server.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		w.inflight.Add(1)
+		defer w.inflight.Done()
+		return mux.ProcessTask(ctx, t)
+	}))
 }
 
-// Shutdown stops taking tasks, lets in-flight ones finish for ShutdownTimeout,
-// then hands the rest back to the queue, and closes what the worker opened.
+// Shutdown stops taking tasks and lets in-flight items finish for most of the
+// shutdown timeout; then it cancels the rest, whose handlers put their items back
+// (SCHEDULED) while Redis is still reachable, waits for them, and closes what the
+// worker opened. A worker that was never started just closes.
 func (w *Worker) Shutdown() {
+	grace := w.shutdownTimeout * 9 / 10
+	timer := time.AfterFunc(grace, w.abort)
 	w.server.Shutdown()
+	timer.Stop()
+	w.abort()
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.shutdownTimeout):
+		w.cfg.Logger.Warn().Msg("handlers still running after shutdown; their items return through lease recovery")
+	}
 	_ = w.queue.Close()
 	_ = w.Handlers.Outputs.Close()
 }
