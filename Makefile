@@ -28,3 +28,9 @@ bench-quota: ## quota proof benchmark: fleet vs simulator, Markdown table (DURAT
 .PHONY: chaos
 chaos: ## end-to-end fault suite: real worker processes, redis-server, shsim (minutes)
 	$(GO) test -tags chaos -count=1 -timeout 60m -v ./chaos/
+
+.PHONY: bench-pipeline
+bench-pipeline: ## pipeline benchmarks (real worker processes, redis-server, shsim): fleet rate, 100k-tile analysis, worker memory (~6 min)
+	$(GO) run ./cmd/bench fleet
+	$(GO) run ./cmd/bench analysis
+	$(GO) run ./cmd/bench memory

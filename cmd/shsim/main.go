@@ -61,6 +61,7 @@ func main() {
 	flag.DurationVar(&cfg.Faults.Latency, "latency", 0, "latency added to every answer")
 	flag.DurationVar(&cfg.Faults.LatencyJitter, "jitter", 0, "random extra latency, 0..jitter")
 	flag.Int64Var(&cfg.Faults.Seed, "seed", 1, "seed of the fault RNG")
+	flag.BoolVar(&cfg.FullSizeBodies, "full-size", false, "answer process requests with the real output size (width x height x bands x bytes per sample), streamed, instead of a small GeoTIFF")
 	flag.Parse()
 	cfg.Policies = pols
 	switch strings.ToLower(*headers) {

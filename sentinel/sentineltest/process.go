@@ -255,6 +255,10 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 	}
 	truncate, ok := s.processLocked(w, r, now, req, pu, msg, decodeErr)
 	if ok { // the body is built and written outside the lock
+		if s.cfg.FullSizeBodies {
+			writeFullSize(w, req, asTar, truncate)
+			return
+		}
 		if asTar {
 			writeBody(w, "application/tar", processTar(req), truncate)
 			return

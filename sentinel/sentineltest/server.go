@@ -92,6 +92,11 @@ type Config struct {
 	// MaxRecordedRequests is how many API requests [Server.Requests] keeps (the
 	// newest); default [DefaultMaxRecordedRequests]; negative keeps none.
 	MaxRecordedRequests int
+	// FullSizeBodies makes process answers the real size of the requested output
+	// (width x height x output bands x bytes per sample, see [FullSizeBody]),
+	// streamed as they are generated, instead of the small [ProcessBody] GeoTIFF.
+	// Default false.
+	FullSizeBodies bool
 }
 
 // Stats is a snapshot of what the simulator has seen.

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"shfleet/jobs"
+	"shfleet/quota"
+)
+
+// TestMain runs the analysis child when the analysis benchmark execs this test
+// binary as it (see childEnv), and the tests otherwise.
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" && len(os.Args) > 1 && os.Args[1] == analysisChildCommand {
+		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	bins      binaries
+	buildErr  error
+)
+
+// testBinaries builds cmd/worker and cmd/shsim once per test run.
+func testBinaries(t *testing.T) binaries {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "shfleet-bench-test-bin-")
+		if buildErr == nil {
+			bins, buildErr = buildBinaries(context.Background(), binDir)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return bins
+}
+
+// tinyAOI is one or two utm-10km tiles near Ljubljana.
+var tinyAOI = [4]float64{14.45, 46.02, 14.5, 46.05}
+
+// TestFleetRowTiny runs a fleet row with 2 worker processes on a tiny job under a
+// 2-requests-per-second policy and checks the row is computed from the
+// simulator's counters.
+func TestFleetRowTiny(t *testing.T) {
+	b := testBinaries(t)
+	o := FleetOptions{Workers: 2, Concurrency: 2, Latency: -1, Jitter: -1, AOI: tinyAOI,
+		From: DefaultFleetFrom, To: DefaultFleetFrom.AddDate(0, 0, 10), Timeout: time.Minute}.withDefaults()
+	sc := FleetScenario{Name: "tiny", Policies: []string{"requests:2:PT1S", "pu:1000:PT1M"}, Resolution: 200, Evalscript: evalRGB8}
+	res, err := runFleetRow(context.Background(), o, b, sc, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Status != jobs.StatusDone || res.Items == 0 || res.ProcessOK != res.Items || res.CatalogRequests == 0 {
+		t.Errorf("job %s: %d items, %d process requests OK, %d catalog requests; want DONE, one request per item", res.Status, res.Items, res.ProcessOK, res.CatalogRequests)
+	}
+	if res.TokenRequests != 1 {
+		t.Errorf("%d token requests; the two worker processes must share one", res.TokenRequests)
+	}
+	if res.Binding != (quota.Policy{Kind: quota.Requests, Capacity: 2, Period: time.Second}) || !(res.Overall > 0) || res.Elapsed <= 0 || res.Ideal <= 0 {
+		t.Errorf("row not computed: binding %s, overall %v, elapsed %s, ideal %s", res.Binding, res.Overall, res.Elapsed, res.Ideal)
+	}
+	if res.Items+res.CatalogRequests > 3 && (res.AfterWindow <= 0 || !(res.AfterBurst > 0)) {
+		t.Errorf("after-burst rate not computed: %v over %s", res.AfterBurst, res.AfterWindow)
+	}
+	var buf bytes.Buffer
+	if err := WriteFleetTable(&buf, []FleetResult{res}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "| tiny | requests:2:PT1S | 2 x 2 |") {
+		t.Errorf("table lacks the row:\n%s", buf.String())
+	}
+}
+
+// TestAnalysisTiny splits and submits a small AOI in the child process (this test
+// binary, through TestMain) and runs its analysis.
+func TestAnalysisTiny(t *testing.T) {
+	o := AnalysisOptions{BBox: [4]float64{14.3, 45.9, 14.8, 46.2}, Days: 10, Workers: 1, Concurrency: 4, Latency: -1, Jitter: -1,
+		Timeout: time.Minute}.withDefaults()
+	res, err := runAnalysis(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Tiles < 4 || res.Groups < 1 || res.Groups > res.Tiles || res.Items < res.Tiles {
+		t.Errorf("%d tiles, %d groups, %d items; want several tiles, at least one item each", res.Tiles, res.Groups, res.Items)
+	}
+	if res.CatalogRequests < res.Groups || res.CatalogRequests != res.JobCatalogRequests {
+		t.Errorf("catalog requests: simulator %d, job %d, groups %d", res.CatalogRequests, res.JobCatalogRequests, res.Groups)
+	}
+	if res.ChildVmHWM <= 0 || res.RedisSubmit <= 0 || res.RedisAnalysis <= 0 || res.CatalogCache <= 0 || res.Analysis <= 0 {
+		t.Errorf("not measured: child VmHWM %d kB, Redis %d + %d bytes (cache %d), analysis %s",
+			res.ChildVmHWM, res.RedisSubmit, res.RedisAnalysis, res.CatalogCache, res.Analysis)
+	}
+	var buf bytes.Buffer
+	if err := WriteAnalysisTable(&buf, []AnalysisResult{res}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), fmt.Sprintf("| 14.3,45.9 → 14.8,46.2 | utm-10km | %d | %d |", res.Tiles, res.Groups)) {
+		t.Errorf("table lacks the row:\n%s", buf.String())
+	}
+}
+
+// TestMemoryRowTiny streams full-size answers of 50x50 px tiles through one
+// worker process and checks the bytes and the RSS figures.
+func TestMemoryRowTiny(t *testing.T) {
+	b := testBinaries(t)
+	o := MemoryOptions{AOI: tinyAOI, From: DefaultMemoryFrom, To: DefaultMemoryFrom.AddDate(0, 0, 10), Timeout: time.Minute}.withDefaults()
+	res, err := runMemoryRow(context.Background(), o, b, MemoryRow{Concurrency: 2, Resolution: 200}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.TilePx != 50 || res.ItemBytes != 50*50*16 {
+		t.Errorf("tile %d px, %d bytes per answer; want 50 px, %d", res.TilePx, res.ItemBytes, 50*50*16)
+	}
+	if res.Done == 0 || res.Done != res.Items || res.BytesWritten != int64(res.Done)*res.ItemBytes {
+		t.Errorf("%d of %d items, %d bytes written; want all, %d bytes each", res.Done, res.Items, res.BytesWritten, res.ItemBytes)
+	}
+	// VmHWM may lag a sampled VmRSS slightly (the kernel syncs its per-thread RSS
+	// counters lazily), so it is only checked to be there.
+	if res.IdleRSS <= 0 || res.PeakRSS < res.IdleRSS || res.VmHWM <= 0 || res.Samples == 0 {
+		t.Errorf("RSS: idle %d, peak %d, VmHWM %d kB, %d samples", res.IdleRSS, res.PeakRSS, res.VmHWM, res.Samples)
+	}
+	var buf bytes.Buffer
+	if err := WriteMemoryTable(&buf, []MemoryResult{res}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "| 2 | 50x50 px, 4 x FLOAT32 |") {
+		t.Errorf("table lacks the row:\n%s", buf.String())
+	}
+}
+
+func TestRateAfterBurst(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	// 100 units at once, then 10 per second for 10 s.
+	samples := []fleetSample{{at(0), 0}, {at(0.1), 60}, {at(0.2), 100}}
+	for i := 1; i <= 10; i++ {
+		samples = append(samples, fleetSample{at(0.2 + float64(i)), 100 + 10*float64(i)})
+	}
+	r, from, ok := rateAfter(samples, 99, at(10.2), 200)
+	if !ok || !from.Equal(at(0.2)) || r < 9.99 || r > 10.01 {
+		t.Errorf("rateAfter = %v from %s (%v); want 10/s from 0.2 s", r, from.Sub(t0), ok)
+	}
+	if _, _, ok := rateAfter(samples, 500, at(10.2), 200); ok {
+		t.Error("rateAfter found a burst that was never reached")
+	}
+	if r := rateBetween(samples, at(0.15), at(10.2), 200); r < 13.8 || r > 13.9 { // (200-60)/10.1 s
+		t.Errorf("rateBetween = %v, want (200-60)/10.1", r)
+	}
+}
+
+func TestPipelineFlags(t *testing.T) {
+	f, err := parseFleetFlags([]string{"-scenarios", "pu", "-aoi", "1,2,3,4", "-workers", "2"}, io.Discard)
+	if err != nil || f.Scenarios[0] != "pu" || f.AOI != [4]float64{1, 2, 3, 4} || f.Workers != 2 {
+		t.Errorf("fleet flags: %+v, %v", f, err)
+	}
+	m, err := parseMemoryFlags([]string{"-rows", "32x4, 8x10"}, io.Discard)
+	if err != nil || len(m.Rows) != 2 || m.Rows[1] != (MemoryRow{8, 10}) {
+		t.Errorf("memory flags: %+v, %v", m, err)
+	}
+	a, err := parseAnalysisFlags([]string{"-bbox", "-8,38,38,66", "-days", "5"}, io.Discard)
+	if err != nil || a.BBox != DefaultAnalysisBBox || a.Days != 5 {
+		t.Errorf("analysis flags: %+v, %v", a, err)
+	}
+	for _, bad := range []func() error{
+		func() error { _, err := parseFleetFlags([]string{"-aoi", "3,2,1,4"}, io.Discard); return err },
+		func() error {
+			_, err := parseFleetFlags([]string{"-from", "2025-06-01", "-to", "2025-05-01"}, io.Discard)
+			return err
+		},
+		func() error { _, err := parseMemoryFlags([]string{"-rows", "32"}, io.Discard); return err },
+		func() error { _, err := parseAnalysisFlags([]string{"x"}, io.Discard); return err },
+		func() error {
+			return RunFleet(context.Background(), FleetOptions{Scenarios: []string{"nope"}}, io.Discard, io.Discard)
+		},
+	} {
+		if bad() == nil {
+			t.Error("bad input accepted")
+		}
+	}
+}
