@@ -1,10 +1,10 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: help test test-race lint bench bench-quota
+.PHONY: help test test-race lint bench bench-go bench-quota demo
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 test: lint ## vet + race-enabled tests of every package (the CI command)
 	$(GO) test -race -count=1 $(PKGS)
@@ -16,8 +16,10 @@ lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: ## Go benchmarks of every package
-	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+bench: bench-go bench-quota bench-pipeline ## every benchmark: prints the tables of BENCHMARKS.md (~20 min)
+
+bench-go: ## Go micro-benchmarks of every package (go test -bench)
+	$(GO) test -run '^$$' -bench . $(PKGS)
 
 demo: ## the offline demo: simulator + worker on an embedded Redis + enqueue submit --watch
 	bash scripts/demo.sh
