@@ -52,8 +52,8 @@ type TokenHealth struct {
 	ErrorStatus int `json:"error_status,omitempty"`
 }
 
-// checkHealth pings Redis and reads the shared token's key metadata (its TTL,
-// the refresh lock and the shared refresh error), never its value.
+// checkHealth pings Redis and reads the shared token's status
+// (quota.ReadTokenStatus: key metadata only, never the token).
 func checkHealth(ctx context.Context, rdb redis.UniversalClient, prefix, account string) Health {
 	ctx, cancel := context.WithTimeout(ctx, HealthTimeout)
 	defer cancel()
@@ -65,35 +65,22 @@ func checkHealth(ctx context.Context, rdb redis.UniversalClient, prefix, account
 	if account == "" {
 		return h
 	}
-	key := func(s string) string { return quota.AccountKey(prefix, account, s) }
-	var ttl *redis.DurationCmd
-	var lock *redis.IntCmd
-	var errRec *redis.StringCmd
-	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		ttl = p.PTTL(ctx, key("token"))
-		lock = p.Exists(ctx, key("token:lock"))
-		errRec = p.Get(ctx, key("token:error"))
-		return nil
-	})
-	if err != nil && err != redis.Nil {
+	st, err := quota.ReadTokenStatus(ctx, rdb, prefix, account)
+	if err != nil {
 		h.Status, h.Redis = "error", "token check failed: "+err.Error()
 		return h
 	}
-	switch d := ttl.Val(); {
-	case d > 0:
+	switch {
+	case st.Present:
 		h.Token.State = TokenValid
-		h.Token.ExpiresIn = d.Round(time.Second).String()
-		h.Token.ExpiresInSeconds = d.Round(time.Millisecond).Seconds()
-	case errRec.Err() == nil:
-		var rec struct {
-			Status int `json:"status"`
-		}
-		_ = json.Unmarshal([]byte(errRec.Val()), &rec)
-		h.Token.State, h.Token.ErrorStatus = TokenFailing, rec.Status
+		h.Token.ExpiresIn = st.ExpiresIn.Round(time.Second).String()
+		h.Token.ExpiresInSeconds = st.ExpiresIn.Round(time.Millisecond).Seconds()
+	case st.Failing:
+		h.Token.State, h.Token.ErrorStatus = TokenFailing, st.FailedStatus
 	default:
 		h.Token.State = TokenMissing
 	}
-	if lock.Val() == 1 {
+	if st.Refreshing {
 		h.Token.State = TokenRefreshing
 	}
 	return h
