@@ -157,6 +157,15 @@ type Window struct {
 	From, To time.Time
 }
 
+// addClamped adds years and months keeping the day within the target month (Jan 31
+// + 1 month = Feb 28/29, not Mar 3), then adds days.
+func addClamped(t time.Time, years, months, days int) time.Time {
+	y, m, d := t.Date()
+	first := time.Date(y+years, m+time.Month(months), 1, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
+	last := first.AddDate(0, 1, -1).Day()
+	return first.AddDate(0, 0, min(d, last)-1+days)
+}
+
 // Split cuts [from, to) into consecutive windows of the interval, the last one
 // clipped at to.
 func (iv Interval) Split(from, to time.Time) []Window {
@@ -165,11 +174,11 @@ func (iv Interval) Split(from, to time.Time) []Window {
 		return nil
 	}
 	for i := 0; ; i++ {
-		start := from.AddDate(iv.Years*i, iv.Months*i, iv.Days*i)
+		start := addClamped(from, iv.Years*i, iv.Months*i, iv.Days*i)
 		if !start.Before(to) {
 			return out
 		}
-		end := from.AddDate(iv.Years*(i+1), iv.Months*(i+1), iv.Days*(i+1))
+		end := addClamped(from, iv.Years*(i+1), iv.Months*(i+1), iv.Days*(i+1))
 		if end.After(to) {
 			end = to
 		}

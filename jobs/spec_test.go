@@ -142,3 +142,27 @@ func ExampleEstimate_Duration() {
 	))
 	// Output: 4m0s
 }
+
+func TestIntervalSplitMonthEnds(t *testing.T) {
+	iv, err := ParseInterval("P1M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := func(m time.Month, day int) time.Time { return time.Date(2025, m, day, 0, 0, 0, 0, time.UTC) }
+	ws := iv.Split(d(1, 31), d(5, 1))
+	want := []time.Time{d(1, 31), d(2, 28), d(3, 31), d(4, 30)}
+	if len(ws) != len(want) {
+		t.Fatalf("%d windows, want %d: %v", len(ws), len(want), ws)
+	}
+	for i, w := range ws {
+		if !w.From.Equal(want[i]) {
+			t.Fatalf("window %d starts %s, want %s (month ends clamp, February is not skipped)", i, w.From, want[i])
+		}
+		if i > 0 && !ws[i-1].To.Equal(w.From) {
+			t.Fatalf("windows %d and %d do not touch", i-1, i)
+		}
+	}
+	if !ws[len(ws)-1].To.Equal(d(5, 1)) {
+		t.Fatalf("last window ends %s, want the range end", ws[len(ws)-1].To)
+	}
+}
