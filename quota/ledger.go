@@ -28,8 +28,9 @@ func exhaustedSuffix(month string) string { return "ledger:" + month + ":exhaust
 // monthOf is the UTC month of t, "2026-11".
 func monthOf(t time.Time) string { return t.UTC().Format("2006-01") }
 
-// nextMonth is when t's month's quota resets: the 1st of the next month, 00:00 UTC.
-func nextMonth(t time.Time) time.Time {
+// MonthReset is when the monthly PU quota of t's month resets: the 1st of the next
+// month, 00:00 UTC.
+func MonthReset(t time.Time) time.Time {
 	t = t.UTC()
 	return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 }
@@ -40,7 +41,7 @@ func monthReset(month string) time.Time {
 	if err != nil {
 		return time.Time{}
 	}
-	return nextMonth(t)
+	return MonthReset(t)
 }
 
 // ledgerTTL keeps a month's ledger until 35 days after its reset, so the last
@@ -73,7 +74,7 @@ type MonthUsage struct {
 // Usage reads the current month's ledger.
 func (l *Limiter) Usage(ctx context.Context) (MonthUsage, error) {
 	now := l.now().UTC()
-	u := MonthUsage{Month: monthOf(now), Reset: nextMonth(now), BudgetPU: l.cfg.MonthlyPU}
+	u := MonthUsage{Month: monthOf(now), Reset: MonthReset(now), BudgetPU: l.cfg.MonthlyPU}
 	pipe := l.rdb.Pipeline()
 	spent := pipe.Get(ctx, l.key(ledgerSuffix(u.Month)))
 	pending := pipe.Get(ctx, l.key(pendingSuffix(u.Month)))
@@ -94,7 +95,7 @@ func (l *Limiter) Usage(ctx context.Context) (MonthUsage, error) {
 func (l *Limiter) Observe403(ctx context.Context) error {
 	now := l.now().UTC()
 	month := monthOf(now)
-	reset := nextMonth(now)
+	reset := MonthReset(now)
 	ttl := reset.Sub(now) + time.Hour
 	if err := l.rdb.Set(ctx, l.key(exhaustedSuffix(month)), "1", ttl).Err(); err != nil {
 		return l.redisErr(ctx, "record 403", err)

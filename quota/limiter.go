@@ -496,11 +496,11 @@ func (l *Limiter) reserve(ctx context.Context, cost Cost, maxAhead time.Duration
 		return Reservation{}, &TooFarError{At: l.now().Add(delay), Ahead: delay, Limit: maxAhead, ByDeadline: byDeadline}
 	case 2:
 		l.monthly.Add(1)
-		return Reservation{}, &MonthlyQuotaError{Month: month, Reset: nextMonth(now), Budget: l.cfg.MonthlyPU,
+		return Reservation{}, &MonthlyQuotaError{Month: month, Reset: MonthReset(now), Budget: l.cfg.MonthlyPU,
 			Spent: milliToPU(res[2]), Reserved: milliToPU(res[3]), Need: milliToPU(cost.MilliPU)}
 	case 3:
 		l.monthly.Add(1)
-		return Reservation{}, &MonthlyQuotaError{Month: month, Reset: nextMonth(now), FromServer: true}
+		return Reservation{}, &MonthlyQuotaError{Month: month, Reset: MonthReset(now), FromServer: true}
 	}
 	return Reservation{}, fmt.Errorf("quota: reserve script answered code %d", res[0])
 }

@@ -194,7 +194,7 @@ func (h *Handlers) monthSpent(ctx context.Context, job jobs.Job, cause error) er
 			h.Log.Warn().Err(err).Msg("could not record the 403 fleet-wide")
 		}
 	}
-	reset := NextMonth(time.Now())
+	reset := quota.MonthReset(time.Now())
 	var mq *quota.MonthlyQuotaError
 	if errors.As(cause, &mq) {
 		reset = mq.Reset
@@ -211,12 +211,6 @@ func (h *Handlers) monthSpent(ctx context.Context, job jobs.Job, cause error) er
 	h.Log.Error().Str("job", job.ID).Str("queue", queue).Time("resets", reset).Err(cause).
 		Msg("monthly processing units exhausted: queue paused until the reset; raise the budget and run `enqueue resume` to go on earlier")
 	return &WaitError{After: time.Until(reset), Reason: "monthly PU quota exhausted (OUT_OF_PU) until " + reset.UTC().Format(time.DateOnly)}
-}
-
-// NextMonth is the 1st of the month after t, 00:00 UTC: when a monthly quota resets.
-func NextMonth(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 }
 
 func decode[T any](t *asynq.Task) (T, error) {

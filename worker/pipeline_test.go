@@ -12,6 +12,7 @@ import (
 	"shfleet/internal/redistest"
 	"shfleet/internal/s3test"
 	"shfleet/jobs"
+	"shfleet/quota"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
 	"shfleet/worker"
@@ -69,7 +70,7 @@ func TestMonthlyQuotaPausesAndResumes(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if want := tasks.NextMonth(time.Now()); !job.ResumeAt.Equal(want) {
+	if want := quota.MonthReset(time.Now()); !job.ResumeAt.Equal(want) {
 		t.Fatalf("ResumeAt %s, want the 1st of next month %s", job.ResumeAt, want)
 	}
 	// No retry storm: once stopped, the simulator sees no more process requests.
