@@ -9,6 +9,7 @@ import (
 
 	"shfleet/internal/redistest"
 	"shfleet/jobs"
+	"shfleet/quota"
 	"shfleet/tasks"
 )
 
@@ -40,7 +41,7 @@ func TestMonthlyBudget(t *testing.T) {
 	}
 	t.Logf("OUT_OF_PU at %d/%d items done (%.1f PU estimated for the job), resume at %s",
 		job.Progress.Done, job.Progress.Total, float64(job.Progress.EstimatedMilliPU)/1000, job.ResumeAt.Format(time.RFC3339))
-	if want := tasks.NextMonth(time.Now()); !job.ResumeAt.Equal(want) {
+	if want := quota.MonthReset(time.Now()); !job.ResumeAt.Equal(want) {
 		t.Errorf("ResumeAt %s, want the quota reset %s", job.ResumeAt, want)
 	}
 	if job.Progress.Done >= job.Progress.Total {
