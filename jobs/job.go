@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"shfleet/grid"
+	"shfleet/quota"
 )
 
 // Job is a job as stored: its spec, status and counters.
@@ -93,6 +94,16 @@ type Capacity struct {
 	Requests int64
 	MilliPU  int64
 	Period   time.Duration
+}
+
+// CapacityOf converts an account policy into the terms of [Estimate.Duration]:
+// requests rounded (at least 1), PU in milli-PU. The CLI and the job page both
+// use it, so they show the same time left.
+func CapacityOf(p quota.Policy) Capacity {
+	if p.Kind == quota.PU {
+		return Capacity{MilliPU: int64(math.Round(p.Capacity * 1000)), Period: p.Period}
+	}
+	return Capacity{Requests: int64(math.Max(1, math.Round(p.Capacity))), Period: p.Period}
 }
 
 // Duration is how long the estimate's process requests and PU take when the

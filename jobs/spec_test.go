@@ -3,6 +3,7 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"shfleet/quota"
 	"slices"
 	"strings"
 	"testing"
@@ -164,5 +165,14 @@ func TestIntervalSplitMonthEnds(t *testing.T) {
 	}
 	if !ws[len(ws)-1].To.Equal(d(5, 1)) {
 		t.Fatalf("last window ends %s, want the range end", ws[len(ws)-1].To)
+	}
+}
+
+func TestCapacityOf(t *testing.T) {
+	req := CapacityOf(quota.Policy{Kind: quota.Requests, Capacity: 299.6, Period: time.Minute})
+	pu := CapacityOf(quota.Policy{Kind: quota.PU, Capacity: 2.5, Period: time.Hour})
+	tiny := CapacityOf(quota.Policy{Kind: quota.Requests, Capacity: 0.2, Period: time.Second})
+	if req != (Capacity{Requests: 300, Period: time.Minute}) || pu != (Capacity{MilliPU: 2500, Period: time.Hour}) || tiny.Requests != 1 {
+		t.Fatalf("CapacityOf: %+v %+v %+v", req, pu, tiny)
 	}
 }

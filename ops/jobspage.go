@@ -129,16 +129,7 @@ type JobView struct {
 func capacities(ps []quota.Policy) []jobs.Capacity {
 	out := make([]jobs.Capacity, 0, len(ps))
 	for _, p := range ps {
-		c := jobs.Capacity{Period: p.Period}
-		switch p.Kind {
-		case quota.Requests:
-			c.Requests = int64(p.Capacity)
-		case quota.PU:
-			c.MilliPU = int64(math.Round(p.Capacity * 1000))
-		default:
-			continue
-		}
-		out = append(out, c)
+		out = append(out, jobs.CapacityOf(p))
 	}
 	return out
 }

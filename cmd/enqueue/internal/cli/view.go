@@ -68,20 +68,12 @@ type EstimateView struct {
 
 func milliToPU(m int64) float64 { return float64(m) / 1000 }
 
-// capacity converts an account policy into the estimate's terms.
-func capacity(p quota.Policy) jobs.Capacity {
-	if p.Kind == quota.PU {
-		return jobs.Capacity{MilliPU: int64(math.Round(p.Capacity * 1000)), Period: p.Period}
-	}
-	return jobs.Capacity{Requests: int64(math.Max(1, math.Round(p.Capacity))), Period: p.Period}
-}
-
 // binding returns how long e takes at the slowest policy, and that policy.
 func binding(e jobs.Estimate, policies []quota.Policy) (time.Duration, string) {
 	var worst time.Duration
 	name := ""
 	for _, p := range policies {
-		if d := e.Duration(capacity(p)); d > worst {
+		if d := e.Duration(jobs.CapacityOf(p)); d > worst {
 			worst, name = d, p.String()
 		}
 	}
