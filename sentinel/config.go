@@ -22,6 +22,17 @@ const (
 	CDSEBaseURL = "https://sh.dataspace.copernicus.eu"
 	// CDSETokenURL is the Copernicus Data Space Ecosystem's token endpoint.
 	CDSETokenURL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
+	// USWestBaseURL is Sentinel Hub's US West deployment, which serves Landsat,
+	// HLS and MODIS (the token endpoint is the main one).
+	USWestBaseURL = "https://services-uswest2.sentinel-hub.com"
+)
+
+// Deployment names: the main deployment is BaseURL itself.
+const (
+	// DeploymentMain is the deployment at Config.BaseURL.
+	DeploymentMain = "main"
+	// DeploymentUSWest is the US West deployment (Landsat, HLS, MODIS).
+	DeploymentUSWest = "uswest"
 )
 
 // API paths, relative to the base URL. The long-standing ones are the default; the
@@ -129,6 +140,11 @@ type Config struct {
 	APIPaths APIPaths
 	// UserAgent is sent with every API request. Default "shfleet/" + [Version].
 	UserAgent string
+	// Deployments overrides the base URL of a deployment other than the main one,
+	// by name ([DeploymentUSWest]): collections served elsewhere (Landsat, HLS,
+	// MODIS) are sent there. Default: the platform's own URLs ([USWestBaseURL] on
+	// Sentinel Hub).
+	Deployments map[string]string
 }
 
 // WithPreset returns c with the base and token URLs of p.
