@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"net/http"
 	"strconv"
 )
 
@@ -30,10 +31,11 @@ type CatalogService struct {
 }
 
 // CloudCoverFilter returns a CQL2-text filter keeping items whose cloud cover is
-// strictly below maxPercent, e.g. CloudCoverFilter(30) = "eo:cloud_cover < 30". Use
+// at most maxPercent (like the Process API's maxCloudCoverage), e.g.
+// CloudCoverFilter(30) = "eo:cloud_cover <= 30". Use
 // it with FilterLang [FilterLangCQL2Text].
 func CloudCoverFilter(maxPercent float64) string {
-	return "eo:cloud_cover < " + strconv.FormatFloat(maxPercent, 'f', -1, 64)
+	return "eo:cloud_cover <= " + strconv.FormatFloat(maxPercent, 'f', -1, 64)
 }
 
 // prepareSearch validates req and fills its defaults (Limit, FilterLang).
@@ -108,7 +110,11 @@ func (s *CatalogService) SearchPage(ctx context.Context, req CatalogSearchReques
 }
 
 func (s *CatalogService) page(ctx context.Context, req CatalogSearchRequest) (*CatalogSearchResponse, error) {
-	resp, err := s.client.send(ctx, s.client.cfg.APIPaths.CatalogSearch, req, "application/geo+json, application/json")
+	dep := DeploymentMain
+	if len(req.Collections) > 0 {
+		dep = deploymentOf(req.Collections[0])
+	}
+	resp, err := s.client.send(ctx, http.MethodPost, dep, s.client.cfg.APIPaths.CatalogSearch, req, "application/geo+json, application/json")
 	if err != nil {
 		return nil, err
 	}

@@ -115,7 +115,7 @@ func TestCatalogSearchPaginatesLazily(t *testing.T) {
 		if r.Next != wantNext {
 			t.Errorf("request %d next = %v, want %v", i, r.Next, wantNext)
 		}
-		if r.Limit != 10 || r.Filter != "eo:cloud_cover < 30" || r.FilterLang != FilterLangCQL2Text || r.Datetime != reqs[0].Datetime || len(r.BBox) != 4 {
+		if r.Limit != 10 || r.Filter != "eo:cloud_cover <= 30" || r.FilterLang != FilterLangCQL2Text || r.Datetime != reqs[0].Datetime || len(r.BBox) != 4 {
 			t.Errorf("request %d body changed: %+v", i, r)
 		}
 	}
@@ -230,7 +230,7 @@ func TestCatalogSearchMalformedPage(t *testing.T) {
 
 func TestCloudCoverFilter(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[float64]string{30: "eo:cloud_cover < 30", 12.5: "eo:cloud_cover < 12.5", 0: "eo:cloud_cover < 0", 100: "eo:cloud_cover < 100"} {
+	for in, want := range map[float64]string{30: "eo:cloud_cover <= 30", 12.5: "eo:cloud_cover <= 12.5", 0: "eo:cloud_cover <= 0", 100: "eo:cloud_cover <= 100"} {
 		if got := CloudCoverFilter(in); got != want {
 			t.Errorf("CloudCoverFilter(%g) = %q, want %q", in, got, want)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -25,6 +26,8 @@ type Client struct {
 	Catalog *CatalogService
 	// Process is the Process API.
 	Process *ProcessService
+	// RateLimit reads the account's published rate-limit policies and counts.
+	RateLimit *RateLimitService
 
 	cfg Config
 	ts  oauth2.TokenSource
@@ -43,6 +46,7 @@ func NewClient(cfg Config, ts oauth2.TokenSource) *Client {
 	c := &Client{cfg: cfg, ts: ts}
 	c.Catalog = &CatalogService{client: c}
 	c.Process = &ProcessService{client: c}
+	c.RateLimit = &RateLimitService{client: c}
 	return c
 }
 
@@ -50,44 +54,111 @@ func NewClient(cfg Config, ts oauth2.TokenSource) *Client {
 // redacts its secret).
 func (c *Client) Config() Config { return c.cfg }
 
-// newRequest builds an authenticated JSON POST to path (relative to BaseURL).
-func (c *Client) newRequest(ctx context.Context, path string, body any, accept string) (*http.Request, error) {
-	u, err := c.endpoint(path)
-	if err != nil {
-		return nil, err
+// ContextTokenSource is a token source whose fetch honours the caller's context
+// (quota.SharedTokenSource is one). The client prefers it over Token, so a
+// cancelled call does not wait for a token refresh.
+type ContextTokenSource interface {
+	TokenContext(ctx context.Context) (*oauth2.Token, error)
+}
+
+// token returns a token for one call, giving up when ctx ends even if the token
+// source itself cannot be cancelled.
+func (c *Client) token(ctx context.Context) (*oauth2.Token, error) {
+	if cts, ok := c.ts.(ContextTokenSource); ok {
+		return cts.TokenContext(ctx)
 	}
-	buf, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("encode request body: %w", err)
+	type result struct {
+		tok *oauth2.Token
+		err error
 	}
-	tok, err := c.ts.Token()
+	ch := make(chan result, 1)
+	go func() {
+		tok, err := c.ts.Token()
+		ch <- result{tok, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.tok, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// newRequest builds an authenticated request to u: a JSON body when body is not
+// nil.
+func (c *Client) newRequest(ctx context.Context, method, u string, body any, accept string) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encode request body: %w", err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	tok, err := c.token(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if tok == nil || tok.AccessToken == "" {
 		return nil, &TokenError{Err: fmt.Errorf("token source returned an empty access token")}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(buf))
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	return req, nil
 }
 
-// endpoint joins BaseURL and path.
-func (c *Client) endpoint(path string) (string, error) {
-	if err := checkURL(c.cfg.BaseURL); err != nil {
-		return "", &FieldError{Field: "BaseURL", Message: err.Error()}
+// endpoint joins the base URL of a deployment ("" or [DeploymentMain] for
+// BaseURL) and path.
+func (c *Client) endpoint(deployment, path string) (string, error) {
+	base, err := c.baseURL(deployment)
+	if err != nil {
+		return "", err
 	}
 	if !strings.HasPrefix(path, "/") {
 		return "", &FieldError{Field: "APIPaths", Message: fmt.Sprintf("%q must start with /", path)}
 	}
-	base, _ := url.Parse(c.cfg.BaseURL)
-	return strings.TrimSuffix(base.String(), "/") + path, nil
+	u, _ := url.Parse(base)
+	return strings.TrimSuffix(u.String(), "/") + path, nil
+}
+
+// baseURL is the base URL of a deployment: BaseURL for the main one, else
+// Config.Deployments, else the platform's own address of it (Sentinel Hub's US
+// West deployment when BaseURL is Sentinel Hub's).
+func (c *Client) baseURL(deployment string) (string, error) {
+	if deployment == "" || deployment == DeploymentMain {
+		if err := checkURL(c.cfg.BaseURL); err != nil {
+			return "", &FieldError{Field: "BaseURL", Message: err.Error()}
+		}
+		return c.cfg.BaseURL, nil
+	}
+	u, ok := c.cfg.Deployments[deployment]
+	if !ok && deployment == DeploymentUSWest && strings.TrimSuffix(c.cfg.BaseURL, "/") == DefaultBaseURL {
+		u, ok = USWestBaseURL, true
+	}
+	if !ok {
+		return "", &FieldError{Field: "Deployments", Message: fmt.Sprintf(
+			"no %s deployment is known for base URL %s: its collections (Landsat, HLS, MODIS) are not served there; set its URL (SH_USWEST_URL) or use Sentinel Hub's own base URL", deployment, c.cfg.BaseURL)}
+	}
+	if err := checkURL(u); err != nil {
+		return "", &FieldError{Field: "Deployments[" + deployment + "]", Message: err.Error()}
+	}
+	return u, nil
+}
+
+// deploymentOf is the deployment serving collection id (main for unknown ones).
+func deploymentOf(id string) string {
+	if c, ok := LookupCollection(id); ok {
+		return c.Deployment
+	}
+	return DeploymentMain
 }
 
 // Invalidator is implemented by token sources that can drop a token the API
@@ -100,10 +171,14 @@ type Invalidator interface {
 }
 
 // send builds, sends and (on a 401 with an [Invalidator] token source) retries a
-// JSON POST once, returning the 2xx response with its body open.
-func (c *Client) send(ctx context.Context, path string, body any, accept string) (*http.Response, error) {
+// request to path on a deployment once, returning the 2xx response with its body open.
+func (c *Client) send(ctx context.Context, method, deployment, path string, body any, accept string) (*http.Response, error) {
+	u, err := c.endpoint(deployment, path)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
-		req, err := c.newRequest(ctx, path, body, accept)
+		req, err := c.newRequest(ctx, method, u, body, accept)
 		if err != nil {
 			return nil, err
 		}

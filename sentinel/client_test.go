@@ -185,10 +185,10 @@ func TestClientTypedErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "403", status: 403, body: `{"error":{"status":403,"reason":"Forbidden","message":"Monthly quota exceeded"}}`,
+			name: "403", status: 403, body: `{"error":{"status":403,"reason":"Forbidden","message":"No access to collection byoc-x","code":"COMMON_INSUFFICIENT_PERMISSIONS"}}`,
 			check: func(t *testing.T, err error) {
-				var e *QuotaExceededError
-				if !errors.As(err, &e) || e.Body != "Monthly quota exceeded" {
+				var e *ForbiddenError
+				if !errors.As(err, &e) || e.Body != "No access to collection byoc-x" || e.Code != "COMMON_INSUFFICIENT_PERMISSIONS" {
 					t.Fatalf("got %T %v", err, err)
 				}
 			},

@@ -82,15 +82,25 @@ func (e *RateLimitError) Error() string {
 	return msg
 }
 
-// QuotaExceededError is an HTTP 403 answer: the account's monthly PU quota is spent
-// (or, rarely, access is forbidden). It resets on the 1st of the next month (UTC).
-type QuotaExceededError struct {
+// ForbiddenError is an HTTP 403 answer. Sentinel Hub answers 403 when the account
+// may not have what was asked (a collection it has no access to, commercial data,
+// an expired account: COMMON_INSUFFICIENT_PERMISSIONS) and also when the month's
+// processing units are spent. The status alone does not tell the two apart, and
+// neither does a message meant for people: the caller decides with evidence (the
+// account's monthly counts, its own ledger), as package tasks does.
+type ForbiddenError struct {
+	// Code is the server's error code, e.g. "COMMON_INSUFFICIENT_PERMISSIONS",
+	// "" when the body had none.
+	Code string
 	// Body is the server's message, truncated.
 	Body string
 }
 
-func (e *QuotaExceededError) Error() string {
-	return "forbidden (HTTP 403): monthly processing-unit quota exhausted or access denied: " + e.Body
+func (e *ForbiddenError) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("forbidden (HTTP 403, %s): %s", e.Code, e.Body)
+	}
+	return "forbidden (HTTP 403): " + e.Body
 }
 
 // AuthError is an HTTP 401 answer: the token is missing, invalid or expired.

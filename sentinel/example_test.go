@@ -22,7 +22,7 @@ func ExampleCloudCoverFilter() {
 		FilterLang:  sentinel.FilterLangCQL2Text,
 	}
 	fmt.Println(req.Filter)
-	// Output: eo:cloud_cover < 30
+	// Output: eo:cloud_cover <= 30
 }
 
 func ExampleEstimateRequestPU() {

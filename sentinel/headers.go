@@ -129,7 +129,7 @@ func ParsePUSpent(h http.Header) (pu float64, ok bool) {
 }
 
 // ErrorFromResponse turns a non-2xx answer into a typed error: 429 is a
-// [*RateLimitError] (from the rate-limit headers), 403 a [*QuotaExceededError], 401
+// [*RateLimitError] (from the rate-limit headers), 403 a [*ForbiddenError], 401
 // an [*AuthError], anything else an [*APIError] with the server's message. It reads
 // at most [MaxErrorBody] bytes of the body and closes it. It returns nil for a 2xx
 // answer, leaving the body untouched.
@@ -152,7 +152,7 @@ func ErrorFromResponse(resp *http.Response) error {
 		e.Body = msg
 		return e
 	case http.StatusForbidden:
-		return &QuotaExceededError{Body: msg}
+		return &ForbiddenError{Code: code, Body: msg}
 	case http.StatusUnauthorized:
 		return &AuthError{Status: resp.StatusCode, Body: msg}
 	}

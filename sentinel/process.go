@@ -61,13 +61,17 @@ func acceptFor(req ProcessRequest) string {
 
 // Do validates req with [ValidateProcessRequest], sends it and returns the answer
 // with its body still streaming. Non-2xx answers are typed errors
-// ([*RateLimitError], [*QuotaExceededError], [*AuthError], [*APIError]); a failed
+// ([*RateLimitError], [*ForbiddenError], [*AuthError], [*APIError]); a failed
 // token fetch is a [*TokenError].
 func (s *ProcessService) Do(ctx context.Context, req ProcessRequest) (*ProcessResponse, error) {
 	if err := ValidateProcessRequest(req); err != nil {
 		return nil, fmt.Errorf("process request: %w", err)
 	}
-	resp, err := s.client.send(ctx, s.client.cfg.APIPaths.Process, req, acceptFor(req))
+	dep := DeploymentMain
+	if len(req.Input.Data) > 0 {
+		dep = deploymentOf(req.Input.Data[0].Type)
+	}
+	resp, err := s.client.send(ctx, http.MethodPost, dep, s.client.cfg.APIPaths.Process, req, acceptFor(req))
 	if err != nil {
 		return nil, fmt.Errorf("process request: %w", err)
 	}

@@ -206,8 +206,8 @@ func TestSimulatorErrors(t *testing.T) {
 		t.Parallel()
 		_, c := startSim(t, sentineltest.Config{MonthlyPU: 0.5})
 		_, err := c.Process.Do(ctx, simProcess())
-		var qe *sentinel.QuotaExceededError
-		if !errors.As(err, &qe) || qe.Body == "" {
+		var fe *sentinel.ForbiddenError
+		if !errors.As(err, &fe) || fe.Body == "" {
 			t.Fatalf("got %T %v", err, err)
 		}
 	})

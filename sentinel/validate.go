@@ -68,6 +68,18 @@ func ValidateProcessRequest(req ProcessRequest) error {
 				add(fmt.Sprintf("input.data[%d].dataFilter.maxCloudCoverage", i), "%g is outside 0..100 (percent)", c)
 			}
 		}
+		if c, ok := LookupCollection(d.Type); ok && d.DataFilter != nil {
+			f := d.DataFilter
+			if f.MaxCloudCoverage != nil && !c.CloudCover {
+				add(fmt.Sprintf("input.data[%d].dataFilter.maxCloudCoverage", i), "collection %s has no cloud cover; leave it out", c.ID)
+			}
+			if !c.AcceptsOrder(f.MosaickingOrder) {
+				add(fmt.Sprintf("input.data[%d].dataFilter.mosaickingOrder", i), "%q is not accepted by collection %s (accepted: %s)", f.MosaickingOrder, c.ID, strings.Join(c.MosaickingOrders(), ", "))
+			}
+			if f.TimeRange != nil && !c.TimeRange {
+				add(fmt.Sprintf("input.data[%d].dataFilter.timeRange", i), "collection %s is timeless; leave it out", c.ID)
+			}
+		}
 	}
 
 	errs = append(errs, validateOutput(req)...)

@@ -103,8 +103,9 @@ func SearchRequest(spec jobs.Spec, tiles []grid.Tile) sentinel.CatalogSearchRequ
 		bbox[2] = max(bbox[2], t.WGS84[2])
 		bbox[3] = max(bbox[3], t.WGS84[3])
 	}
+	coll := collectionOf(spec)
 	req := sentinel.CatalogSearchRequest{
-		Collections: []string{collection(spec)},
+		Collections: []string{coll.CatalogID},
 		BBox:        bbox,
 		Datetime:    spec.From.UTC().Format(time.RFC3339) + "/" + spec.To.UTC().Format(time.RFC3339),
 		Limit:       sentinel.MaxCatalogLimit,
@@ -113,24 +114,21 @@ func SearchRequest(spec jobs.Spec, tiles []grid.Tile) sentinel.CatalogSearchRequ
 			Exclude: []string{"geometry", "assets", "links"},
 		},
 	}
-	if spec.MaxCloudCover != nil {
+	if spec.MaxCloudCover != nil && coll.CloudCover {
 		req.Filter = sentinel.CloudCoverFilter(*spec.MaxCloudCover)
 		req.FilterLang = sentinel.FilterLangCQL2Text
 	}
 	return req
 }
 
-func collection(spec jobs.Spec) string {
-	if spec.Collection != "" {
-		return spec.Collection
-	}
-	return DefaultCollection
-}
-
 // search runs req page by page, each page admitted by the quota, and caches the
 // complete result in Redis: identical searches cost no request. It returns the
-// scenes and the number of requests made.
+// scenes and the number of requests made. A timeless collection (DEM) has no
+// catalog: it costs no request and has no scenes (ItemsFor makes its items).
 func (h *Handlers) search(ctx context.Context, job jobs.Job, req sentinel.CatalogSearchRequest) ([]Scene, int, error) {
+	if collectionOf(job.Spec).Timeless() {
+		return nil, 0, nil
+	}
 	body, _ := json.Marshal(req)
 	sum := sha256.Sum256(body)
 	key := h.Prefix + ":catalog:" + hex.EncodeToString(sum[:])
@@ -208,7 +206,9 @@ func (h *Handlers) catalogPage(ctx context.Context, job jobs.Job, req sentinel.C
 // assigned to every tile its footprint intersects; ModeAcquisition makes one item
 // per tile and acquisition day, ModeInterval one per tile and interval that has at
 // least one acquisition (intervals without any are skipped). Every item carries
-// its PU estimate by the documented rules.
+// its PU estimate by the documented rules. A timeless collection (DEM) has no
+// scenes: every tile gets one item for the whole range (ModeAcquisition) or one
+// per interval (ModeInterval), each a single data sample.
 func ItemsFor(spec jobs.Spec, tiles []grid.Tile, scenes []Scene) ([]jobs.Item, error) {
 	var windows []jobs.Window
 	if spec.Mode == jobs.ModeInterval {
@@ -219,6 +219,17 @@ func ItemsFor(spec jobs.Spec, tiles []grid.Tile, scenes []Scene) ([]jobs.Item, e
 		windows = iv.Split(spec.From, spec.To)
 	}
 	var items []jobs.Item
+	if collectionOf(spec).Timeless() {
+		if spec.Mode != jobs.ModeInterval {
+			windows = []jobs.Window{{From: spec.From, To: spec.To}}
+		}
+		for _, tile := range tiles {
+			for _, w := range windows {
+				items = append(items, newItem(spec, tile, w.From, w.To, 1))
+			}
+		}
+		return items, nil
+	}
 	for _, tile := range tiles {
 		days := map[time.Time]int{}
 		for _, s := range scenes {

@@ -39,6 +39,39 @@ func (e *WaitError) Error() string {
 	return fmt.Sprintf("waiting %s for the quota: %s", e.After.Round(time.Millisecond), e.Reason)
 }
 
+// MonthSpentError is a 403 answer that the evidence explains by a spent month:
+// the account's monthly counts (or our own ledger) say its processing units are
+// used up. The fleet stops until the reset.
+type MonthSpentError struct {
+	// Err is the server's answer.
+	Err error
+	// Evidence says what showed the month is spent.
+	Evidence string
+}
+
+func (e *MonthSpentError) Error() string {
+	return fmt.Sprintf("monthly processing units spent (%s): %v", e.Evidence, e.Err)
+}
+
+func (e *MonthSpentError) Unwrap() error { return e.Err }
+
+// PermissionError is a 403 answer that the evidence does not explain by a spent
+// month: the account may not have what this request asks for (a collection it
+// cannot read, commercial data, an expired account). The item fails at once with
+// the server's message; the rest of the fleet goes on.
+type PermissionError struct {
+	// Err is the server's answer.
+	Err error
+	// Evidence says why the month was ruled out.
+	Evidence string
+}
+
+func (e *PermissionError) Error() string {
+	return fmt.Sprintf("%v (not the monthly quota: %s); check that the account may use this collection", e.Err, e.Evidence)
+}
+
+func (e *PermissionError) Unwrap() error { return e.Err }
+
 // Action is what the queue does with a task whose handler returned an error.
 type Action int
 
@@ -49,10 +82,11 @@ const (
 	// ActionRetry retries with exponential backoff, counting a retry (5xx,
 	// network errors, truncated bodies, a token endpoint failure).
 	ActionRetry
-	// ActionFail fails the item at once (400 and other client errors).
+	// ActionFail fails the item at once (400 and other client errors, a 403
+	// that is not the monthly quota).
 	ActionFail
-	// ActionPauseMonth stops the fleet until the monthly quota resets (403, our
-	// own monthly budget).
+	// ActionPauseMonth stops the fleet until the monthly quota resets (a 403 with
+	// evidence of a spent month, our own monthly budget).
 	ActionPauseMonth
 )
 
@@ -76,15 +110,21 @@ func Classify(err error) Action {
 	var (
 		wait  *WaitError
 		rle   *sentinel.RateLimitError
-		qe    *sentinel.QuotaExceededError
+		month *MonthSpentError
+		perm  *PermissionError
+		fb    *sentinel.ForbiddenError
 		api   *sentinel.APIError
 		field *sentinel.FieldError
 	)
 	switch {
 	case errors.As(err, &wait), errors.As(err, &rle), errors.Is(err, quota.ErrTooFar):
 		return ActionWait
-	case errors.As(err, &qe), errors.Is(err, quota.ErrMonthlyQuotaExhausted):
+	case errors.As(err, &month), errors.Is(err, quota.ErrMonthlyQuotaExhausted):
 		return ActionPauseMonth
+	case errors.As(err, &perm), errors.As(err, &fb):
+		// A 403 never pauses the fleet on its status alone: without evidence of a
+		// spent month it is this request's permission problem.
+		return ActionFail
 	case errors.As(err, &api):
 		if api.Temporary() || api.Status == 408 || api.Status == 409 || api.Status == 425 {
 			return ActionRetry

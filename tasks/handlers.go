@@ -188,7 +188,7 @@ func (h *Handlers) rateLimited(ctx context.Context, rle *sentinel.RateLimitError
 // is paused so no task starts; the task waits until the reset without a retry
 // storm. `enqueue resume` undoes it after a budget raise.
 func (h *Handlers) monthSpent(ctx context.Context, job jobs.Job, cause error) error {
-	var serverSaid *sentinel.QuotaExceededError
+	var serverSaid *MonthSpentError
 	if errors.As(cause, &serverSaid) {
 		if err := h.Limiter.Observe403(ctx); err != nil {
 			h.Log.Warn().Err(err).Msg("could not record the 403 fleet-wide")

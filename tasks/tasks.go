@@ -119,6 +119,17 @@ func GroupTiles(tiles []grid.Tile, size int, degrees float64) [][]grid.Tile {
 	return groups
 }
 
+// collectionOf is the job's collection from the table; an id the table does not
+// know (submit refuses those) is treated like a BYOC collection: main deployment,
+// a catalog collection of the same name, no cloud cover.
+func collectionOf(spec jobs.Spec) sentinel.Collection {
+	id := cmp.Or(spec.Collection, DefaultCollection)
+	if c, ok := sentinel.LookupCollection(id); ok {
+		return c
+	}
+	return sentinel.Collection{ID: id, CatalogID: id, Deployment: sentinel.DeploymentMain, TimeRange: true}
+}
+
 // Responses returns the spec's responses, or one GeoTIFF "default" output.
 func Responses(spec jobs.Spec) []sentinel.OutputResponse {
 	if len(spec.Responses) > 0 {
@@ -135,15 +146,21 @@ func BuildProcessRequest(spec jobs.Spec, tile grid.Tile, item jobs.Item) sentine
 	if tile.EPSG != 0 && tile.EPSG != 4326 {
 		crs = fmt.Sprintf("%s%d", sentinel.CRSEPSGPrefix, tile.EPSG)
 	}
-	filter := &sentinel.DataFilter{
-		TimeRange:        &sentinel.TimeRange{From: item.From.UTC(), To: item.To.UTC()},
-		MaxCloudCoverage: spec.MaxCloudCover,
-		MosaickingOrder:  spec.MosaickingOrder,
+	coll := collectionOf(spec)
+	var filter *sentinel.DataFilter
+	if coll.TimeRange { // a timeless collection (DEM) has no time range, order or cloud filter
+		filter = &sentinel.DataFilter{
+			TimeRange:       &sentinel.TimeRange{From: item.From.UTC(), To: item.To.UTC()},
+			MosaickingOrder: spec.MosaickingOrder,
+		}
+		if coll.CloudCover {
+			filter.MaxCloudCoverage = spec.MaxCloudCover
+		}
 	}
 	return sentinel.ProcessRequest{
 		Input: sentinel.ProcessInput{
 			Bounds: sentinel.Bounds{BBox: tile.BBox[:], Properties: sentinel.BoundsProperties{CRS: crs}},
-			Data:   []sentinel.InputData{{Type: cmp.Or(spec.Collection, DefaultCollection), DataFilter: filter}},
+			Data:   []sentinel.InputData{{Type: coll.ID, DataFilter: filter}},
 		},
 		Output:     sentinel.ProcessOutput{Width: tile.Width, Height: tile.Height, Responses: Responses(spec)},
 		Evalscript: spec.Evalscript,
