@@ -54,6 +54,9 @@ type SentinelFlags struct {
 	Profile, ConfigFile, Preset string
 	ClientID, ClientSecretFile  string
 	BaseURL, TokenURL           string
+	// USWestURL is the base URL of the US West deployment (Landsat, HLS,
+	// MODIS); env SH_USWEST_URL; default the platform's own.
+	USWestURL string
 }
 
 // Sentinel resolves the Sentinel Hub configuration: config.toml profile, then a
@@ -103,6 +106,9 @@ func Sentinel(f SentinelFlags) (sentinel.Config, error) {
 	}
 	cfg.BaseURL = first(f.BaseURL, os.Getenv(sentinel.EnvBaseURL), cfg.BaseURL)
 	cfg.TokenURL = first(f.TokenURL, os.Getenv(sentinel.EnvTokenURL), cfg.TokenURL)
+	if u := first(f.USWestURL, os.Getenv(sentinel.EnvUSWestURL)); u != "" {
+		cfg.Deployments = map[string]string{sentinel.DeploymentUSWest: u}
+	}
 	return cfg, nil
 }
 

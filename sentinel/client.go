@@ -129,29 +129,8 @@ func (c *Client) endpoint(deployment, path string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/") + path, nil
 }
 
-// baseURL is the base URL of a deployment: BaseURL for the main one, else
-// Config.Deployments, else the platform's own address of it (Sentinel Hub's US
-// West deployment when BaseURL is Sentinel Hub's).
-func (c *Client) baseURL(deployment string) (string, error) {
-	if deployment == "" || deployment == DeploymentMain {
-		if err := checkURL(c.cfg.BaseURL); err != nil {
-			return "", &FieldError{Field: "BaseURL", Message: err.Error()}
-		}
-		return c.cfg.BaseURL, nil
-	}
-	u, ok := c.cfg.Deployments[deployment]
-	if !ok && deployment == DeploymentUSWest && strings.TrimSuffix(c.cfg.BaseURL, "/") == DefaultBaseURL {
-		u, ok = USWestBaseURL, true
-	}
-	if !ok {
-		return "", &FieldError{Field: "Deployments", Message: fmt.Sprintf(
-			"no %s deployment is known for base URL %s: its collections (Landsat, HLS, MODIS) are not served there; set its URL (SH_USWEST_URL) or use Sentinel Hub's own base URL", deployment, c.cfg.BaseURL)}
-	}
-	if err := checkURL(u); err != nil {
-		return "", &FieldError{Field: "Deployments[" + deployment + "]", Message: err.Error()}
-	}
-	return u, nil
-}
+// baseURL is the base URL of a deployment (see [Config.DeploymentURL]).
+func (c *Client) baseURL(deployment string) (string, error) { return c.cfg.DeploymentURL(deployment) }
 
 // deploymentOf is the deployment serving collection id (main for unknown ones).
 func deploymentOf(id string) string {

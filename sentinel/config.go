@@ -72,6 +72,8 @@ const (
 	EnvClientSecretFile = "SH_CLIENT_SECRET_FILE"
 	EnvBaseURL          = "SH_BASE_URL"
 	EnvTokenURL         = "SH_TOKEN_URL"
+	// EnvUSWestURL overrides the base URL of the US West deployment.
+	EnvUSWestURL = "SH_USWEST_URL"
 )
 
 // APIPaths are the paths of the APIs relative to [Config.BaseURL].
@@ -169,6 +171,33 @@ func DefaultHTTPClient() *http.Client {
 		ResponseHeaderTimeout: DefaultResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 	}}
+}
+
+// DeploymentURL is the base URL of a deployment: BaseURL for the main one ("" or
+// [DeploymentMain]), else Config.Deployments, else the platform's own address of
+// it (Sentinel Hub's US West deployment when BaseURL is Sentinel Hub's). A
+// deployment the platform does not have (CDSE has no US West) is a [*FieldError]
+// that says what to set.
+func (c Config) DeploymentURL(deployment string) (string, error) {
+	c = c.withDefaults()
+	if deployment == "" || deployment == DeploymentMain {
+		if err := checkURL(c.BaseURL); err != nil {
+			return "", &FieldError{Field: "BaseURL", Message: err.Error()}
+		}
+		return c.BaseURL, nil
+	}
+	u, ok := c.Deployments[deployment]
+	if !ok && deployment == DeploymentUSWest && strings.TrimSuffix(c.BaseURL, "/") == DefaultBaseURL {
+		u, ok = USWestBaseURL, true
+	}
+	if !ok {
+		return "", &FieldError{Field: "Deployments", Message: fmt.Sprintf(
+			"base URL %s has no %s deployment, which serves Landsat, HLS and MODIS; set its URL (%s) or use Sentinel Hub's own base URL", c.BaseURL, deployment, EnvUSWestURL)}
+	}
+	if err := checkURL(u); err != nil {
+		return "", &FieldError{Field: "Deployments[" + deployment + "]", Message: err.Error()}
+	}
+	return u, nil
 }
 
 // withDefaults fills the zero fields with their defaults.

@@ -67,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.sentinel.ClientSecretFile, "client-secret-file", "", "file holding the OAuth client secret (env SH_CLIENT_SECRET_FILE or SH_CLIENT_SECRET)")
 	fs.StringVar(&o.sentinel.BaseURL, "base-url", "", "API base URL (env SH_BASE_URL)")
 	fs.StringVar(&o.sentinel.TokenURL, "token-url", "", "token endpoint (env SH_TOKEN_URL)")
+	fs.StringVar(&o.sentinel.USWestURL, "uswest-url", "", "base URL of the US West deployment for Landsat, HLS and MODIS (env SH_USWEST_URL; default Sentinel Hub's)")
 	fs.BoolVar(&o.skipTokenCheck, "skip-token-check", false, "start without first obtaining a token")
 	fs.IntVar(&o.tokenRPM, "token-requests-per-minute", 0, "fleet-wide limit on token requests (default 10)")
 	return o, fs.Parse(args)

@@ -187,6 +187,7 @@ Exit codes: 0 ok, 1 error, 2 usage error.`,
 	f.StringVar(&a.sentinel.ClientSecretFile, "client-secret-file", "", "file holding the OAuth client secret (env SH_CLIENT_SECRET_FILE or SH_CLIENT_SECRET; never a flag value)")
 	f.StringVar(&a.sentinel.BaseURL, "base-url", "", "API base URL (env SH_BASE_URL)")
 	f.StringVar(&a.sentinel.TokenURL, "token-url", "", "OAuth token endpoint (env SH_TOKEN_URL)")
+	f.StringVar(&a.sentinel.USWestURL, "uswest-url", "", "base URL of the US West deployment for Landsat, HLS and MODIS (env SH_USWEST_URL; default Sentinel Hub's)")
 	f.StringArrayVar(&a.policies, "policy", nil, "account policy kind:capacity:period for estimates, repeatable (env SH_POLICIES; default requests:10:PT1M and pu:10:PT1M)")
 	f.DurationVar(&a.poll, "poll-interval", DefaultPollInterval, "how often --watch and estimate read the job")
 	_ = f.MarkHidden("poll-interval")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -32,10 +31,8 @@ const (
 )
 
 // KnownCollections are the data collections submit accepts besides
-// "byoc-<id>" and "batch-<id>".
-var KnownCollections = []string{"sentinel-2-l1c", "sentinel-2-l2a", "sentinel-1-grd", "landsat-ot-l1", "landsat-ot-l2", "dem"}
-
-var customCollection = regexp.MustCompile(`^(byoc|batch)-[0-9A-Za-z][0-9A-Za-z-]*$`)
+// "byoc-<id>" and "batch-<id>" (sentinel.Collections).
+var KnownCollections = sentinel.CollectionIDs()
 
 // KnownMimeTypes are the response formats the Process API writes.
 var KnownMimeTypes = []string{"image/tiff", "image/png", "image/jpeg", "application/json"}
@@ -134,6 +131,9 @@ func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, au
 		return err
 	}
 	spec.AutoStart = autoStart
+	if err := a.checkDeployment(spec.Collection); err != nil {
+		return err
+	}
 	policies, err := a.resolvePolicies()
 	if err != nil {
 		return err
@@ -196,7 +196,8 @@ func buildSubmission(ctx context.Context, aoiFile string, o submitOptions) (jobs
 	if !from.Before(to) {
 		return spec, nil, fmt.Errorf("--from %s is not before --to %s: the time range is empty (--to is exclusive)", o.from, o.to)
 	}
-	if err := checkCollection(o.collection); err != nil {
+	coll, err := checkCollection(o.collection)
+	if err != nil {
 		return spec, nil, err
 	}
 	var maxCloud *float64
@@ -209,6 +210,9 @@ func buildSubmission(ctx context.Context, aoiFile string, o submitOptions) (jobs
 	}
 	if o.mosaicking != "" && !slices.Contains(mosaickingOrders, o.mosaicking) {
 		return spec, nil, fmt.Errorf("--mosaicking %q: use one of %s", o.mosaicking, strings.Join(mosaickingOrders, ", "))
+	}
+	if err := coll.CheckFilters(o.maxCloudSet, o.mosaicking); err != nil {
+		return spec, nil, err
 	}
 	mode := jobs.Mode(o.mode)
 	switch mode {
@@ -298,11 +302,11 @@ func parseTime(flag, s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%s %q is not a date; use YYYY-MM-DD (UTC) or RFC 3339 such as 2025-06-01T00:00:00Z", flag, s)
 }
 
-func checkCollection(c string) error {
-	if slices.Contains(KnownCollections, c) || customCollection.MatchString(c) {
-		return nil
+func checkCollection(c string) (sentinel.Collection, error) {
+	if coll, ok := sentinel.LookupCollection(c); ok {
+		return coll, nil
 	}
-	return fmt.Errorf("--collection %q is not a known collection; use one of %s, byoc-<id> or batch-<id>", c, strings.Join(KnownCollections, ", "))
+	return sentinel.Collection{}, fmt.Errorf("--collection %q is not a known collection; use one of %s, byoc-<id> or batch-<id>", c, strings.Join(KnownCollections, ", "))
 }
 
 func readEvalscript(path string) (string, error) {
@@ -373,6 +377,20 @@ func checkOutput(ctx context.Context, raw string) (string, error) {
 
 // checkCredentials fetches one token: wrong credentials are refused here rather
 // than by every worker later.
+// checkDeployment refuses a collection whose deployment the configured platform
+// does not have (Landsat on CDSE), naming what to set.
+func (a *app) checkDeployment(collection string) error {
+	coll, _ := sentinel.LookupCollection(collection)
+	cfg, err := config.Sentinel(a.sentinel)
+	if err != nil {
+		return err
+	}
+	if _, err := cfg.DeploymentURL(coll.Deployment); err != nil {
+		return fmt.Errorf("--collection %s is served by the %s deployment: %v (--uswest-url); nothing was submitted", collection, coll.Deployment, err)
+	}
+	return nil
+}
+
 func (a *app) checkCredentials(ctx context.Context, timeout time.Duration) error {
 	cfg, err := config.Sentinel(a.sentinel)
 	if err != nil {
