@@ -97,7 +97,8 @@ func TestSubmitAndWatchEndToEnd(t *testing.T) {
 		t.Fatalf("status: exit %d: %s", s.code, s.stdout)
 	}
 	// submit --watch for people, in interval mode (one item per tile and month):
-	// a progress bar on stderr, a summary on stdout.
+	// progress on stderr (plain lines: the test's stderr is not a terminal, so no
+	// carriage-return redraws), a summary on stdout.
 	args := jobArgs("submit", t.TempDir())
 	args = append(args[:len(args)-1], "--watch", "--poll-interval", "100ms", "--mode", "interval", "--interval", "P1M") // --json dropped
 	h := run(t, append(args, e.flags...)...)
@@ -107,7 +108,8 @@ func TestSubmitAndWatchEndToEnd(t *testing.T) {
 		n, _ = strconv.Atoi(m[1])
 	}
 	if h.code != 0 || !strings.Contains(h.stdout, "submitted job") || m == nil || m[1] != m[2] ||
-		n == 0 || n > sub.Tiles || !strings.Contains(h.stderr, "items") {
+		n == 0 || n > sub.Tiles || !strings.Contains(h.stderr, "items") || strings.Contains(h.stderr, "\r") ||
+		!regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d job \S+: (ANALYSING|CREATED|\d+/\d+ items, )`).MatchString(h.stderr) {
 		t.Fatalf("submit --watch --mode interval: exit %d (want one item per tile with data, at most %d)\nstdout: %s\nstderr: %q", h.code, sub.Tiles, h.stdout, h.stderr)
 	}
 	// Watching a job that is DONE already prints the summary at once.

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"shfleet/config"
 	"shfleet/jobs"
@@ -316,6 +318,9 @@ func (a *app) updateBar(pb *progressBar, job jobs.Job, policies []quota.Policy) 
 	if !analysing {
 		wantMax = int64(max(p.Total, 1))
 	}
+	if !isTerminal(a.stderr) {
+		return a.plainProgress(pb, job, desc, analysing)
+	}
 	if pb == nil || pb.max != wantMax {
 		pb.finish(a.stderr)
 		opts := []progressbar.Option{progressbar.OptionSetWriter(a.stderr), progressbar.OptionSetWidth(30),
@@ -337,15 +342,51 @@ func (a *app) updateBar(pb *progressBar, job jobs.Job, policies []quota.Policy) 
 	return pb
 }
 
-// progressBar is a progress bar or spinner (max -1) on stderr.
+// PlainProgressInterval is how often progress is printed as a plain line when
+// stderr is not a terminal (a log file, a pipe), besides every status change.
+const PlainProgressInterval = 5 * time.Second
+
+// plainProgress prints one plain line (no carriage returns) when the status
+// changed or PlainProgressInterval has passed since the last line.
+func (a *app) plainProgress(pb *progressBar, job jobs.Job, desc string, analysing bool) *progressBar {
+	if pb == nil {
+		pb = &progressBar{plain: true}
+	}
+	key := string(job.Status) + job.StoppedReason
+	now := time.Now()
+	if key == pb.plainKey && now.Sub(pb.plainAt) < PlainProgressInterval {
+		return pb
+	}
+	pb.plainKey, pb.plainAt = key, now
+	p := job.Progress
+	if analysing {
+		fmt.Fprintf(a.stderr, "%s job %s: %s\n", now.UTC().Format(time.TimeOnly), job.ID, desc)
+		return pb
+	}
+	fmt.Fprintf(a.stderr, "%s job %s: %d/%d items, %s\n", now.UTC().Format(time.TimeOnly), job.ID, p.Done+p.Failed, p.Total, desc)
+	return pb
+}
+
+// isTerminal reports whether w is a terminal (a bar can redraw itself there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progressBar is a progress bar or spinner (max -1) on stderr, or the state of
+// plain progress lines when stderr is not a terminal.
 type progressBar struct {
 	*progressbar.ProgressBar
 	max int64
+
+	plain    bool
+	plainKey string
+	plainAt  time.Time
 }
 
 // finish completes the bar's line; nil is fine.
 func (b *progressBar) finish(w io.Writer) {
-	if b == nil {
+	if b == nil || b.plain {
 		return
 	}
 	_ = b.Finish()
