@@ -54,3 +54,30 @@ func TestRunServesSimulatorAndStats(t *testing.T) {
 		t.Fatal("run did not return after cancel")
 	}
 }
+
+func TestParseHeaderMode(t *testing.T) {
+	for in, want := range map[string]sentineltest.HeaderMode{
+		"retry-after": sentineltest.HeadersRetryAfterOnly,
+		"Legacy":      sentineltest.HeadersLegacy,
+		"none":        sentineltest.HeadersNone,
+	} {
+		if got, err := parseHeaderMode(in); err != nil || got != want {
+			t.Errorf("parseHeaderMode(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := parseHeaderMode("full"); err == nil {
+		t.Error(`parseHeaderMode("full") succeeded: the 2019 headers are now "legacy"`)
+	}
+}
+
+func TestListFlag(t *testing.T) {
+	var l list
+	for _, v := range []string{"sentinel-1-grd", "byoc-1, batch-2", ""} {
+		if err := l.Set(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := l.String(); got != "sentinel-1-grd,byoc-1,batch-2" {
+		t.Errorf("list = %q", got)
+	}
+}
