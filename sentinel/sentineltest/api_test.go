@@ -457,8 +457,9 @@ func TestProcessUTMAndRecordedRequests(t *testing.T) {
 	req.Output = sentinel.ProcessOutput{ResX: 10, ResY: 10} // 500x500 px
 	r := post(t, s, ProcessPath, tok, req)
 	wantStatus(t, r, http.StatusOK)
-	wantHeader(t, r, "X-ProcessingUnits-Spent", "0.953674") // 500*500/262144 x 3/3 bands
-	if !bytes.Contains(r.body, []byte{0xaf, 0x87}) {        // GeoKeyDirectory tag 34735
+	// 500*500/262144 area x 3/3 bands.
+	wantHeader(t, r, "X-ProcessingUnits-Spent", "0.953674")
+	if !bytes.Contains(r.body, []byte{0xaf, 0x87}) { // GeoKeyDirectory tag 34735
 		t.Error("no GeoKeyDirectory tag in the GeoTIFF")
 	}
 	if !bytes.Contains(r.body, shorts(3072, 0, 1, 32633)) {

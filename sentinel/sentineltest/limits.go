@@ -94,14 +94,12 @@ func newBucket(p Policy, now time.Time) *bucket {
 	return &bucket{pol: p, tokens: p.Capacity, last: now}
 }
 
-func (b *bucket) rate() float64 { return b.pol.Capacity / float64(b.pol.Period) } // units per ns
-
 // refill brings the bucket up to now, never above capacity. The other client
 // takes share of the refill first: the bucket gains only (1-share) of it. The
 // gain is linear in time, so the result does not depend on how often refill runs.
 func (b *bucket) refill(now time.Time) {
 	if now.After(b.last) {
-		raw := float64(now.Sub(b.last)) * b.rate()
+		raw := float64(now.Sub(b.last)) * b.pol.Capacity / float64(b.pol.Period)
 		b.external += b.share * raw
 		b.tokens = math.Min(b.pol.Capacity, b.tokens+(1-b.share)*raw)
 		b.last = now
@@ -123,11 +121,11 @@ func (b *bucket) wait(cost float64) time.Duration {
 	if need <= eps {
 		return 0
 	}
-	r := b.rate() * (1 - b.share)
-	if r <= 0 {
+	gain := b.pol.Capacity * (1 - b.share) // units per period
+	if gain <= 0 {
 		return b.pol.Period
 	}
-	return time.Duration(math.Ceil(need / r))
+	return time.Duration(math.Ceil(need * float64(b.pol.Period) / gain))
 }
 
 func (b *bucket) admits(cost float64) bool { return b.tokens+eps >= cost }
