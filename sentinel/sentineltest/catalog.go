@@ -566,6 +566,6 @@ func (s *Server) catalogLocked(w http.ResponseWriter, r *http.Request, now time.
 	if truncate {
 		s.stats.Truncated++
 	}
-	body, _ = json.Marshal(page)
+	body = marshal(page)
 	return body, truncate, true
 }

@@ -1,6 +1,7 @@
 package sentineltest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -576,8 +577,18 @@ func writeFailure(w http.ResponseWriter, shape errorShape, status int, code, msg
 	writeError(w, status, code, msg)
 }
 
+// marshal is json.Marshal without HTML escaping (the service writes "<id>",
+// not "\u003cid\u003e").
+func marshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
 func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
-	b, _ := json.Marshal(v)
+	b := marshal(v)
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", itoa(len(b)))
 	w.WriteHeader(status)
