@@ -128,9 +128,9 @@ func TestSimulatorErrors(t *testing.T) {
 	ctx := context.Background()
 	oneReqPerMinute := []sentineltest.Policy{{Kind: sentineltest.KindRequests, Capacity: 1, Period: time.Minute}}
 
-	t.Run("429 full headers", func(t *testing.T) {
+	t.Run("429 legacy headers", func(t *testing.T) {
 		t.Parallel()
-		_, c := startSim(t, sentineltest.Config{Policies: oneReqPerMinute})
+		_, c := startSim(t, sentineltest.Config{Policies: oneReqPerMinute, HeaderMode: sentineltest.HeadersLegacy})
 		if _, err := c.Catalog.SearchPage(ctx, simSearch(1)); err != nil {
 			t.Fatal(err)
 		}

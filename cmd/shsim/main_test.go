@@ -34,6 +34,18 @@ func TestRunServesSimulatorAndStats(t *testing.T) {
 			t.Errorf("token request %d: HTTP %d, want %d", i, resp.StatusCode, want)
 		}
 	}
+	// The US West deployment and the rate-limit endpoints are served too (401
+	// without a token, like the API).
+	for _, path := range []string{sentineltest.USWestPrefix + sentineltest.RateLimitStatisticsPath + sentineltest.DefaultUserID, sentineltest.RateLimitContractPath} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s: HTTP %d, want 401", path, resp.StatusCode)
+		}
+	}
 	resp, err := http.Get(base + StatsPath)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +53,7 @@ func TestRunServesSimulatorAndStats(t *testing.T) {
 	var st sentineltest.Stats
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
-	if err != nil || st.TokenRequests != 2 || st.TokensIssued != 1 {
+	if err != nil || st.TokenRequests != 2 || st.TokensIssued != 1 || st.AuxRequests != 2 {
 		t.Errorf("stats = %+v, %v", st, err)
 	}
 	cancel()
@@ -52,5 +64,32 @@ func TestRunServesSimulatorAndStats(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not return after cancel")
+	}
+}
+
+func TestParseHeaderMode(t *testing.T) {
+	for in, want := range map[string]sentineltest.HeaderMode{
+		"retry-after": sentineltest.HeadersRetryAfterOnly,
+		"Legacy":      sentineltest.HeadersLegacy,
+		"none":        sentineltest.HeadersNone,
+	} {
+		if got, err := parseHeaderMode(in); err != nil || got != want {
+			t.Errorf("parseHeaderMode(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := parseHeaderMode("full"); err == nil {
+		t.Error(`parseHeaderMode("full") succeeded: the 2019 headers are now "legacy"`)
+	}
+}
+
+func TestListFlag(t *testing.T) {
+	var l list
+	for _, v := range []string{"sentinel-1-grd", "byoc-1, batch-2", ""} {
+		if err := l.Set(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := l.String(); got != "sentinel-1-grd,byoc-1,batch-2" {
+		t.Errorf("list = %q", got)
 	}
 }

@@ -77,7 +77,8 @@ func TestTokenEndpoint(t *testing.T) {
 	if err := json.Unmarshal(payload, &claims); err != nil {
 		t.Fatal(err)
 	}
-	if claims.Sub != DefaultClientID || claims.Exp != clk.Now().Add(time.Hour).Unix() || claims.Iat != clk.Now().Unix() || claims.Jti == "" {
+	// sub is the user, not the OAuth client.
+	if claims.Sub != DefaultUserID || claims.Sub == DefaultClientID || claims.Exp != clk.Now().Add(time.Hour).Unix() || claims.Iat != clk.Now().Unix() || claims.Jti == "" {
 		t.Errorf("claims = %+v", claims)
 	}
 }
@@ -89,11 +90,14 @@ func TestExpiredAndRevokedTokens(t *testing.T) {
 	clk.Advance(61 * time.Second)
 	r := post(t, s, CatalogSearchPath, tok, search())
 	wantStatus(t, r, http.StatusUnauthorized)
-	wantContains(t, r, `"code":"COMMON_UNAUTHORIZED"`)
+	// The catalog answers in its own error shape (CatalogException).
+	wantBody(t, r, `{"code":401,"description":"Token is missing, invalid, expired or revoked: get a new one from the token endpoint"}`)
 	tok = fetchToken(t, s)
 	wantStatus(t, post(t, s, ProcessPath, tok, processReq()), http.StatusOK)
 	s.ExpireTokens()
-	wantStatus(t, post(t, s, ProcessPath, tok, processReq()), http.StatusUnauthorized)
+	r = post(t, s, ProcessPath, tok, processReq())
+	wantStatus(t, r, http.StatusUnauthorized)
+	wantContains(t, r, `"code":"COMMON_UNAUTHORIZED"`)
 	wantStatus(t, post(t, s, ProcessPath, "", processReq()), http.StatusUnauthorized)
 	wantStatus(t, post(t, s, ProcessPath, "forged.token.x", processReq()), http.StatusUnauthorized)
 	if st := s.Stats(); st.Unauthorized != 4 || st.RequestsByStatus[401] != 4 {
@@ -291,7 +295,15 @@ func TestProcessTar(t *testing.T) {
 	}
 	r := post(t, s, ProcessPath, tok, req, "Accept", "application/tar")
 	wantStatus(t, r, http.StatusOK)
-	wantHeader(t, r, "Content-Type", "application/tar")
+	wantHeader(t, r, "Content-Type", "application/x-tar")
+	// Accept: application/x-tar asks for the same, even for a single output.
+	single := processReq()
+	r1 := post(t, s, ProcessPath, tok, single, "Accept", "application/x-tar")
+	wantStatus(t, r1, http.StatusOK)
+	wantHeader(t, r1, "Content-Type", "application/x-tar")
+	if h, err := tar.NewReader(bytes.NewReader(r1.body)).Next(); err != nil || h.Name != "default.tif" {
+		t.Errorf("single-output tar: first entry %v, %v", h, err)
+	}
 	tr := tar.NewReader(bytes.NewReader(r.body))
 	var names []string
 	for {
@@ -371,10 +383,12 @@ function evaluatePixel(samples) { return [samples[0].B04]; }`
 	if n < 5 || n > 6 {
 		t.Fatalf("catalog has %d acquisitions in 29 days, want 5 or 6", n)
 	}
+	if n != 6 {
+		t.Fatalf("catalog has %d acquisitions of cell E010N45 in June 1-30 2025, want 6 (June 4, 9, 14, 19, 24, 29)", n)
+	}
 	r := post(t, s, ProcessPath, tok, req)
 	wantStatus(t, r, http.StatusOK)
-	want := sentinel.EstimatePU(sentinel.PUParams{Width: 512, Height: 512, InputBands: 1, DataSamples: n})
-	wantHeader(t, r, "X-ProcessingUnits-Spent", puString(want))
+	wantHeader(t, r, "X-ProcessingUnits-Spent", "2") // 512x512: 1 area x 1/3 band x 6 samples
 }
 
 func TestFaults(t *testing.T) {
@@ -382,8 +396,9 @@ func TestFaults(t *testing.T) {
 	t.Run("503 not charged", func(t *testing.T) {
 		t.Parallel()
 		s, _, tok := start(t, Config{
-			Policies: []Policy{{Kind: KindRequests, Capacity: 10, Period: time.Minute}},
-			Faults:   Faults{Error5xxRate: 1, Latency: time.Millisecond, LatencyJitter: time.Millisecond},
+			Policies:   []Policy{{Kind: KindRequests, Capacity: 10, Period: time.Minute}},
+			Faults:     Faults{Error5xxRate: 1, Latency: time.Millisecond, LatencyJitter: time.Millisecond},
+			HeaderMode: HeadersLegacy,
 		})
 		for range 3 {
 			wantStatus(t, post(t, s, ProcessPath, tok, processReq()), http.StatusServiceUnavailable)
@@ -442,7 +457,8 @@ func TestProcessUTMAndRecordedRequests(t *testing.T) {
 	req.Output = sentinel.ProcessOutput{ResX: 10, ResY: 10} // 500x500 px
 	r := post(t, s, ProcessPath, tok, req)
 	wantStatus(t, r, http.StatusOK)
-	wantHeader(t, r, "X-ProcessingUnits-Spent", puString(500.0*500/(512*512)))
+	// 500*500/262144 area x 3/3 bands.
+	wantHeader(t, r, "X-ProcessingUnits-Spent", "0.953674")
 	if !bytes.Contains(r.body, []byte{0xaf, 0x87}) { // GeoKeyDirectory tag 34735
 		t.Error("no GeoKeyDirectory tag in the GeoTIFF")
 	}

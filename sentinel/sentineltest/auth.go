@@ -65,8 +65,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.jti++
 	exp := now.Add(s.cfg.TokenTTL)
-	tok := makeJWT(id, now, exp, s.jti)
-	s.tokens[tok] = exp
+	tok := makeJWT(s.cfg.UserID, now, exp, s.jti)
+	s.tokens[tok] = issuedToken{exp: exp, sub: s.cfg.UserID}
 	s.stats.TokensIssued++
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, "application/json", tokenResponse{
@@ -77,7 +77,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // makeJWT builds an unsigned but well-formed JWT (three base64url parts; the
-// "signature" is a hash, not a real signature).
+// "signature" is a hash, not a real signature) for user sub.
 func makeJWT(sub string, iat, exp time.Time, jti uint64) string {
 	enc := base64.RawURLEncoding
 	header, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})

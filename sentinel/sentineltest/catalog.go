@@ -139,10 +139,17 @@ type scene struct {
 	cell  cell
 	t     time.Time
 	cloud float64
+	col   collection // set by searchPage
 }
 
+// id is e.g. "S2SIM_20250601T101500_E010N45": the collection's item prefix, the
+// acquisition time and the cell.
 func (sc scene) id() string {
-	return "S2SIM_" + sc.t.Format("20060102T150405") + "_" + sc.cell.name()
+	prefix := sc.col.itemPrefix
+	if prefix == "" {
+		prefix = "SIM"
+	}
+	return prefix + "_" + sc.t.Format("20060102T150405") + "_" + sc.cell.name()
 }
 
 // scenes returns the acquisitions of every cell in bb within [from, to] whose cloud
@@ -159,7 +166,7 @@ func scenes(bb []float64, from, to time.Time, keep func(float64) bool) ([]scene,
 			if keep != nil && !keep(cc) {
 				continue
 			}
-			out = append(out, scene{c, t, cc})
+			out = append(out, scene{cell: c, t: t, cloud: cc})
 			if len(out) > MaxCatalogItems {
 				return nil, fmt.Errorf("search matches more than %d items: narrow the bbox or datetime", MaxCatalogItems)
 			}
@@ -199,9 +206,11 @@ type stacItem struct {
 	Links       []struct{}      `json:"links"`
 }
 
+// stacProps are an item's properties; items of collections without cloud cover
+// (Sentinel-1, MODIS, BYOC) have no eo:cloud_cover.
 type stacProps struct {
-	Datetime   string  `json:"datetime"`
-	CloudCover float64 `json:"eo:cloud_cover"`
+	Datetime   string   `json:"datetime"`
+	CloudCover *float64 `json:"eo:cloud_cover,omitempty"`
 }
 
 type stacPage struct {
@@ -351,8 +360,45 @@ func validBBox(bb []float64) error {
 	return nil
 }
 
-// searchPage computes one page of a catalog search, or a 400 message.
-func searchPage(q catalogSearch, now time.Time) (*stacPage, string) {
+// catalogCollections checks the collections of a search on deployment dep: each
+// must exist in this deployment's catalog (404 otherwise, as the service answers
+// {"code": 404, "description": "Collection not found."}) and be readable by the
+// account (403).
+func (s *Server) catalogCollections(ids []string, dep string) ([]collection, *failure) {
+	if len(ids) == 0 {
+		return nil, badRequest(`collections: name at least one collection, e.g. ["sentinel-2-l2a"]`)
+	}
+	var out []collection
+	for _, id := range ids {
+		c, ok := lookupCollection(id)
+		switch {
+		case !ok:
+			return nil, &failure{http.StatusNotFound, "COMMON_NOT_FOUND", fmt.Sprintf(
+				"Collection not found: %q does not exist in the catalog; known collections are %s", id, knownCollections())}
+		case !c.catalog:
+			return nil, &failure{http.StatusNotFound, "COMMON_NOT_FOUND", fmt.Sprintf(
+				"Collection not found: %q does not exist in the catalog (it is timeless: process it without searching)", id)}
+		case c.deployment != dep:
+			return nil, &failure{http.StatusNotFound, "COMMON_NOT_FOUND", "Collection not found: " + wrongDeployment(c, dep)}
+		}
+		if f := s.forbiddenFailure(id); f != nil {
+			return nil, f
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// searchPage computes one page of a catalog search over cols, or a 400.
+func searchPage(q catalogSearch, cols []collection, now time.Time) (*stacPage, *failure) {
+	page, msg := searchPageMsg(q, cols, now)
+	if msg != "" {
+		return nil, badRequest(msg)
+	}
+	return page, nil
+}
+
+func searchPageMsg(q catalogSearch, cols []collection, now time.Time) (*stacPage, string) {
 	var bb []float64
 	var err error
 	switch {
@@ -402,25 +448,51 @@ func searchPage(q catalogSearch, now time.Time) (*stacPage, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
-	all, err := scenes(bb, from, to, keep)
-	if err != nil {
-		return nil, err.Error()
+	if keep != nil {
+		for _, c := range cols {
+			if !c.cloudCover {
+				return nil, fmt.Sprintf("filter: property eo:cloud_cover is not a queryable of collection %q (it has no cloud cover); remove the filter", c.id)
+			}
+		}
 	}
-	collection := ""
-	if len(q.Collections) > 0 {
-		collection = q.Collections[0]
+	var all []scene
+	for _, c := range cols {
+		sc, err := scenes(bb, from, to, keep)
+		if err != nil {
+			return nil, err.Error()
+		}
+		for i := range sc {
+			sc[i].col = c
+		}
+		all = append(all, sc...)
+		if len(all) > MaxCatalogItems {
+			return nil, fmt.Sprintf("search matches more than %d items: narrow the bbox or datetime", MaxCatalogItems)
+		}
+	}
+	if len(cols) > 1 {
+		sort.Slice(all, func(i, j int) bool {
+			if !all[i].t.Equal(all[j].t) {
+				return all[i].t.Before(all[j].t)
+			}
+			return all[i].id() < all[j].id()
+		})
 	}
 	page := &stacPage{Type: "FeatureCollection", Features: []stacItem{}, Links: []struct{}{}}
 	for i := offset; i < len(all) && i < offset+limit; i++ {
 		sc := all[i]
+		props := stacProps{Datetime: sc.t.Format(time.RFC3339)}
+		if sc.col.cloudCover {
+			cc := sc.cloud
+			props.CloudCover = &cc
+		}
 		page.Features = append(page.Features, stacItem{
 			StacVersion: "1.0.0",
 			Type:        "Feature",
 			ID:          sc.id(),
-			Collection:  collection,
+			Collection:  sc.col.id,
 			BBox:        sc.cell.bbox(),
 			Geometry:    sc.cell.geometry(),
-			Properties:  stacProps{Datetime: sc.t.Format(time.RFC3339), CloudCover: sc.cloud},
+			Properties:  props,
 			Links:       []struct{}{},
 		})
 	}
@@ -431,61 +503,69 @@ func searchPage(q catalogSearch, now time.Time) (*stacPage, string) {
 	return page, ""
 }
 
-func (s *Server) handleCatalog(w http.ResponseWriter, r *http.Request) {
+// catalogHandler serves the Catalog API of deployment dep.
+func (s *Server) catalogHandler(dep string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.handleCatalog(w, r, dep) }
+}
+
+func (s *Server) handleCatalog(w http.ResponseWriter, r *http.Request, dep string) {
 	now := s.cfg.Now()
 	var q catalogSearch
 	decodeErr := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&q)
 	var page *stacPage
-	msg := ""
-	if decodeErr == nil {
-		page, msg = searchPage(q, now) // outside the lock: it may scan many cells
+	var fail *failure
+	if decodeErr != nil {
+		fail = badRequest("cannot parse the search body as JSON: " + decodeErr.Error())
+	} else if cols, f := s.catalogCollections(q.Collections, dep); f != nil {
+		fail = f
+	} else {
+		page, fail = searchPage(q, cols, now) // outside the lock: it may scan many cells
 	}
-	body, truncate, ok := s.catalogLocked(w, r, now, page, msg, decodeErr)
+	body, truncate, ok := s.catalogLocked(w, r, now, page, fail)
 	if ok { // written outside the lock: a page may be larger than net/http's buffer
 		writeBody(w, "application/geo+json", body, truncate)
 	}
 }
 
-// catalogLocked answers errors itself and returns the page to write on success.
-func (s *Server) catalogLocked(w http.ResponseWriter, r *http.Request, now time.Time, page *stacPage, msg string, decodeErr error) (body []byte, truncate, ok bool) {
+// catalogLocked answers errors itself, in the catalog's error shape, and returns
+// the page to write on success.
+func (s *Server) catalogLocked(w http.ResponseWriter, r *http.Request, now time.Time, page *stacPage, fail *failure) (body []byte, truncate, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.CatalogRequests++
-	if !s.authorized(r, now) {
-		s.unauthorized(w, now, r.URL.Path)
+	path := r.URL.Path
+	if _, ok := s.authorized(r, now); !ok {
+		s.unauthorized(w, shapeCatalog, now, path)
 		return nil, false, false
 	}
-	bad := func(msg string) {
-		s.record(now, r.URL.Path, http.StatusBadRequest, 0, "")
-		writeError(w, http.StatusBadRequest, "COMMON_BAD_PAYLOAD", msg)
-	}
-	if decodeErr != nil {
-		bad("cannot parse the search body as JSON: " + decodeErr.Error())
-		return nil, false, false
-	}
-	if page == nil {
-		bad(msg)
+	if fail != nil {
+		if fail.status == http.StatusForbidden {
+			s.denied(w, shapeCatalog, now, path, fail)
+			return nil, false, false
+		}
+		s.record(now, path, fail.status, 0, "")
+		writeFailure(w, shapeCatalog, fail.status, fail.code, fail.msg)
 		return nil, false, false
 	}
 	a := s.check(now, 0)
 	if !a.ok {
-		s.record(now, r.URL.Path, http.StatusTooManyRequests, 0, "")
-		s.reject429(w, a)
+		s.record(now, path, http.StatusTooManyRequests, 0, "")
+		s.reject429(w, shapeCatalog, a)
 		return nil, false, false
 	}
-	fail, truncate := s.fault()
-	if fail {
+	f5, truncate := s.fault()
+	if f5 {
 		s.stats.Faults5xx++
-		s.record(now, r.URL.Path, http.StatusServiceUnavailable, 0, "")
-		writeError(w, http.StatusServiceUnavailable, "COMMON_SERVICE_UNAVAILABLE", "Service temporarily unavailable (injected fault): retry later")
+		s.record(now, path, http.StatusServiceUnavailable, 0, "")
+		writeFailure(w, shapeCatalog, http.StatusServiceUnavailable, "COMMON_SERVICE_UNAVAILABLE", "Service temporarily unavailable (injected fault): retry later")
 		return nil, false, false
 	}
 	s.charge(now, 0)
 	s.remainingHeaders(w.Header(), s.levels())
-	s.record(now, r.URL.Path, http.StatusOK, 0, "")
+	s.record(now, path, http.StatusOK, 0, "")
 	if truncate {
 		s.stats.Truncated++
 	}
-	body, _ = json.Marshal(page)
+	body = marshal(page)
 	return body, truncate, true
 }

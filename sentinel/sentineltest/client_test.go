@@ -20,6 +20,7 @@ func TestClientFetchTokenAndRateLimitHeaders(t *testing.T) {
 	s := NewServer(Config{
 		TokenRequestsPerMinute: 1,
 		Policies:               []Policy{{Kind: KindPU, Capacity: 1.5, Period: time.Minute}},
+		HeaderMode:             HeadersLegacy, // the 2019 headers the client still parses
 		Now:                    clk.Now,
 	})
 	t.Cleanup(s.Close)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -27,59 +26,46 @@ const DefaultOutputBands = 3
 // fullSizeChunk is the size of the buffer a full-size body is generated in.
 const fullSizeChunk = 64 << 10
 
-var (
-	reOutputObject = regexp.MustCompile(`(?s)\{[^{}]*\}`)
-	reOutputBands  = regexp.MustCompile(`\bbands\s*:\s*(\d+)`)
-	reSampleType   = regexp.MustCompile(`\bsampleType\s*:\s*(?:["'](\w+)["']|SampleType\.(\w+))`)
-	reOutputsBlock = regexp.MustCompile(`(?s)\boutput\s*:\s*(\[.*?\]|\{.*?\})`)
-)
-
 // outputFormat is the band count and bytes per sample of one evalscript output.
 type outputFormat struct {
 	bands, bytesPerSample int
 }
 
+// bytesPerSample of a sample type: FLOAT32 is 4 bytes, UINT16 and INT16 2,
+// anything else (AUTO, UINT8, INT8) 1.
+func bytesPerSample(sampleType string) int {
+	switch sampleType {
+	case "FLOAT32":
+		return 4
+	case "UINT16", "INT16":
+		return 2
+	}
+	return 1
+}
+
+// fallbackBands is the band count of an output that declares none: as many as
+// the script reads, or [DefaultOutputBands].
+func (s setupInfo) fallbackBands() int {
+	if s.inputBands > 0 {
+		return s.inputBands
+	}
+	return DefaultOutputBands
+}
+
 // outputFormats reads the output bands and sample type of every output declared
-// in the evalscript's setup(), by id ("default" for an unnamed one). Sample types:
-// FLOAT32 is 4 bytes, UINT16 and INT16 2, anything else (AUTO, UINT8) 1. An output
-// without a bands count has as many bands as the script reads, or
-// [DefaultOutputBands].
-func outputFormats(evalscript string) map[string]outputFormat {
-	info := sentinel.InspectEvalscript(evalscript)
-	fallback := info.Bands
-	if fallback <= 0 {
-		fallback = DefaultOutputBands
-	}
+// in the evalscript's setup(), by id ("default" for an unnamed one). An output
+// without a bands count has [setupInfo.fallbackBands].
+func outputFormats(info setupInfo) map[string]outputFormat {
 	out := map[string]outputFormat{}
-	m := reOutputsBlock.FindStringSubmatch(evalscript)
-	if m == nil {
-		return out
-	}
-	for _, obj := range reOutputObject.FindAllString(m[1], -1) {
-		f := outputFormat{bands: fallback, bytesPerSample: 1}
-		if b := reOutputBands.FindStringSubmatch(obj); b != nil {
-			if n, err := strconv.Atoi(b[1]); err == nil && n > 0 {
-				f.bands = n
-			}
+	for _, o := range info.outputs {
+		f := outputFormat{bands: o.bands, bytesPerSample: bytesPerSample(o.sampleType)}
+		if f.bands <= 0 {
+			f.bands = info.fallbackBands()
 		}
-		if st := reSampleType.FindStringSubmatch(obj); st != nil {
-			switch st[1] + st[2] {
-			case "FLOAT32":
-				f.bytesPerSample = 4
-			case "UINT16", "INT16":
-				f.bytesPerSample = 2
-			}
-		}
-		id := "default"
-		if i := reOutputID.FindStringSubmatch(obj); i != nil {
-			id = i[1]
-		}
-		out[id] = f
+		out[o.id] = f
 	}
 	return out
 }
-
-var reOutputID = regexp.MustCompile(`\bid\s*:\s*["']([^"']+)["']`)
 
 // FullSizeBodyLength is the length in bytes of the full-size answer for output
 // outputID of req: width x height x output bands x bytes per sample, the size
@@ -89,14 +75,11 @@ func FullSizeBodyLength(req sentinel.ProcessRequest, outputID string) int64 {
 	if w <= 0 || h <= 0 {
 		w, h = sizeFromRes(req, requestBBox(req))
 	}
-	f, ok := outputFormats(req.Evalscript)[outputID]
-	if !ok {
-		info := sentinel.InspectEvalscript(req.Evalscript)
-		f = outputFormat{bands: info.Bands, bytesPerSample: 1}
-		if f.bands <= 0 {
-			f.bands = DefaultOutputBands
-		}
-		if info.Float32 {
+	info := parseSetup(req.Evalscript)
+	f, ok := outputFormats(info)[outputID]
+	if !ok { // an output setup() does not declare (or an unreadable script)
+		f = outputFormat{bands: info.fallbackBands(), bytesPerSample: 1}
+		if info.float32() {
 			f.bytesPerSample = 4
 		}
 	}
@@ -161,7 +144,7 @@ func writeFullSize(w http.ResponseWriter, req sentinel.ProcessRequest, asTar, tr
 	length := FullSizeBodyLength(req, outputs(req)[0])
 	ct := "image/tiff"
 	if asTar {
-		length, ct = fullSizeTarLength(req), "application/tar"
+		length, ct = fullSizeTarLength(req), TarContentType
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Length", strconv.FormatInt(length, 10))

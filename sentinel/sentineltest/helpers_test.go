@@ -148,6 +148,13 @@ func wantHeader(t *testing.T, r reply, name, want string) {
 	}
 }
 
+func wantBody(t *testing.T, r reply, want string) {
+	t.Helper()
+	if got := strings.TrimSpace(string(r.body)); got != want {
+		t.Errorf("body\n got %s\nwant %s", got, want)
+	}
+}
+
 func wantContains(t *testing.T, r reply, sub string) {
 	t.Helper()
 	if !strings.Contains(string(r.body), sub) {

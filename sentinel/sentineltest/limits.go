@@ -26,16 +26,21 @@ type Policy struct {
 	// Capacity is the bucket size and the number of units refilled per Period.
 	Capacity float64
 	// Period is the sampling period: time.Second, time.Minute, time.Hour,
-	// 24*time.Hour or 31*24*time.Hour have the documented ISO names (PT1S, PT1M,
-	// PT1H, PT1D, P31D); any other positive duration is named PT<seconds>S.
+	// 24*time.Hour and [MonthPeriod] have the service's ISO names (PT1S, PT1M, PT1H,
+	// PT24H, PT744H); any other positive duration is named PT<seconds>S.
 	Period time.Duration
 }
+
+// MonthPeriod is the sampling period Sentinel Hub publishes for a monthly policy:
+// 31 days (PT744H).
+const MonthPeriod = 31 * 24 * time.Hour
 
 // Key names the policy in [Stats], e.g. "requests:PT1M".
 func (p Policy) Key() string { return p.Kind + ":" + ISOPeriod(p.Period) }
 
-// ISOPeriod returns the ISO-8601 name of a sampling period as Sentinel Hub writes
-// it in X-RateLimit-ViolatedPolicy: PT1S, PT1M, PT1H, PT1D or P31D, else PT<n>S.
+// ISOPeriod returns the ISO-8601 name of a sampling period as Sentinel Hub's rate
+// limit contract writes it: PT1S, PT1M, PT1H, PT24H (a day) or PT744H (31 days),
+// else PT<seconds>S.
 func ISOPeriod(d time.Duration) string {
 	switch d {
 	case time.Second:
@@ -45,9 +50,9 @@ func ISOPeriod(d time.Duration) string {
 	case time.Hour:
 		return "PT1H"
 	case 24 * time.Hour:
-		return "PT1D"
-	case 31 * 24 * time.Hour:
-		return "P31D"
+		return "PT24H"
+	case MonthPeriod:
+		return "PT744H"
 	}
 	return "PT" + strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "S"
 }
@@ -71,6 +76,9 @@ type bucket struct {
 	pol    Policy
 	tokens float64
 	last   time.Time
+	// share (0..1) of every refill goes to another client of the account
+	// ([Config.ExternalLoad]); external is what it has taken so far.
+	share, external float64
 
 	window    []admitted // admissions within the last period, oldest first
 	windowSum float64
@@ -86,25 +94,38 @@ func newBucket(p Policy, now time.Time) *bucket {
 	return &bucket{pol: p, tokens: p.Capacity, last: now}
 }
 
-func (b *bucket) rate() float64 { return b.pol.Capacity / float64(b.pol.Period) } // units per ns
-
-// refill brings the bucket up to now, never above capacity.
+// refill brings the bucket up to now, never above capacity. The other client
+// takes share of the refill first: the bucket gains only (1-share) of it. The
+// gain is linear in time, so the result does not depend on how often refill runs.
 func (b *bucket) refill(now time.Time) {
 	if now.After(b.last) {
-		b.tokens = math.Min(b.pol.Capacity, b.tokens+float64(now.Sub(b.last))*b.rate())
+		raw := float64(now.Sub(b.last)) * b.pol.Capacity / float64(b.pol.Period)
+		b.external += b.share * raw
+		b.tokens = math.Min(b.pol.Capacity, b.tokens+(1-b.share)*raw)
 		b.last = now
 	}
 }
 
-// wait is how long until the bucket holds cost units (0 if it does now). A cost
-// above the capacity can never be met; wait then returns the time until the bucket
-// is full.
+// setShare changes the other client's share from now on.
+func (b *bucket) setShare(now time.Time, share float64) {
+	b.refill(now)
+	b.share = share
+}
+
+// wait is how long until the bucket holds cost units (0 if it does now), at the
+// refill rate left by the other client. A cost above the capacity can never be
+// met; wait then returns the time until the bucket is full. When the other client
+// takes every refill, the bucket never fills: wait returns one period.
 func (b *bucket) wait(cost float64) time.Duration {
 	need := math.Min(cost, b.pol.Capacity) - b.tokens
 	if need <= eps {
 		return 0
 	}
-	return time.Duration(math.Ceil(need / b.rate()))
+	gain := b.pol.Capacity * (1 - b.share) // units per period
+	if gain <= 0 {
+		return b.pol.Period
+	}
+	return time.Duration(math.Ceil(need * float64(b.pol.Period) / gain))
 }
 
 func (b *bucket) admits(cost float64) bool { return b.tokens+eps >= cost }
@@ -146,7 +167,8 @@ func puString(pu float64) string {
 
 // ParsePolicy reads a policy written "kind:capacity:period", e.g.
 // "requests:300:PT1M" or "pu:1000:1h": kind is requests or pu, period an ISO name
-// (PT1S, PT1M, PT1H, PT1D, P31D) or a Go duration.
+// (PT1S, PT1M, PT1H, PT24H, PT744H, and the older spellings PT1D, P1D, P31D) or a
+// Go duration.
 func ParsePolicy(s string) (Policy, error) {
 	parts := strings.Split(s, ":")
 	if len(parts) != 3 {
@@ -164,13 +186,13 @@ func ParsePolicy(s string) (Policy, error) {
 		p.Period = time.Minute
 	case "PT1H":
 		p.Period = time.Hour
-	case "PT1D", "P1D":
+	case "PT24H", "PT1D", "P1D":
 		p.Period = 24 * time.Hour
-	case "P31D":
-		p.Period = 31 * 24 * time.Hour
+	case "PT744H", "P31D":
+		p.Period = MonthPeriod
 	default:
 		if p.Period, err = time.ParseDuration(parts[2]); err != nil {
-			return Policy{}, fmt.Errorf("sentineltest: policy %q: period %q: want PT1S, PT1M, PT1H, PT1D, P31D or a Go duration like 90s", s, parts[2])
+			return Policy{}, fmt.Errorf("sentineltest: policy %q: period %q: want PT1S, PT1M, PT1H, PT24H, PT744H or a Go duration like 90s", s, parts[2])
 		}
 	}
 	if err := p.validate(); err != nil {

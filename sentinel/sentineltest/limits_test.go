@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 func TestBurstAdmitsCapacityThen429(t *testing.T) {
 	t.Parallel()
 	const c = 20
-	s, _, tok := start(t, Config{Policies: []Policy{{Kind: KindRequests, Capacity: c, Period: time.Minute}}})
+	s, _, tok := start(t, Config{Policies: []Policy{{Kind: KindRequests, Capacity: c, Period: time.Minute}}, HeaderMode: HeadersLegacy})
 	ok, limited := 0, 0
 	var last reply
 	for range c + 5 {
@@ -47,7 +46,8 @@ func TestBurstAdmitsCapacityThen429(t *testing.T) {
 	if vp.SamplingPeriod != "PT1M" || vp.Capacity != c {
 		t.Errorf("violated policy = %+v, want PT1M capacity %d", vp, c)
 	}
-	wantContains(t, last, `"status":429`)
+	// A catalog 429 is in the catalog's error shape (CatalogException).
+	wantBody(t, last, `{"code":429,"description":"You have exceeded your rate limit"}`)
 	st := s.Stats()
 	if st.RateLimited != 5 || st.RateLimitedByPolicy["requests:PT1M"] != 5 || st.RequestsByStatus[200] != c || st.CatalogRequests != c+5 {
 		t.Errorf("stats = %+v", st)
@@ -102,7 +102,7 @@ func TestPolicyRefusalChargesNothing(t *testing.T) {
 		s, _, tok := start(t, Config{Policies: []Policy{
 			{Kind: KindRequests, Capacity: 100, Period: time.Minute},
 			{Kind: KindPU, Capacity: 1.5, Period: time.Minute},
-		}})
+		}, HeaderMode: HeadersLegacy})
 		r := post(t, s, ProcessPath, tok, processReq())
 		wantStatus(t, r, http.StatusOK)
 		wantHeader(t, r, "X-ProcessingUnits-Spent", "1")
@@ -128,7 +128,7 @@ func TestPolicyRefusalChargesNothing(t *testing.T) {
 		s, _, tok := start(t, Config{Policies: []Policy{
 			{Kind: KindRequests, Capacity: 1, Period: time.Minute},
 			{Kind: KindPU, Capacity: 10, Period: time.Minute},
-		}})
+		}, HeaderMode: HeadersLegacy})
 		wantStatus(t, post(t, s, ProcessPath, tok, processReq()), http.StatusOK)
 		r := post(t, s, ProcessPath, tok, processReq())
 		wantStatus(t, r, http.StatusTooManyRequests)
@@ -144,31 +144,26 @@ func TestPolicyRefusalChargesNothing(t *testing.T) {
 
 func TestPUBucketFloat32FourBands(t *testing.T) {
 	t.Parallel()
-	s, _, tok := start(t, Config{Policies: []Policy{{Kind: KindPU, Capacity: 100, Period: time.Minute}}})
+	s, _, tok := start(t, Config{Policies: []Policy{{Kind: KindPU, Capacity: 100, Period: time.Minute}}, HeaderMode: HeadersLegacy})
 	req := processReq()
 	req.Output = sentinel.ProcessOutput{Width: 2500, Height: 2500}
 	req.Evalscript = `//VERSION=3
 function setup() { return { input: [{ bands: ["B02", "B03", "B04", "B08", "dataMask"] }],
   output: { bands: 4, sampleType: "FLOAT32" } }; }
 function evaluatePixel(s) { return [s.B02, s.B03, s.B04, s.B08]; }`
-	want := 2500.0 * 2500 / (512 * 512) * 4 / 3 * 2
-	if est := sentinel.EstimatePU(sentinel.PUParams{Width: 2500, Height: 2500, InputBands: 4, Float32: true}); math.Abs(est-want) > 1e-9 {
-		t.Fatalf("EstimatePU = %v, want %v", est, want)
-	}
+	// By hand: 2500*2500/262144 = 23.841858 area x 4/3 bands (dataMask free) x 2
+	// (FLOAT32) = 63.578288 PU.
+	const want = 63.578288
 	r := post(t, s, ProcessPath, tok, req)
 	wantStatus(t, r, http.StatusOK)
-	spent, err := strconv.ParseFloat(r.header.Get("X-ProcessingUnits-Spent"), 64)
-	if err != nil || math.Abs(spent-want) > 1e-5 {
-		t.Fatalf("X-ProcessingUnits-Spent = %q, want %v", r.header.Get("X-ProcessingUnits-Spent"), want)
-	}
+	wantHeader(t, r, "X-ProcessingUnits-Spent", "63.578288")
 	r = post(t, s, ProcessPath, tok, req)
 	wantStatus(t, r, http.StatusTooManyRequests)
-	left := 100 - want
-	wantMS := int(math.Ceil((want - left) / 100 * 60000))
-	if got, _ := strconv.Atoi(r.header.Get("X-ProcessingUnits-Retry-After")); got != wantMS {
-		t.Errorf("X-ProcessingUnits-Retry-After = %d, want %d", got, wantMS)
-	}
-	if st := s.Stats(); math.Abs(st.PUSpent-want) > 1e-9 || st.RateLimited != 1 {
+	// 100 - 63.578288 = 36.421712 left; 27.156576 missing at 100 PU/min: 16293.9 ms,
+	// rounded up.
+	wantHeader(t, r, "X-ProcessingUnits-Retry-After", "16294")
+	wantHeader(t, r, "Retry-After", "0") // legacy: the requests' wait; there is no requests policy
+	if st := s.Stats(); math.Abs(st.PUSpent-want) > 1e-6 || st.RateLimited != 1 {
 		t.Errorf("PUSpent = %v, RateLimited = %d; want %v and 1 (429s are not charged)", st.PUSpent, st.RateLimited, want)
 	}
 }
@@ -202,19 +197,46 @@ func TestHeaderModes(t *testing.T) {
 		{Kind: KindRequests, Capacity: 2, Period: time.Minute},
 		{Kind: KindPU, Capacity: 1, Period: time.Second},
 	}
-	t.Run("RetryAfterOnly", func(t *testing.T) {
+	t.Run("default is Retry-After only", func(t *testing.T) {
 		t.Parallel()
-		s, _, tok := start(t, Config{Policies: pols, HeaderMode: HeadersRetryAfterOnly})
+		s, _, tok := start(t, Config{Policies: pols})
 		r := post(t, s, ProcessPath, tok, processReq())
 		wantStatus(t, r, http.StatusOK)
 		wantHeader(t, r, "X-ProcessingUnits-Spent", "1")
 		wantHeader(t, r, "X-RateLimit-Remaining", "")
+		wantHeader(t, r, "X-ProcessingUnits-Remaining", "")
 		r = post(t, s, ProcessPath, tok, processReq()) // PU refuses: 1 PU per 1 s
 		wantStatus(t, r, http.StatusTooManyRequests)
 		wantHeader(t, r, "Retry-After", "1000")
 		for _, h := range []string{"X-RateLimit-Remaining", "X-ProcessingUnits-Remaining", "X-ProcessingUnits-Retry-After", "X-RateLimit-ViolatedPolicy"} {
 			wantHeader(t, r, h, "")
 		}
+		// Requests refuse: 2 per minute, both spent: 30 s until the next one. The
+		// PU bucket is full again by then, the larger wait is the requests'.
+		s2, _, tok2 := start(t, Config{Policies: []Policy{{Kind: KindRequests, Capacity: 1, Period: 30 * time.Second}, {Kind: KindPU, Capacity: 1, Period: time.Second}}})
+		wantStatus(t, post(t, s2, ProcessPath, tok2, processReq()), http.StatusOK)
+		r = post(t, s2, ProcessPath, tok2, processReq())
+		wantStatus(t, r, http.StatusTooManyRequests)
+		wantHeader(t, r, "Retry-After", "30000") // max(30 s requests, 1 s PU)
+		if st := s2.Stats(); st.RateLimitedByPolicy["requests:PT30S"] != 1 {
+			t.Errorf("RateLimitedByPolicy = %v, want requests:PT30S once", st.RateLimitedByPolicy)
+		}
+	})
+	t.Run("Legacy", func(t *testing.T) {
+		t.Parallel()
+		s, _, tok := start(t, Config{Policies: pols, HeaderMode: HeadersLegacy})
+		r := post(t, s, ProcessPath, tok, processReq())
+		wantStatus(t, r, http.StatusOK)
+		wantHeader(t, r, "X-ProcessingUnits-Spent", "1")
+		wantHeader(t, r, "X-RateLimit-Remaining", "1.0")
+		wantHeader(t, r, "X-ProcessingUnits-Remaining", "0")
+		r = post(t, s, ProcessPath, tok, processReq())
+		wantStatus(t, r, http.StatusTooManyRequests)
+		wantHeader(t, r, "Retry-After", "0") // the requests policy has room
+		wantHeader(t, r, "X-ProcessingUnits-Retry-After", "1000")
+		wantHeader(t, r, "X-RateLimit-Remaining", "1.0")
+		wantHeader(t, r, "X-ProcessingUnits-Remaining", "0")
+		wantHeader(t, r, "X-RateLimit-ViolatedPolicy", `{"samplingPeriod":"PT1S","capacity":1}`)
 	})
 	t.Run("None", func(t *testing.T) {
 		t.Parallel()
@@ -226,6 +248,10 @@ func TestHeaderModes(t *testing.T) {
 		wantStatus(t, r, http.StatusTooManyRequests)
 		for _, h := range []string{"Retry-After", "X-RateLimit-Remaining", "X-ProcessingUnits-Remaining", "X-ProcessingUnits-Retry-After", "X-RateLimit-ViolatedPolicy"} {
 			wantHeader(t, r, h, "")
+		}
+		// The simulator's own bookkeeping does not depend on headers.
+		if st := s.Stats(); st.RateLimited != 1 || st.RateLimitedByPolicy["pu:PT1S"] != 1 {
+			t.Errorf("stats = %+v, want one 429 by pu:PT1S", st)
 		}
 	})
 }
@@ -282,8 +308,8 @@ func TestSetPoliciesKeepsLevels(t *testing.T) {
 func TestISOPeriod(t *testing.T) {
 	t.Parallel()
 	for d, want := range map[time.Duration]string{
-		time.Second: "PT1S", time.Minute: "PT1M", time.Hour: "PT1H", 24 * time.Hour: "PT1D",
-		31 * 24 * time.Hour: "P31D", 90 * time.Second: "PT90S",
+		time.Second: "PT1S", time.Minute: "PT1M", time.Hour: "PT1H", 24 * time.Hour: "PT24H",
+		31 * 24 * time.Hour: "PT744H", 90 * time.Second: "PT90S", 30 * 24 * time.Hour: "PT2592000S",
 	} {
 		if got := ISOPeriod(d); got != want {
 			t.Errorf("ISOPeriod(%v) = %q, want %q", d, got, want)
@@ -295,7 +321,10 @@ func TestParsePolicy(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]Policy{
 		"requests:300:PT1M": {KindRequests, 300, time.Minute},
-		"pu:1.5:P31D":       {KindPU, 1.5, 31 * 24 * time.Hour},
+		"pu:30000:PT744H":   {KindPU, 30000, 31 * 24 * time.Hour},
+		"pu:1.5:P31D":       {KindPU, 1.5, 31 * 24 * time.Hour}, // the older spelling
+		"requests:9:PT24H":  {KindRequests, 9, 24 * time.Hour},
+		"requests:9:PT1D":   {KindRequests, 9, 24 * time.Hour},
 		"pu:10:90s":         {KindPU, 10, 90 * time.Second},
 	} {
 		if got, err := ParsePolicy(in); err != nil || got != want {

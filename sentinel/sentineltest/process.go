@@ -127,9 +127,9 @@ func isWGS84(crs string) bool {
 		strings.EqualFold(crs, "EPSG:4326")
 }
 
-// validateProcess checks req like the Process API does and returns the output size,
-// or a message naming the bad field.
-func validateProcess(req sentinel.ProcessRequest) (w, h int, msg string) {
+// validateProcess checks req like the Process API of deployment dep does and
+// returns the output size, or a message naming the bad field.
+func validateProcess(req sentinel.ProcessRequest, dep string) (w, h int, msg string) {
 	if strings.TrimSpace(req.Evalscript) == "" {
 		return 0, 0, "evalscript: must not be empty"
 	}
@@ -137,8 +137,8 @@ func validateProcess(req sentinel.ProcessRequest) (w, h int, msg string) {
 		return 0, 0, "input.data: at least one data collection is required"
 	}
 	for i, d := range req.Input.Data {
-		if d.Type == "" {
-			return 0, 0, fmt.Sprintf("input.data[%d].type: must not be empty", i)
+		if msg := validateInput(i, d, dep); msg != "" {
+			return 0, 0, msg
 		}
 	}
 	b := req.Input.Bounds
@@ -193,19 +193,61 @@ func validateProcess(req sentinel.ProcessRequest) (w, h int, msg string) {
 	return w, h, ""
 }
 
-// processPU is the PU cost of a valid request: sentinel.EstimatePU of its output
-// size, the evalscript's bands and sample type, and the number of data samples.
-// For ORBIT mosaicking that is the number of distinct acquisition dates of the
-// synthetic catalog in the first input's time range (over the bbox's cells when the
-// CRS is WGS84, else over one cell chosen by the bbox's hash); for TILE the number
-// of (cell, date) acquisitions. maxCloudCoverage filters them.
-func processPU(req sentinel.ProcessRequest, w, h int, now time.Time) float64 {
-	info := sentinel.InspectEvalscript(req.Evalscript)
-	p := sentinel.PUParams{Width: w, Height: h, InputBands: info.Bands, Float32: info.Float32}
-	if info.Mosaicking == "ORBIT" || info.Mosaicking == "TILE" {
-		p.DataSamples = dataSamples(req, info.Mosaicking, now)
+// validateInput checks input.data[i] against the collection table: a known type,
+// served on this deployment, with only the filters the collection has.
+func validateInput(i int, d sentinel.InputData, dep string) string {
+	field := fmt.Sprintf("input.data[%d]", i)
+	if d.Type == "" {
+		return field + ".type: must not be empty"
 	}
-	return sentinel.EstimatePU(p)
+	c, ok := lookupCollection(d.Type)
+	if !ok {
+		return fmt.Sprintf("%s.type: unknown data collection %q; use one of %s", field, d.Type, knownCollections())
+	}
+	if c.deployment != dep {
+		return field + ".type: " + wrongDeployment(c, dep)
+	}
+	f := d.DataFilter
+	if f == nil {
+		return ""
+	}
+	if f.MaxCloudCoverage != nil {
+		if !c.cloudCover {
+			return fmt.Sprintf("%s.dataFilter.maxCloudCoverage: collection %q has no cloud cover; remove the field", field, c.id)
+		}
+		if cc := *f.MaxCloudCoverage; !(cc >= 0 && cc <= 100) {
+			return fmt.Sprintf("%s.dataFilter.maxCloudCoverage: must be between 0 and 100, got %g", field, cc)
+		}
+	}
+	switch f.MosaickingOrder {
+	case "", sentinel.MosaickingMostRecent, sentinel.MosaickingLeastRecent:
+	case sentinel.MosaickingLeastCC:
+		if !c.cloudCover {
+			return fmt.Sprintf("%s.dataFilter.mosaickingOrder: leastCC needs cloud cover, which collection %q has not; use mostRecent or leastRecent", field, c.id)
+		}
+	default:
+		return fmt.Sprintf("%s.dataFilter.mosaickingOrder: %q is not one of mostRecent, leastRecent, leastCC", field, f.MosaickingOrder)
+	}
+	if tr := f.TimeRange; tr != nil && !c.timeless && tr.To.Before(tr.From) {
+		return fmt.Sprintf("%s.dataFilter.timeRange: to (%s) is before from (%s)", field, tr.To.Format(time.RFC3339), tr.From.Format(time.RFC3339))
+	}
+	return ""
+}
+
+// processPU is the PU cost of a valid request by the simulator's rules
+// ([chargePU]): its output size, the bands and sample type of the evalscript's
+// setup(), and the number of data samples. For ORBIT mosaicking that is the number
+// of distinct acquisition dates of the synthetic catalog in the first input's time
+// range (over the bbox's cells when the CRS is WGS84, else over one cell chosen by
+// the bbox's hash); for TILE the number of (cell, date) acquisitions;
+// maxCloudCoverage filters them. A timeless first input (DEM) has one sample.
+func processPU(req sentinel.ProcessRequest, w, h int, now time.Time) float64 {
+	info := parseSetup(req.Evalscript)
+	samples := 1
+	if c, _ := lookupCollection(req.Input.Data[0].Type); !c.timeless && (info.mosaicking == "ORBIT" || info.mosaicking == "TILE") {
+		samples = dataSamples(req, info.mosaicking, now)
+	}
+	return chargePU(w, h, info, samples)
 }
 
 func dataSamples(req sentinel.ProcessRequest, mosaicking string, now time.Time) int {
@@ -240,27 +282,52 @@ func dataSamples(req sentinel.ProcessRequest, mosaicking string, now time.Time) 
 	return len(days)
 }
 
-func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
+// TarContentType is the Content-Type of a multi-response process answer, as the
+// OpenAPI schema lists it. Requests may ask for it with Accept: application/tar
+// or application/x-tar.
+const TarContentType = "application/x-tar"
+
+// wantsTar reports whether the answer to a request is a tar.
+func wantsTar(r *http.Request, req sentinel.ProcessRequest) bool {
+	accept := r.Header.Get("Accept")
+	return strings.Contains(accept, "application/tar") || strings.Contains(accept, "application/x-tar") ||
+		len(req.Output.Responses) > 1
+}
+
+// processHandler serves the Process API of deployment dep.
+func (s *Server) processHandler(dep string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.handleProcess(w, r, dep) }
+}
+
+func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request, dep string) {
 	now := s.cfg.Now()
 	var req sentinel.ProcessRequest
 	decodeErr := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req)
-	asTar := strings.Contains(r.Header.Get("Accept"), "application/tar") || len(req.Output.Responses) > 1
+	asTar := wantsTar(r, req)
 	var pu float64
-	msg := ""
-	if decodeErr == nil {
-		var width, height int
-		if width, height, msg = validateProcess(req); msg == "" {
+	var fail *failure
+	if decodeErr != nil {
+		fail = badRequest("cannot parse the process request as JSON: " + decodeErr.Error())
+	} else if width, height, msg := validateProcess(req, dep); msg != "" {
+		fail = badRequest(msg)
+	} else {
+		for _, d := range req.Input.Data {
+			if fail = s.forbiddenFailure(d.Type); fail != nil {
+				break
+			}
+		}
+		if fail == nil {
 			pu = processPU(req, width, height, now) // outside the lock: may scan the catalog
 		}
 	}
-	truncate, ok := s.processLocked(w, r, now, req, pu, msg, decodeErr)
+	truncate, ok := s.processLocked(w, r, now, req, pu, fail)
 	if ok { // the body is built and written outside the lock
 		if s.cfg.FullSizeBodies {
 			writeFullSize(w, req, asTar, truncate)
 			return
 		}
 		if asTar {
-			writeBody(w, "application/tar", processTar(req), truncate)
+			writeBody(w, TarContentType, processTar(req), truncate)
 			return
 		}
 		writeBody(w, "image/tiff", ProcessBody(req, outputs(req)[0]), truncate)
@@ -269,25 +336,22 @@ func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 
 // processLocked answers errors itself; on success it charges, sets the headers and
 // reports ok (and whether to truncate) so the caller writes the body unlocked.
-func (s *Server) processLocked(w http.ResponseWriter, r *http.Request, now time.Time, req sentinel.ProcessRequest, pu float64, msg string, decodeErr error) (truncate, ok bool) {
+func (s *Server) processLocked(w http.ResponseWriter, r *http.Request, now time.Time, req sentinel.ProcessRequest, pu float64, fail *failure) (truncate, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.ProcessRequests++
 	path := r.URL.Path
-	if !s.authorized(r, now) {
-		s.unauthorized(w, now, path)
+	if _, ok := s.authorized(r, now); !ok {
+		s.unauthorized(w, shapeProcess, now, path)
 		return false, false
 	}
-	bad := func(msg string) {
-		s.record(now, path, http.StatusBadRequest, 0, "")
-		writeError(w, http.StatusBadRequest, "COMMON_BAD_PAYLOAD", msg)
-	}
-	if decodeErr != nil {
-		bad("cannot parse the process request as JSON: " + decodeErr.Error())
-		return false, false
-	}
-	if msg != "" {
-		bad(msg)
+	if fail != nil {
+		if fail.status == http.StatusForbidden {
+			s.denied(w, shapeProcess, now, path, fail)
+			return false, false
+		}
+		s.record(now, path, fail.status, 0, "")
+		writeError(w, fail.status, fail.code, fail.msg)
 		return false, false
 	}
 	s.rollMonth(now)
@@ -302,11 +366,11 @@ func (s *Server) processLocked(w http.ResponseWriter, r *http.Request, now time.
 	a := s.check(now, pu)
 	if !a.ok {
 		s.record(now, path, http.StatusTooManyRequests, 0, "")
-		s.reject429(w, a)
+		s.reject429(w, shapeProcess, a)
 		return false, false
 	}
-	fail, truncate := s.fault()
-	if fail {
+	f5, truncate := s.fault()
+	if f5 {
 		s.stats.Faults5xx++
 		s.record(now, path, http.StatusServiceUnavailable, 0, "")
 		writeError(w, http.StatusServiceUnavailable, "COMMON_SERVICE_UNAVAILABLE", "Service temporarily unavailable (injected fault): retry later")

@@ -1,7 +1,10 @@
 package sentineltest
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +21,10 @@ const (
 	DefaultClientID = "sentineltest-client"
 	// DefaultClientSecret is the secret the simulator accepts when Config.ClientSecret is empty.
 	DefaultClientSecret = "sentineltest-secret"
+	// DefaultUserID is the account's user id (the tokens' JWT "sub" claim) when
+	// Config.UserID is empty. It is deliberately not the client id: Sentinel Hub's
+	// sub names the user, not the OAuth client.
+	DefaultUserID = "5b2c0e44-7d1f-4c38-9a6e-2f81d3c9b7a0"
 	// DefaultTokenTTL is the lifetime of issued tokens when Config.TokenTTL is 0.
 	DefaultTokenTTL = time.Hour
 	// DefaultMaxRecordedRequests is how many requests [Server.Requests] keeps when
@@ -26,25 +33,46 @@ const (
 )
 
 // Endpoint paths served by the simulator (each also under the alias in its comment).
+// Every path but the token endpoint's is served on both deployments: at the root
+// (main) and under [USWestPrefix].
 const (
-	// TokenPath is the OAuth token endpoint (alias /oauth/token).
+	// TokenPath is the OAuth token endpoint (alias /oauth/token); root only.
 	TokenPath = "/auth/realms/main/protocol/openid-connect/token"
 	// ProcessPath is the Process API (alias /process/v1).
 	ProcessPath = "/api/v1/process"
 	// CatalogSearchPath is the Catalog API item search (alias /catalog/v1/search).
 	CatalogSearchPath = "/api/v1/catalog/1.0.0/search"
+	// RateLimitContractPath publishes the account's policies; query userId=eq:<sub>.
+	RateLimitContractPath = "/aux/ratelimit/contract"
+	// RateLimitStatisticsPath, followed by the user id, reports the units left now
+	// in every policy's bucket.
+	RateLimitStatisticsPath = "/aux/ratelimit/statistics/tokenCounts/"
+	// USWestPrefix is the path prefix of the simulated US West deployment (Landsat,
+	// HLS, MODIS): URL()+USWestPrefix+ProcessPath and so on.
+	USWestPrefix = "/uswest"
+)
+
+// Deployment names, as the client's sentinel.Config.Deployments keys them.
+const (
+	deployMain   = sentinel.DeploymentMain
+	deployUSWest = sentinel.DeploymentUSWest
 )
 
 // HeaderMode selects which rate-limit headers the simulator sends.
 type HeaderMode int
 
 const (
-	// HeadersFull sends every documented header (the default).
-	HeadersFull HeaderMode = iota
-	// HeadersRetryAfterOnly sends only Retry-After on 429 (the larger of the request
-	// and PU waits), as newer servers do; successes still carry X-ProcessingUnits-Spent.
-	HeadersRetryAfterOnly
-	// HeadersNone sends no rate-limit header at all, not even Retry-After.
+	// HeadersRetryAfterOnly sends only Retry-After on 429 (milliseconds, the larger
+	// of the request and PU waits), as Sentinel Hub does today; successful process
+	// answers carry X-ProcessingUnits-Spent. The default.
+	HeadersRetryAfterOnly HeaderMode = iota
+	// HeadersLegacy sends the 2019 headers: on 429 Retry-After (the request wait),
+	// X-ProcessingUnits-Retry-After, X-RateLimit-Remaining,
+	// X-ProcessingUnits-Remaining and X-RateLimit-ViolatedPolicy; on 2xx the
+	// X-*-Remaining headers and X-ProcessingUnits-Spent.
+	HeadersLegacy
+	// HeadersNone sends no rate-limit header at all, not even Retry-After or
+	// X-ProcessingUnits-Spent.
 	HeadersNone
 )
 
@@ -66,12 +94,15 @@ type Faults struct {
 }
 
 // Config configures a simulated account. The zero value is an unlimited account
-// with the default credentials.
+// with the default credentials that behaves like Sentinel Hub today.
 type Config struct {
 	// ClientID is the accepted OAuth client id; default [DefaultClientID].
 	ClientID string
 	// ClientSecret is the accepted OAuth client secret; default [DefaultClientSecret].
 	ClientSecret string
+	// UserID is the account's user id: the "sub" claim of every token and the id
+	// the rate-limit endpoints answer for; default [DefaultUserID].
+	UserID string
 	// TokenTTL is the lifetime of issued tokens; default [DefaultTokenTTL].
 	TokenTTL time.Duration
 	// TokenRequestsPerMinute limits the token endpoint (a token bucket of that size
@@ -80,9 +111,23 @@ type Config struct {
 	// Policies are the account's rate-limit policies; none means unlimited.
 	Policies []Policy
 	// MonthlyPU is the PU budget per calendar month (UTC); 0 means unlimited. A
-	// process request that would exceed what is left gets 403.
+	// process request that would exceed what is left gets 403. The rate-limit
+	// contract publishes it as a PROCESSING_UNITS policy of period PT744H.
 	MonthlyPU float64
-	// HeaderMode selects the rate-limit headers; default [HeadersFull].
+	// ExternalLoad (0..1) is the share of every rate policy's refill that another
+	// client of the same account takes, continuously and deterministically: each
+	// bucket gains only (1-ExternalLoad) of its refill. The monthly budget is not
+	// affected. Default 0 (no other client).
+	ExternalLoad float64
+	// ForbiddenCollections are collection ids the account may not read, e.g.
+	// "sentinel-1-grd" or "byoc-<id>": process and catalog requests using one get
+	// 403 and are not charged. Default none.
+	ForbiddenCollections []string
+	// NoRateLimitAPI makes the rate-limit endpoints ([RateLimitContractPath],
+	// [RateLimitStatisticsPath]) answer 404, as a deployment without them would.
+	// Default false (they are served).
+	NoRateLimitAPI bool
+	// HeaderMode selects the rate-limit headers; default [HeadersRetryAfterOnly].
 	HeaderMode HeaderMode
 	// Faults injects errors, truncation and latency; default none.
 	Faults Faults
@@ -99,6 +144,53 @@ type Config struct {
 	FullSizeBodies bool
 }
 
+// withDefaults returns c with every zero field that has a default set to it.
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" {
+		c.ClientID = DefaultClientID
+	}
+	if c.ClientSecret == "" {
+		c.ClientSecret = DefaultClientSecret
+	}
+	if c.UserID == "" {
+		c.UserID = DefaultUserID
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = DefaultTokenTTL
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.MaxRecordedRequests == 0 {
+		c.MaxRecordedRequests = DefaultMaxRecordedRequests
+	}
+	c.ForbiddenCollections = append([]string(nil), c.ForbiddenCollections...)
+	return c
+}
+
+// validate names the first bad field.
+func (c Config) validate() error {
+	for _, p := range c.Policies {
+		if err := p.validate(); err != nil {
+			return err
+		}
+	}
+	if err := validShare(c.ExternalLoad); err != nil {
+		return fmt.Errorf("sentineltest: Config.ExternalLoad: %w", err)
+	}
+	if c.MonthlyPU < 0 || math.IsNaN(c.MonthlyPU) {
+		return fmt.Errorf("sentineltest: Config.MonthlyPU %g: want 0 (unlimited) or a positive budget", c.MonthlyPU)
+	}
+	return nil
+}
+
+func validShare(share float64) error {
+	if !(share >= 0 && share <= 1) {
+		return fmt.Errorf("share %g of the refill: want 0..1", share)
+	}
+	return nil
+}
+
 // Stats is a snapshot of what the simulator has seen.
 type Stats struct {
 	// RequestsByStatus counts process and catalog answers by HTTP status.
@@ -107,16 +199,28 @@ type Stats struct {
 	ProcessRequests, CatalogRequests int
 	// RateLimited counts 429 answers of the process and catalog endpoints.
 	RateLimited int
-	// RateLimitedByPolicy counts 429s by the policy named in
-	// X-RateLimit-ViolatedPolicy, keyed like "requests:PT1M" ([Policy.Key]).
+	// RateLimitedByPolicy counts 429s by the policy that refused them (the one
+	// with the longest wait), keyed like "requests:PT1M" ([Policy.Key]), whatever
+	// the [HeaderMode].
 	RateLimitedByPolicy map[string]int
 	// TokenRequests counts calls of the token endpoint; TokensIssued those that
 	// returned a token; TokenRateLimited those answered 429.
 	TokenRequests, TokensIssued, TokenRateLimited int
-	// Unauthorized counts API requests answered 401.
+	// Unauthorized counts API requests answered 401 (the rate-limit endpoints'
+	// included).
 	Unauthorized int
 	// QuotaExceeded counts process requests answered 403 (monthly budget).
 	QuotaExceeded int
+	// PermissionDenied counts process and catalog requests answered 403 because
+	// they name one of Config.ForbiddenCollections.
+	PermissionDenied int
+	// AuxRequests counts requests to the rate-limit endpoints, whatever their
+	// answer. They are neither rate limited nor charged, and are not in
+	// RequestsByStatus or [Server.Requests].
+	AuxRequests int
+	// ExternalUnits is, per policy key, what the other client of Config.ExternalLoad
+	// has taken from that policy's refill.
+	ExternalUnits map[string]float64
 	// Faults5xx and Truncated count injected faults.
 	Faults5xx, Truncated int
 	// PUSpent is the PU charged in total (2xx process answers, truncated included).
@@ -150,13 +254,16 @@ type Server struct {
 	cfg Config
 	ts  *httptest.Server
 
+	forbidden map[string]bool // Config.ForbiddenCollections
+
 	mu          sync.Mutex
 	rng         *rand.Rand
 	faults      Faults
 	buckets     []*bucket
 	tokenBucket *bucket
-	tokens      map[string]time.Time // access token -> expiry
+	tokens      map[string]issuedToken // access token -> what it grants
 	jti         uint64
+	share       float64 // external load
 	monthlyPU   float64
 	month       string // "2006-01" of monthSpent
 	monthSpent  float64
@@ -167,8 +274,15 @@ type Server struct {
 
 var _ http.Handler = (*Server)(nil)
 
-// NewServer starts a simulator on 127.0.0.1; Close stops it. It panics if a policy
-// is invalid (a kind other than "requests"/"pu", or a capacity or period <= 0).
+// issuedToken is what the simulator knows of an access token it issued.
+type issuedToken struct {
+	exp time.Time
+	sub string
+}
+
+// NewServer starts a simulator on 127.0.0.1; Close stops it. It panics on an
+// invalid Config: a policy of a kind other than "requests"/"pu" or with a capacity
+// or period <= 0, an ExternalLoad outside 0..1, a negative MonthlyPU.
 func NewServer(cfg Config) *Server {
 	s := NewHandler(cfg)
 	s.ts = httptest.NewServer(s)
@@ -177,33 +291,28 @@ func NewServer(cfg Config) *Server {
 
 // NewHandler returns a simulator that is not started: serve it with any
 // http.Server (as cmd/shsim does). URL returns "" for it. It panics on an invalid
-// policy, like [NewServer].
+// Config, like [NewServer].
 func NewHandler(cfg Config) *Server {
-	if cfg.ClientID == "" {
-		cfg.ClientID = DefaultClientID
-	}
-	if cfg.ClientSecret == "" {
-		cfg.ClientSecret = DefaultClientSecret
-	}
-	if cfg.TokenTTL <= 0 {
-		cfg.TokenTTL = DefaultTokenTTL
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.MaxRecordedRequests == 0 {
-		cfg.MaxRecordedRequests = DefaultMaxRecordedRequests
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		panic(err)
 	}
 	s := &Server{
 		cfg:       cfg,
-		tokens:    map[string]time.Time{},
+		forbidden: map[string]bool{},
+		tokens:    map[string]issuedToken{},
 		monthlyPU: cfg.MonthlyPU,
+		share:     cfg.ExternalLoad,
 		stats: Stats{
 			RequestsByStatus:    map[int]int{},
 			RateLimitedByPolicy: map[string]int{},
 			MaxWindowLoad:       map[string]float64{},
+			ExternalUnits:       map[string]float64{},
 			Served:              map[string]int{},
 		},
+	}
+	for _, c := range cfg.ForbiddenCollections {
+		s.forbidden[c] = true
 	}
 	now := cfg.Now()
 	if cfg.TokenRequestsPerMinute > 0 {
@@ -214,10 +323,15 @@ func NewHandler(cfg Config) *Server {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST "+TokenPath, s.handleToken)
 	s.mux.HandleFunc("POST /oauth/token", s.handleToken)
-	s.mux.HandleFunc("POST "+ProcessPath, s.handleProcess)
-	s.mux.HandleFunc("POST /process/v1", s.handleProcess)
-	s.mux.HandleFunc("POST "+CatalogSearchPath, s.handleCatalog)
-	s.mux.HandleFunc("POST /catalog/v1/search", s.handleCatalog)
+	for dep, prefix := range map[string]string{deployMain: "", deployUSWest: USWestPrefix} {
+		process, catalog := s.processHandler(dep), s.catalogHandler(dep)
+		s.mux.HandleFunc("POST "+prefix+ProcessPath, process)
+		s.mux.HandleFunc("POST "+prefix+"/process/v1", process)
+		s.mux.HandleFunc("POST "+prefix+CatalogSearchPath, catalog)
+		s.mux.HandleFunc("POST "+prefix+"/catalog/v1/search", catalog)
+		s.mux.HandleFunc("GET "+prefix+RateLimitContractPath, s.handleContract)
+		s.mux.HandleFunc("GET "+prefix+RateLimitStatisticsPath+"{user}", s.handleTokenCounts)
+	}
 	return s
 }
 
@@ -244,15 +358,20 @@ func (s *Server) Close() {
 }
 
 // ClientConfig returns a sentinel.Config that talks to this server with its
-// credentials: BaseURL = URL(), TokenURL = URL() + [TokenPath].
+// credentials: BaseURL = URL(), TokenURL = URL() + [TokenPath], and the US West
+// deployment at URL() + [USWestPrefix].
 func (s *Server) ClientConfig() sentinel.Config {
 	return sentinel.Config{
 		ClientID:     s.cfg.ClientID,
 		ClientSecret: s.cfg.ClientSecret,
 		BaseURL:      s.URL(),
 		TokenURL:     s.URL() + TokenPath,
+		Deployments:  map[string]string{sentinel.DeploymentUSWest: s.URL() + USWestPrefix},
 	}
 }
+
+// UserID is the account's user id, the "sub" claim of its tokens.
+func (s *Server) UserID() string { return s.cfg.UserID }
 
 // Stats returns a snapshot of the counters; safe for concurrent use.
 func (s *Server) Stats() Stats {
@@ -262,16 +381,25 @@ func (s *Server) Stats() Stats {
 	st.RequestsByStatus = cloneMap(s.stats.RequestsByStatus)
 	st.RateLimitedByPolicy = cloneMap(s.stats.RateLimitedByPolicy)
 	st.Served = cloneMap(s.stats.Served)
+	now := s.cfg.Now()
 	st.MaxWindowLoad = map[string]float64{}
+	st.ExternalUnits = map[string]float64{}
 	for _, b := range s.buckets {
+		b.refill(now)
 		st.MaxWindowLoad[b.pol.Key()] = b.maxLoad
+		st.ExternalUnits[b.pol.Key()] = b.external
 	}
 	for k, v := range s.stats.MaxWindowLoad { // policies removed by SetPolicies
 		if _, ok := st.MaxWindowLoad[k]; !ok {
 			st.MaxWindowLoad[k] = v
 		}
 	}
-	s.rollMonth(s.cfg.Now())
+	for k, v := range s.stats.ExternalUnits {
+		if _, ok := st.ExternalUnits[k]; !ok {
+			st.ExternalUnits[k] = v
+		}
+	}
+	s.rollMonth(now)
 	st.MonthlyPUSpent = s.monthSpent
 	return st
 }
@@ -300,16 +428,19 @@ func (s *Server) SetMonthlyPU(pu float64) {
 }
 
 // SetPolicies replaces the rate-limit policies. A policy with the same key as an
-// existing one keeps its bucket level (capped at the new capacity) and its window
-// record; new policies start full. It panics on an invalid policy.
+// existing one keeps its bucket level (capped at the new capacity), its window
+// record and what the other client took; new policies start full. It panics on an
+// invalid policy.
 func (s *Server) SetPolicies(ps []Policy) {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := map[string]*bucket{}
 	for _, b := range s.buckets {
+		b.refill(now)
 		old[b.pol.Key()] = b
 		s.stats.MaxWindowLoad[b.pol.Key()] = b.maxLoad
+		s.stats.ExternalUnits[b.pol.Key()] = b.external
 	}
 	s.buckets = nil
 	for _, p := range ps {
@@ -317,13 +448,30 @@ func (s *Server) SetPolicies(ps []Policy) {
 			panic(err)
 		}
 		if b, ok := old[p.Key()]; ok {
-			b.refill(now)
 			b.pol = p
 			b.tokens = min(b.tokens, p.Capacity)
 			s.buckets = append(s.buckets, b)
 			continue
 		}
-		s.buckets = append(s.buckets, newBucket(p, now))
+		b := newBucket(p, now)
+		b.share = s.share
+		s.buckets = append(s.buckets, b)
+	}
+}
+
+// SetExternalLoad changes the share (0..1) of every rate policy's refill that
+// another client of the account takes from now on (see Config.ExternalLoad). What
+// it took so far stays taken. It panics on a share outside 0..1.
+func (s *Server) SetExternalLoad(share float64) {
+	if err := validShare(share); err != nil {
+		panic(fmt.Errorf("sentineltest: SetExternalLoad: %w", err))
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.share = share
+	for _, b := range s.buckets {
+		b.setShare(now, share)
 	}
 }
 
@@ -379,7 +527,8 @@ func (s *Server) record(now time.Time, path string, status int, pu float64, key 
 	}
 }
 
-// apiError is Sentinel Hub's JSON error body.
+// apiError is the Process API's (and most services') JSON error body, schema
+// RestErrorWrapper: {"error": Boom{status, reason, message, code}}.
 type apiError struct {
 	Error apiErrorBody `json:"error"`
 }
@@ -391,8 +540,55 @@ type apiErrorBody struct {
 	Code    string `json:"code"`
 }
 
+// catalogError is the Catalog API's error body, schema CatalogException:
+// {"code", "description"}. The schema types code as a string; the service sends
+// the HTTP status as a number ({"code": 404, "description": "Collection not
+// found."} in public bug reports), and so does the simulator.
+type catalogError struct {
+	Code        int    `json:"code"`
+	Description string `json:"description"`
+}
+
+// errorShape says which API's error body to write.
+type errorShape int
+
+const (
+	shapeProcess errorShape = iota // RestErrorWrapper
+	shapeCatalog                   // CatalogException
+)
+
+// failure is an error answer decided before the lock is taken.
+type failure struct {
+	status int
+	code   string // the Process API code, e.g. COMMON_BAD_PAYLOAD
+	msg    string
+}
+
+func badRequest(msg string) *failure {
+	return &failure{http.StatusBadRequest, "COMMON_BAD_PAYLOAD", msg}
+}
+
+// writeFailure writes an error in the shape of the API.
+func writeFailure(w http.ResponseWriter, shape errorShape, status int, code, msg string) {
+	if shape == shapeCatalog {
+		writeJSON(w, status, "application/json", catalogError{Code: status, Description: msg})
+		return
+	}
+	writeError(w, status, code, msg)
+}
+
+// marshal is json.Marshal without HTML escaping (the service writes "<id>",
+// not "\u003cid\u003e").
+func marshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
 func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
-	b, _ := json.Marshal(v)
+	b := marshal(v)
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", itoa(len(b)))
 	w.WriteHeader(status)
@@ -463,9 +659,9 @@ func (s *Server) charge(now time.Time, pu float64) {
 	}
 }
 
-// remainingHeaders sets the X-*-Remaining headers (HeadersFull only). Call with mu held.
+// remainingHeaders sets the X-*-Remaining headers (HeadersLegacy only). Call with mu held.
 func (s *Server) remainingHeaders(h http.Header, a admission) {
-	if s.cfg.HeaderMode != HeadersFull {
+	if s.cfg.HeaderMode != HeadersLegacy {
 		return
 	}
 	if a.reqRemaining >= 0 {
@@ -492,10 +688,10 @@ func (s *Server) levels() admission {
 }
 
 // reject429 writes a rate-limited answer with the headers of the mode. Call with mu held.
-func (s *Server) reject429(w http.ResponseWriter, a admission) {
+func (s *Server) reject429(w http.ResponseWriter, shape errorShape, a admission) {
 	h := w.Header()
 	switch s.cfg.HeaderMode {
-	case HeadersFull:
+	case HeadersLegacy:
 		h.Set("Retry-After", ms(a.reqWait))
 		h.Set("X-ProcessingUnits-Retry-After", ms(a.puWait))
 		s.remainingHeaders(h, a)
@@ -513,25 +709,48 @@ func (s *Server) reject429(w http.ResponseWriter, a admission) {
 	if a.violated != nil {
 		s.stats.RateLimitedByPolicy[a.violated.Key()]++
 	}
-	writeError(w, http.StatusTooManyRequests, "RATE_LIMIT_EXCEEDED",
+	writeFailure(w, shape, http.StatusTooManyRequests, "RATE_LIMIT_EXCEEDED",
 		"You have exceeded your rate limit")
 }
 
-// authorized checks the Bearer token. Call with mu held.
-func (s *Server) authorized(r *http.Request, now time.Time) bool {
+// authorized checks the Bearer token and returns the user it was issued to. Call
+// with mu held.
+func (s *Server) authorized(r *http.Request, now time.Time) (sub string, ok bool) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
-		return false
+		return "", false
 	}
-	exp, ok := s.tokens[strings.TrimSpace(tok)]
-	return ok && now.Before(exp)
+	it, ok := s.tokens[strings.TrimSpace(tok)]
+	if !ok || !now.Before(it.exp) {
+		return "", false
+	}
+	return it.sub, true
 }
 
-func (s *Server) unauthorized(w http.ResponseWriter, now time.Time, path string) {
+// unauthorizedMessage is the text of every 401.
+const unauthorizedMessage = "Token is missing, invalid, expired or revoked: get a new one from the token endpoint"
+
+func (s *Server) unauthorized(w http.ResponseWriter, shape errorShape, now time.Time, path string) {
 	s.stats.Unauthorized++
 	s.record(now, path, http.StatusUnauthorized, 0, "")
-	writeError(w, http.StatusUnauthorized, "COMMON_UNAUTHORIZED",
-		"Token is missing, invalid, expired or revoked: get a new one from the token endpoint")
+	writeFailure(w, shape, http.StatusUnauthorized, "COMMON_UNAUTHORIZED", unauthorizedMessage)
+}
+
+// denied counts and writes a 403 for a forbidden collection. Call with mu held.
+func (s *Server) denied(w http.ResponseWriter, shape errorShape, now time.Time, path string, f *failure) {
+	s.stats.PermissionDenied++
+	s.record(now, path, f.status, 0, "")
+	writeFailure(w, shape, f.status, f.code, f.msg)
+}
+
+// forbiddenFailure is the 403 for a collection the account may not read, nil if
+// it may.
+func (s *Server) forbiddenFailure(collection string) *failure {
+	if !s.forbidden[collection] {
+		return nil
+	}
+	return &failure{http.StatusForbidden, "COMMON_INSUFFICIENT_PERMISSIONS", fmt.Sprintf(
+		"Insufficient permissions: this account may not access collection %q; ask the collection's owner to share it, or use another account", collection)}
 }
 
 // fault rolls the fault dice: it returns fail503, truncate. Call with mu held.
