@@ -14,11 +14,13 @@ type Policy struct {
 	Kind string
 	// Capacity is the number of requests or PU per SamplingPeriod.
 	Capacity float64
-	// SamplingPeriod is the ISO-8601 period: PT1S, PT1M, PT1H, PT1D or P31D.
+	// SamplingPeriod is the ISO-8601 period: PT1S, PT1M, PT1H, PT24H (PT1D) or
+	// PT744H (P31D, the month).
 	SamplingPeriod string
 }
 
-// Period returns SamplingPeriod as a duration (P31D = 31 days), 0 if unknown.
+// Period returns SamplingPeriod as a duration (PT744H = P31D = 31 days), 0 if
+// unknown.
 func (p Policy) Period() time.Duration {
 	switch p.SamplingPeriod {
 	case "PT1S":
@@ -27,9 +29,9 @@ func (p Policy) Period() time.Duration {
 		return time.Minute
 	case "PT1H":
 		return time.Hour
-	case "PT1D":
+	case "PT1D", "P1D", "PT24H":
 		return 24 * time.Hour
-	case "P31D":
+	case "P31D", "PT744H":
 		return 31 * 24 * time.Hour
 	}
 	return 0

@@ -63,7 +63,7 @@ func TestSubmitAndWatchEndToEnd(t *testing.T) {
 	}
 	files := outputFiles(t, out)
 	if len(files) != final.Total {
-		t.Fatalf("%d output files, want %d (one per item)", len(files), final.Total)
+		t.Fatalf("%d output files, want %d (one per item): %v", len(files), final.Total, files)
 	}
 	for _, f := range files {
 		if !strings.HasPrefix(f, filepath.Join(out, sub.ID)+"/") || !strings.HasSuffix(f, ".tif") {
