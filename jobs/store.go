@@ -523,7 +523,10 @@ func (s *Store) BeginAnalysis(ctx context.Context, id string) error {
 // idempotent per tile: tiles recorded before are skipped with their items and
 // requests, so a re-run task adds nothing. Every item must belong to one of
 // tiles. When the last tile is recorded the job becomes ANALYSIS_DONE, and
-// exactly that call returns true (its caller starts processing).
+// exactly that call returns true (its caller starts processing); when tiles
+// failed ([Store.FailAnalysis]) and no item was found at all, it becomes FAILED
+// instead and the call returns false. Tiles that failed are not recorded until
+// a restart.
 func (s *Store) RecordAnalysis(ctx context.Context, id string, tiles []string, items []Item, catalogRequests int) (bool, error) {
 	if err := s.check(id); err != nil {
 		return false, err
