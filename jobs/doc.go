@@ -11,6 +11,12 @@
 // job's end each happen in exactly one call, and per-status counters live in the
 // job hash so [Store.Get] is O(1) however many items a job has.
 //
+// A catalog group whose search fails for good is recorded by [Store.FailAnalysis]:
+// its tiles count as failed, the analysis completes without them (a job that
+// then has no item at all is FAILED at once), and the job ends PARTIAL (FAILED
+// when no item is DONE). [Store.Restart] puts the failed groups' tiles back to
+// un-analysed and the job back to ANALYSING, and returns the groups to search again.
+//
 // Keys, all under Store.Prefix (default "shfleet") with the job id as a Redis
 // Cluster hash tag so one job's keys share a slot:
 //
@@ -20,6 +26,10 @@
 //	<prefix>:job:{<id>}:analysed           set of analysed tile names
 //	<prefix>:job:{<id>}:items              hash: item id -> Item JSON
 //	<prefix>:job:{<id>}:items:<STATUS>     set of item ids per item status
+//	<prefix>:job:{<id>}:failed:tiles       hash: tile name -> catalog group number, for
+//	                                       tiles whose search failed for good
+//	<prefix>:job:{<id>}:failed:groups      hash: group number -> JSON {tiles, reason,
+//	                                       failed_at}, what a restart searches again
 //
 // Running out of the monthly PU quota does not change the job's status: [Store.Pause]
 // records StoppedReason (e.g. [ReasonOutOfPU]) and ResumeAt on a job that stays

@@ -22,6 +22,9 @@ type Job struct {
 	Progress Progress `json:"progress"`
 	// Restarts counts Restart calls.
 	Restarts int `json:"restarts,omitempty"`
+	// Error is the latest reason a catalog group's search failed for good
+	// ([Store.FailAnalysis]), at most [MaxErrorLen] bytes; Restart clears it.
+	Error string `json:"error,omitempty"`
 
 	CreatedAt         time.Time `json:"created_at"`
 	UpdatedAt         time.Time `json:"updated_at"`
@@ -38,8 +41,11 @@ func (j Job) Paused() bool { return j.StoppedReason != "" }
 // Progress are a job's counters, kept in the job hash by the same scripts that
 // change items, so they are always consistent with the items.
 type Progress struct {
-	Tiles           int `json:"tiles"`
-	TilesAnalysed   int `json:"tiles_analysed"`
+	Tiles         int `json:"tiles"`
+	TilesAnalysed int `json:"tiles_analysed"`
+	// TilesFailed counts tiles whose catalog search failed for good; they have
+	// no items until a restart searches them again.
+	TilesFailed     int `json:"tiles_failed"`
 	CatalogRequests int `json:"catalog_requests"`
 	// Total is the number of work items.
 	Total      int `json:"total"`
@@ -180,8 +186,30 @@ type Outcome struct {
 	Finished Status
 }
 
-// TileRecord is a job's tile and whether its catalog search is recorded.
+// TileRecord is a job's tile and whether its catalog search is recorded, or
+// failed for good (Failed, with the group's reason in Error).
 type TileRecord struct {
 	grid.Tile
-	Analysed bool `json:"analysed"`
+	Analysed bool   `json:"analysed"`
+	Failed   bool   `json:"failed,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// FailedGroup is a catalog group whose search failed for good
+// ([Store.FailAnalysis]): the group's number (its catalog task's), the tiles it
+// left without items, and why.
+type FailedGroup struct {
+	Group    int       `json:"group"`
+	Tiles    []string  `json:"tiles"`
+	Reason   string    `json:"reason"`
+	FailedAt time.Time `json:"failed_at"`
+}
+
+// Restarted is what [Store.Restart] put back to work.
+type Restarted struct {
+	// Items are the FAILED items, PENDING again, sorted by id.
+	Items []Item
+	// Groups are the catalog groups to search again, sorted by group number;
+	// when there are any the job is ANALYSING again.
+	Groups []FailedGroup
 }

@@ -75,6 +75,8 @@ type Spec struct {
 	Queue string `json:"queue,omitempty"`
 	// AutoStart starts processing as soon as the analysis is done (enqueue submit);
 	// false stops at ANALYSIS_DONE with the estimate (enqueue estimate / --no-start).
+	// [Store.Get] reports true after [Store.Restart] re-ran failed catalog groups
+	// (a restart always goes on to processing).
 	AutoStart bool `json:"auto_start,omitempty"`
 	// CatalogGroups is the number of catalog tasks the job's tiles were grouped
 	// into (set by the submitter), so cancel can remove them by id.

@@ -20,9 +20,11 @@ const (
 	StatusProcessing Status = "PROCESSING"
 	// StatusDone: every item is DONE.
 	StatusDone Status = "DONE"
-	// StatusPartial: some items are DONE, some FAILED; Restart re-queues the failed.
+	// StatusPartial: some items are DONE, some FAILED or some tiles' catalog
+	// search failed; Restart re-queues the failed items and groups.
 	StatusPartial Status = "PARTIAL"
-	// StatusFailed: every item FAILED.
+	// StatusFailed: no item is DONE: every item FAILED, or the catalog searches
+	// that failed left the job without items.
 	StatusFailed Status = "FAILED"
 	// StatusCanceled: the user canceled the job.
 	StatusCanceled Status = "CANCELED"
@@ -110,7 +112,7 @@ func (e *TransitionError) Error() string {
 	case e.To == "DELETED":
 		msg += "; cancel it first with `enqueue cancel " + e.Job + "`"
 	case e.From == string(StatusPartial) || e.From == string(StatusFailed):
-		msg += "; `enqueue restart " + e.Job + "` re-queues its failed items"
+		msg += "; `enqueue restart " + e.Job + "` re-queues its failed items and catalog groups"
 	}
 	return msg
 }

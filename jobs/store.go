@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -47,6 +48,8 @@ var (
 	luaRestart string
 	//go:embed lua/delete.lua
 	luaDelete string
+	//go:embed lua/fail_analysis.lua
+	luaFailAnalysis string
 
 	scriptCreate   = redis.NewScript(luaCommon + luaCreate)
 	scriptJob      = redis.NewScript(luaCommon + luaJob)
@@ -58,6 +61,7 @@ var (
 	scriptRelease  = redis.NewScript(luaCommon + luaRelease)
 	scriptRestart  = redis.NewScript(luaCommon + luaRestart)
 	scriptDelete   = redis.NewScript(luaCommon + luaDelete)
+	scriptFailAn   = redis.NewScript(luaCommon + luaFailAnalysis)
 )
 
 // Store keeps jobs in Redis. The zero value with Redis set works.
@@ -89,15 +93,20 @@ func (s *Store) nowArg() string { return s.now().Format(time.RFC3339Nano) }
 
 func (s *Store) indexKey() string { return s.prefix() + ":jobs" }
 
-// keys are the nine keys every script gets, in the order lua/common.lua names them.
+// keys are the eleven keys every script gets, in the order lua/common.lua names
+// them: job, tiles, analysed, items, the five status sets, failed tiles, failed
+// groups.
 func (s *Store) keys(id string) []string {
 	base := s.prefix() + ":job:{" + id + "}"
 	k := []string{base, base + ":tiles", base + ":analysed", base + ":items"}
 	for _, st := range ItemStatuses {
 		k = append(k, base+":items:"+string(st))
 	}
-	return k
+	return append(k, base+":failed:tiles", base+":failed:groups")
 }
+
+// keyFailedGroups is the index of the failed-groups hash in keys().
+const keyFailedGroups = 10
 
 func (s *Store) statusKey(id string, st ItemStatus) string {
 	return s.prefix() + ":job:{" + id + "}:items:" + string(st)
@@ -228,14 +237,19 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 }
 
 func parseJob(id string, h map[string]string) (Job, error) {
-	j := Job{ID: id, Status: Status(h["status"]), StoppedReason: h["stopped_reason"]}
+	j := Job{ID: id, Status: Status(h["status"]), StoppedReason: h["stopped_reason"], Error: h["error"]}
 	if err := json.Unmarshal([]byte(h["spec"]), &j.Spec); err != nil {
 		return Job{}, fmt.Errorf("job %s: stored spec does not decode: %w", id, err)
+	}
+	// Restart of a job with failed catalog groups turns auto-start on (the
+	// scripts never rewrite the spec JSON).
+	if h["auto_start"] == "1" {
+		j.Spec.AutoStart = true
 	}
 	n := func(k string) int64 { v, _ := strconv.ParseInt(h[k], 10, 64); return v }
 	t := func(k string) time.Time { v, _ := time.Parse(time.RFC3339Nano, h[k]); return v }
 	j.Progress = Progress{
-		Tiles: int(n("tiles")), TilesAnalysed: int(n("tiles_analysed")), CatalogRequests: int(n("catalog_requests")),
+		Tiles: int(n("tiles")), TilesAnalysed: int(n("tiles_analysed")), TilesFailed: int(n("tiles_failed")), CatalogRequests: int(n("catalog_requests")),
 		Total: int(n("items")), Pending: int(n("n:PENDING")), Scheduled: int(n("n:SCHEDULED")),
 		Processing: int(n("n:PROCESSING")), Done: int(n("n:DONE")), Failed: int(n("n:FAILED")),
 		EstimatedMilliPU: n("est_mpu"), SpentMilliPU: n("spent_mpu"), RateLimited: int(n("rate_limited")),
@@ -284,7 +298,8 @@ func (s *Store) List(ctx context.Context) ([]Job, error) {
 	return out, nil
 }
 
-// Tiles returns a job's tiles sorted by name, each with its analysed flag.
+// Tiles returns a job's tiles sorted by name, each with its analysed flag, and
+// for a tile whose catalog search failed ([Store.FailAnalysis]) the failure.
 func (s *Store) Tiles(ctx context.Context, id string) ([]TileRecord, error) {
 	if err := s.exists(ctx, id); err != nil {
 		return nil, err
@@ -298,6 +313,16 @@ func (s *Store) Tiles(ctx context.Context, id string) ([]TileRecord, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("job %s: tiles: %w", id, err)
 	}
+	groups, err := s.FailedGroups(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	failed := map[string]FailedGroup{}
+	for _, g := range groups {
+		for _, name := range g.Tiles {
+			failed[name] = g
+		}
+	}
 	var out []TileRecord
 	hit := s.Redis.HScan(ctx, k[1], 0, "", 1000).Iterator()
 	for hit.Next(ctx) {
@@ -310,6 +335,9 @@ func (s *Store) Tiles(ctx context.Context, id string) ([]TileRecord, error) {
 			return nil, fmt.Errorf("job %s: tile %s does not decode: %w", id, name, err)
 		}
 		tr.Analysed = analysed[name]
+		if g, ok := failed[name]; ok {
+			tr.Failed, tr.Error = true, g.Reason
+		}
 		out = append(out, tr)
 	}
 	if err := hit.Err(); err != nil {
@@ -495,7 +523,10 @@ func (s *Store) BeginAnalysis(ctx context.Context, id string) error {
 // idempotent per tile: tiles recorded before are skipped with their items and
 // requests, so a re-run task adds nothing. Every item must belong to one of
 // tiles. When the last tile is recorded the job becomes ANALYSIS_DONE, and
-// exactly that call returns true (its caller starts processing).
+// exactly that call returns true (its caller starts processing); when tiles
+// failed ([Store.FailAnalysis]) and no item was found at all, it becomes FAILED
+// instead and the call returns false. Tiles that failed are not recorded until
+// a restart.
 func (s *Store) RecordAnalysis(ctx context.Context, id string, tiles []string, items []Item, catalogRequests int) (bool, error) {
 	if err := s.check(id); err != nil {
 		return false, err
@@ -534,6 +565,82 @@ func (s *Store) RecordAnalysis(ctx context.Context, id string, tiles []string, i
 	}
 	flipped, _ := res[0].(int64)
 	return flipped == 1, nil
+}
+
+// MaxErrorLen bounds Job.Error and FailedGroup.Reason in bytes; longer reasons
+// are cut on a rune boundary and end in "...".
+const MaxErrorLen = 1024
+
+// FailAnalysis records that the catalog search of a group of tiles failed for
+// good (a 400, a 403 on the collection, retries exhausted), so the job does not
+// wait for it forever. The group's tiles that are neither analysed nor failed
+// yet count as failed (Progress.TilesFailed, TileRecord.Failed); the group is
+// recorded with those tiles and reason (see [Store.FailedGroups]) so that
+// [Store.Restart] can search it again; reason (the server's message, never a
+// secret; cut to [MaxErrorLen]) becomes Job.Error. Repeating the call for the
+// same group changes nothing.
+//
+// When this completes the analysis (every tile analysed or failed): a job
+// without any item becomes FAILED at once (FinishedAt set); otherwise it becomes
+// ANALYSIS_DONE and exactly that call returns true, as with RecordAnalysis, for
+// its caller to start processing. Such a job ends PARTIAL even when every item
+// is DONE (FAILED when none is). A CANCELED job gives an error matching
+// ErrCanceled.
+func (s *Store) FailAnalysis(ctx context.Context, id string, group int, tiles []string, reason string) (bool, error) {
+	if err := s.check(id); err != nil {
+		return false, err
+	}
+	if len(tiles) == 0 {
+		return false, fmt.Errorf("job %s: fail analysis of group %d: no tile names given", id, group)
+	}
+	if group < 0 {
+		return false, fmt.Errorf("job %s: fail analysis: group %d is negative; groups are numbered from 0", id, group)
+	}
+	reason = TruncateError(strings.TrimSpace(reason))
+	if reason == "" {
+		return false, fmt.Errorf("job %s: fail analysis of group %d: reason is empty; say why the search failed", id, group)
+	}
+	args := []any{s.nowArg(), group, reason, len(tiles)}
+	for _, t := range tiles {
+		args = append(args, t)
+	}
+	res, err := scriptFailAn.Run(ctx, s.Redis, s.keys(id), args...).Slice()
+	if err != nil {
+		return false, scriptErr(err, id, "fail analysis")
+	}
+	flipped, _ := res[0].(int64)
+	return flipped == 1, nil
+}
+
+// TruncateError makes msg valid UTF-8 and at most [MaxErrorLen] bytes, cutting
+// on a rune boundary and ending a cut message in "...".
+func TruncateError(msg string) string {
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
+	if len(msg) <= MaxErrorLen {
+		return msg
+	}
+	cut := MaxErrorLen - len("...")
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "..."
+}
+
+// FailedGroups returns the job's catalog groups whose search failed for good
+// since its last restart, sorted by group number; none for a job without.
+func (s *Store) FailedGroups(ctx context.Context, id string) ([]FailedGroup, error) {
+	if err := s.check(id); err != nil {
+		return nil, err
+	}
+	h, err := s.Redis.HGetAll(ctx, s.keys(id)[keyFailedGroups]).Result()
+	if err != nil {
+		return nil, fmt.Errorf("job %s: failed groups: %w", id, err)
+	}
+	kv := make([]string, 0, 2*len(h))
+	for k, v := range h {
+		kv = append(kv, k, v)
+	}
+	return decodeGroups(id, kv)
 }
 
 // Start moves an ANALYSIS_DONE job to PROCESSING and returns its PENDING items,
@@ -659,23 +766,74 @@ func (s *Store) FailItem(ctx context.Context, id, itemID, errMsg string, permane
 	return Outcome{Item: ItemStatus(res[0]), Finished: Status(res[1])}, nil
 }
 
-// Restart moves a PARTIAL or FAILED job back to PROCESSING with all its FAILED
-// items PENDING again (attempts, returns and task id reset), and returns those
-// items for the caller to enqueue under new task ids.
-func (s *Store) Restart(ctx context.Context, id string) ([]Item, error) {
+// Restart puts a PARTIAL or FAILED job back to work: all its FAILED items are
+// PENDING again (attempts, returns and task id reset) and its error is cleared.
+// Without failed catalog groups the job is PROCESSING again and the caller
+// enqueues Restarted.Items under new task ids. With failed groups
+// ([Store.FailAnalysis]) their tiles are un-analysed again, the record of failed
+// groups is cleared, and the job is ANALYSING with auto-start on: the caller
+// enqueues one catalog task per Restarted.Groups entry, and the analysis they
+// complete starts processing every PENDING item (Restarted.Items included).
+// Restart counts in Job.Restarts either way.
+func (s *Store) Restart(ctx context.Context, id string) (Restarted, error) {
 	if err := s.check(id); err != nil {
-		return nil, err
+		return Restarted{}, err
 	}
-	ids, err := scriptRestart.Run(ctx, s.Redis, s.keys(id), s.nowArg()).StringSlice()
+	res, err := scriptRestart.Run(ctx, s.Redis, s.keys(id), s.nowArg()).Slice()
 	if err != nil {
-		return nil, scriptErr(err, id, "restart")
+		return Restarted{}, scriptErr(err, id, "restart")
+	}
+	if len(res) != 2 {
+		return Restarted{}, fmt.Errorf("job %s: restart: script answered %d values, want 2", id, len(res))
+	}
+	ids := stringsOf(res[0])
+	groups, err := decodeGroups(id, stringsOf(res[1]))
+	if err != nil {
+		return Restarted{}, err
 	}
 	items, err := s.itemsByID(ctx, id, ids)
 	if err != nil {
-		return nil, err
+		return Restarted{}, err
 	}
 	slices.SortFunc(items, func(a, b Item) int { return cmp.Compare(a.ID, b.ID) })
-	return items, nil
+	return Restarted{Items: items, Groups: groups}, nil
+}
+
+// stringsOf converts a script's array reply to strings (non-strings skipped).
+func stringsOf(v any) []string {
+	vs, _ := v.([]any)
+	out := make([]string, 0, len(vs))
+	for _, x := range vs {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// decodeGroups decodes group number / JSON pairs of the failed-groups hash,
+// sorted by group number.
+func decodeGroups(id string, kv []string) ([]FailedGroup, error) {
+	out := make([]FailedGroup, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		n, err := strconv.Atoi(kv[i])
+		if err != nil {
+			return nil, fmt.Errorf("job %s: failed group %q is not a number", id, kv[i])
+		}
+		var rec struct {
+			Tiles    []string `json:"tiles"`
+			Reason   string   `json:"reason"`
+			FailedAt string   `json:"failed_at"`
+		}
+		if err := json.Unmarshal([]byte(kv[i+1]), &rec); err != nil {
+			return nil, fmt.Errorf("job %s: failed group %d does not decode: %w", id, n, err)
+		}
+		at, _ := time.Parse(time.RFC3339Nano, rec.FailedAt)
+		slices.Sort(rec.Tiles)
+		out = append(out, FailedGroup{Group: n, Tiles: rec.Tiles, Reason: rec.Reason, FailedAt: at})
+	}
+	slices.SortFunc(out, func(a, b FailedGroup) int { return cmp.Compare(a.Group, b.Group) })
+	return out, nil
 }
 
 // Cancel moves a job that is not final to CANCELED (canceling a CANCELED job

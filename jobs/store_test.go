@@ -529,10 +529,14 @@ func TestRestartRequeuesOnlyFailed(t *testing.T) {
 	if got := mustGet(t, s, j.ID); got.Status != StatusPartial {
 		t.Fatalf("status %s", got.Status)
 	}
-	re, err := s.Restart(ctx, j.ID)
+	restarted, err := s.Restart(ctx, j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(restarted.Groups) != 0 {
+		t.Fatalf("restart of a job without failed catalog groups returned groups %+v", restarted.Groups)
+	}
+	re := restarted.Items
 	if len(re) != 2 || !failed[re[0].ID] || !failed[re[1].ID] {
 		t.Fatalf("restart returned %+v", re)
 	}

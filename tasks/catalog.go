@@ -54,14 +54,19 @@ func (h *Handlers) HandleCatalog(ctx context.Context, t *asynq.Task) error {
 
 	scenes, requests, err := h.search(ctx, job, SearchRequest(job.Spec, tiles))
 	if err != nil {
-		if Classify(err) == ActionPauseMonth {
+		switch a := Classify(err); {
+		case a == ActionPauseMonth:
 			return h.monthSpent(ctx, job, err)
+		case errors.Is(err, context.Canceled):
+			// Shutdown: the task runs again elsewhere.
+		case a == ActionFail, a == ActionRetry && lastAttempt(ctx):
+			return h.failGroup(ctx, job, p, fmt.Sprintf("catalog group %d: %v", p.Group, err), err)
 		}
 		return fmt.Errorf("catalog search for job %s group %d: %w", job.ID, p.Group, err)
 	}
 	items, err := ItemsFor(job.Spec, tiles, scenes)
 	if err != nil {
-		return fmt.Errorf("job %s group %d: %w: %w", job.ID, p.Group, err, asynq.SkipRetry)
+		return h.failGroup(ctx, job, p, fmt.Sprintf("catalog group %d: work items: %v", p.Group, err), err)
 	}
 	flipped, err := h.Jobs.RecordAnalysis(ctx, job.ID, p.Tiles, items, requests)
 	if err != nil {
@@ -90,6 +95,45 @@ func (h *Handlers) HandleCatalog(ctx context.Context, t *asynq.Task) error {
 	}
 	c := Controller{Jobs: h.Jobs, Queue: h.Queue, Inspector: h.Inspector}
 	return c.startAnalysed(ctx, job)
+}
+
+// failGroup ends a catalog task whose group cannot be analysed (a 400, a 403 on
+// the collection, retries exhausted, items that cannot be made): the group is
+// recorded as failed with reason, so the job goes on without its tiles (and
+// ends PARTIAL or FAILED; `enqueue restart` searches it again) instead of
+// waiting in ANALYSING forever, and the task is not retried. When this
+// completed the analysis of an auto-started job, processing starts as on
+// success.
+func (h *Handlers) failGroup(ctx context.Context, job jobs.Job, p CatalogPayload, reason string, cause error) error {
+	// The task's own context may be done (timeout on the last attempt); the
+	// record must still be written.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	flipped, err := h.Jobs.FailAnalysis(rctx, job.ID, p.Group, p.Tiles, reason)
+	if errors.Is(err, jobs.ErrCanceled) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("catalog group %d of job %s failed (%w) and recording it failed: %w", p.Group, job.ID, cause, err)
+	}
+	h.Log.Error().Str("job", job.ID).Int("group", p.Group).Int("tiles", len(p.Tiles)).Str("reason", jobs.TruncateError(reason)).
+		Msg("catalog group failed for good; the job goes on without its tiles, `enqueue restart` searches them again")
+	retried, _ := asynq.GetRetryCount(ctx)
+	if flipped || retried > 0 {
+		// As on success: this task finished the analysis, or is a retry of the one
+		// that did and may have failed to start the job.
+		job, err = h.Jobs.Get(rctx, job.ID)
+		if err != nil {
+			return err
+		}
+		if job.Spec.AutoStart {
+			c := Controller{Jobs: h.Jobs, Queue: h.Queue, Inspector: h.Inspector}
+			if err := c.startAnalysed(rctx, job); err != nil {
+				return err // retried: the repeat records nothing and starts again
+			}
+		}
+	}
+	return fmt.Errorf("catalog search for job %s group %d: %w: %w", job.ID, p.Group, cause, asynq.SkipRetry)
 }
 
 // SearchRequest is the catalog search of a group of tiles: the union of their

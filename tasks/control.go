@@ -55,7 +55,7 @@ func (c Controller) Submit(ctx context.Context, spec jobs.Spec, tiles []grid.Til
 func (c Controller) rollback(id string, groups int) {
 	ctx := context.Background()
 	for i := 0; i < groups; i++ {
-		_ = c.Inspector.DeleteTask(QueueCatalog, CatalogTaskID(id, i))
+		_ = c.Inspector.DeleteTask(QueueCatalog, CatalogTaskID(id, i, 0))
 	}
 	_, _ = c.Jobs.Cancel(ctx, id)
 	_ = c.Jobs.Delete(ctx, id)
@@ -145,9 +145,14 @@ func (c Controller) enqueueItems(ctx context.Context, job jobs.Job, items []jobs
 	return nil
 }
 
-// Restart re-queues the FAILED items of a PARTIAL or FAILED job.
+// Restart re-queues the FAILED items of a PARTIAL or FAILED job and returns
+// how many. When catalog groups of the job failed ([jobs.Store.FailAnalysis]),
+// it enqueues one catalog task per group instead, under a fresh task id (the
+// job's restart count is part of it); the job is ANALYSING until they are done,
+// and the analysis they complete enqueues every PENDING item, the restarted
+// ones included.
 func (c Controller) Restart(ctx context.Context, id string) (int, error) {
-	items, err := c.Jobs.Restart(ctx, id)
+	re, err := c.Jobs.Restart(ctx, id)
 	if err != nil {
 		return 0, err
 	}
@@ -155,7 +160,42 @@ func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return len(items), c.enqueueItems(ctx, job, items)
+	if len(re.Groups) == 0 {
+		return len(re.Items), c.enqueueItems(ctx, job, re.Items)
+	}
+	for i, g := range re.Groups {
+		task, err := NewCatalogTask(CatalogPayload{Job: id, Group: g.Group, Tiles: g.Tiles, Restarts: job.Restarts})
+		if err == nil {
+			_, err = c.Queue.EnqueueContext(ctx, task)
+		}
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return len(re.Items), c.unqueued(ctx, job, re.Groups[i:], err)
+		}
+	}
+	return len(re.Items), nil
+}
+
+// unqueued records the catalog groups a restart could not enqueue as failed
+// again, so the job still ends (PARTIAL or FAILED) and can be restarted, instead
+// of waiting in ANALYSING for searches that will never run.
+func (c Controller) unqueued(ctx context.Context, job jobs.Job, groups []jobs.FailedGroup, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	reason := fmt.Sprintf("restart could not enqueue the catalog search: %v", cause)
+	flipped := false
+	for _, g := range groups {
+		f, err := c.Jobs.FailAnalysis(ctx, job.ID, g.Group, g.Tiles, reason)
+		if err != nil {
+			return fmt.Errorf("restart job %s: enqueue catalog group %d: %w; recording that failed too (%v): cancel the job", job.ID, g.Group, cause, err)
+		}
+		flipped = flipped || f
+	}
+	if flipped {
+		if j, err := c.Jobs.Get(ctx, job.ID); err == nil {
+			_ = c.startAnalysed(ctx, j)
+		}
+	}
+	return fmt.Errorf("restart job %s: enqueue catalog group %d: %w; %d groups were not re-run, `enqueue restart %s` tries again once the job ends",
+		job.ID, groups[0].Group, cause, len(groups), job.ID)
 }
 
 // Cancel stops a job at any state: the job is CANCELED (handlers drop its work),
@@ -169,8 +209,10 @@ func (c Controller) Cancel(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// Only the catalog tasks of the latest restart (or of the submit) can still be
+	// queued: a job is restarted only once its analysis is over.
 	for i := 0; i < job.Spec.CatalogGroups; i++ {
-		_ = c.Inspector.DeleteTask(QueueCatalog, CatalogTaskID(id, i))
+		_ = c.Inspector.DeleteTask(QueueCatalog, CatalogTaskID(id, i, job.Restarts))
 	}
 	queue := ProcessQueue(job.Spec)
 	for _, it := range items {

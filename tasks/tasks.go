@@ -44,6 +44,9 @@ type CatalogPayload struct {
 	Job   string   `json:"job"`
 	Group int      `json:"group"`
 	Tiles []string `json:"tiles"`
+	// Restarts is the job's restart count when the task was enqueued (0 at
+	// submit), part of the task id: see [CatalogTaskID].
+	Restarts int `json:"restarts,omitempty"`
 }
 
 // ProcessPayload is the payload of a process task: a job id and an item id.
@@ -52,8 +55,16 @@ type ProcessPayload struct {
 	Item string `json:"item"`
 }
 
-// CatalogTaskID is the asynq task id of a job's catalog group.
-func CatalogTaskID(job string, group int) string { return fmt.Sprintf("%s:catalog:%d", job, group) }
+// CatalogTaskID is the asynq task id of a job's catalog group:
+// <job>:catalog:<group> at submit, <job>:catalog:<group>:r<restarts> when a
+// restart searches a failed group again (asynq keeps the id of the archived task
+// that failed, so the re-run needs a fresh one).
+func CatalogTaskID(job string, group, restarts int) string {
+	if restarts == 0 {
+		return fmt.Sprintf("%s:catalog:%d", job, group)
+	}
+	return fmt.Sprintf("%s:catalog:%d:r%d", job, group, restarts)
+}
 
 // ProcessTaskID is the asynq task id of an item; restarts counts the job's
 // restarts, so a restarted item gets a fresh id (asynq keeps ids taken while a task
@@ -68,7 +79,7 @@ func NewCatalogTask(p CatalogPayload) (*asynq.Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	return asynq.NewTask(TypeCatalog, b, asynq.Queue(QueueCatalog), asynq.TaskID(CatalogTaskID(p.Job, p.Group)),
+	return asynq.NewTask(TypeCatalog, b, asynq.Queue(QueueCatalog), asynq.TaskID(CatalogTaskID(p.Job, p.Group, p.Restarts)),
 		asynq.MaxRetry(CatalogMaxRetry), asynq.Timeout(TaskTimeout)), nil
 }
 

@@ -1,13 +1,16 @@
 -- common.lua is prepended to every jobs script.
--- KEYS (always the same nine, all in the job's hash tag):
+-- KEYS (always the same eleven, all in the job's hash tag):
 --   1 job hash, 2 tiles hash, 3 analysed-tiles set, 4 items hash,
---   5..9 item-id sets per status: PENDING, SCHEDULED, PROCESSING, DONE, FAILED.
+--   5..9 item-id sets per status: PENDING, SCHEDULED, PROCESSING, DONE, FAILED,
+--   10 failed-tiles hash (tile name -> catalog group number),
+--   11 failed-groups hash (group number -> JSON {tiles, reason, failed_at}).
 -- Errors are replies "NOTFOUND", "ITEMNOTFOUND <item>", "TRANSITION <from> <to>",
 -- "UNKNOWNTILE <tile>", "EXISTS"; the Go side turns them into typed errors.
 -- Every script checks everything before its first write, so an error never leaves
 -- a half-applied change.
 local K_JOB, K_TILES, K_ANALYSED, K_ITEMS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local SETS = {PENDING = KEYS[5], SCHEDULED = KEYS[6], PROCESSING = KEYS[7], DONE = KEYS[8], FAILED = KEYS[9]}
+local K_FAILED_TILES, K_FAILED_GROUPS = KEYS[10], KEYS[11]
 
 local function fail(msg)
   return redis.error_reply(msg)
@@ -52,15 +55,17 @@ end
 -- maybe_finish ends a PROCESSING job once no item is PENDING, SCHEDULED or
 -- PROCESSING, and returns the final status; "" when the job goes on. Because it
 -- runs inside the script that changed the last item, exactly one caller sees it.
+-- Tiles whose catalog search failed count like failed items: every item DONE
+-- but some tiles failed is PARTIAL; nothing DONE is FAILED.
 local function maybe_finish(now)
-  local h = redis.call('HMGET', K_JOB, 'status', 'n:PENDING', 'n:SCHEDULED', 'n:PROCESSING', 'n:DONE', 'n:FAILED')
+  local h = redis.call('HMGET', K_JOB, 'status', 'n:PENDING', 'n:SCHEDULED', 'n:PROCESSING', 'n:DONE', 'n:FAILED', 'tiles_failed')
   if h[1] ~= 'PROCESSING' then
     return ''
   end
   if num(h[2]) + num(h[3]) + num(h[4]) > 0 then
     return ''
   end
-  local done, failed = num(h[5]), num(h[6])
+  local done, failed = num(h[5]), num(h[6]) + num(h[7])
   local final = 'DONE'
   if failed > 0 then
     if done == 0 then
@@ -72,4 +77,24 @@ local function maybe_finish(now)
   redis.call('HSET', K_JOB, 'status', final, 'finished_at', now, 'updated_at', now)
   redis.call('HDEL', K_JOB, 'stopped_reason', 'resume_at')
   return final
+end
+
+-- end_analysis is called by the scripts that analyse or fail tiles. Once every
+-- tile is analysed or failed, the job becomes ANALYSIS_DONE ({1, status}: this
+-- caller flipped it and starts the job), or FAILED at once when tiles failed and
+-- no item was found at all (nothing could ever be processed). Otherwise {0,
+-- 'ANALYSING'}. It runs inside the script that recorded the last tile, so
+-- exactly one caller flips.
+local function end_analysis(now)
+  local h = redis.call('HMGET', K_JOB, 'tiles', 'tiles_analysed', 'tiles_failed', 'items')
+  if num(h[2]) + num(h[3]) < num(h[1]) then
+    return {0, 'ANALYSING'}
+  end
+  if num(h[3]) > 0 and num(h[4]) == 0 then
+    redis.call('HSET', K_JOB, 'status', 'FAILED', 'analysed_at', now, 'finished_at', now, 'updated_at', now)
+    redis.call('HDEL', K_JOB, 'stopped_reason', 'resume_at')
+    return {0, 'FAILED'}
+  end
+  redis.call('HSET', K_JOB, 'status', 'ANALYSIS_DONE', 'analysed_at', now, 'updated_at', now)
+  return {1, 'ANALYSIS_DONE'}
 end

@@ -1,6 +1,7 @@
 -- record_analysis.lua: ARGV now, catalog requests, tile count T, T tile names,
 -- then item quadruples id, tile, JSON, estimated milli-PU.
--- Only tiles not analysed before count: a re-run of the same group changes nothing.
+-- Only tiles not analysed (or failed) before count: a re-run of the same group
+-- changes nothing.
 -- Returns {flipped (1 when this call moved the job to ANALYSIS_DONE), status}.
 local now, requests, nt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local st = job_status()
@@ -13,7 +14,8 @@ for i = 1, nt do
   if redis.call('HEXISTS', K_TILES, name) == 0 then
     return fail('UNKNOWNTILE ' .. name)
   end
-  if not fresh[name] and redis.call('SISMEMBER', K_ANALYSED, name) == 0 then
+  if not fresh[name] and redis.call('SISMEMBER', K_ANALYSED, name) == 0
+      and redis.call('HEXISTS', K_FAILED_TILES, name) == 0 then
     fresh[name] = true
     nfresh = nfresh + 1
   end
@@ -50,8 +52,4 @@ redis.call('HINCRBY', K_JOB, 'est_mpu', est)
 redis.call('HINCRBY', K_JOB, 'catalog_requests', requests)
 local analysed = redis.call('SCARD', K_ANALYSED)
 redis.call('HSET', K_JOB, 'tiles_analysed', analysed, 'updated_at', now)
-if analysed >= num(redis.call('HGET', K_JOB, 'tiles')) then
-  redis.call('HSET', K_JOB, 'status', 'ANALYSIS_DONE', 'analysed_at', now)
-  return {1, 'ANALYSIS_DONE'}
-end
-return {0, 'ANALYSING'}
+return end_analysis(now)

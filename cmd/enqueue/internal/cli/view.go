@@ -21,9 +21,13 @@ type JobView struct {
 	// ResumeAt is when a paused (OUT_OF_PU) job may go on: the quota reset.
 	ResumeAt time.Time `json:"resume_at,omitzero"`
 
-	Tiles           int `json:"tiles"`
-	TilesAnalysed   int `json:"tiles_analysed"`
-	CatalogRequests int `json:"catalog_requests"`
+	Tiles         int `json:"tiles"`
+	TilesAnalysed int `json:"tiles_analysed"`
+	// TilesFailed counts tiles whose catalog search failed for good (restart
+	// searches them again); Error is the latest reason.
+	TilesFailed     int    `json:"tiles_failed,omitempty"`
+	Error           string `json:"error,omitempty"`
+	CatalogRequests int    `json:"catalog_requests"`
 	// Total is the number of work items; Done, Failed and the rest count them by status.
 	Total      int `json:"total"`
 	Done       int `json:"done"`
@@ -83,7 +87,7 @@ func binding(e jobs.Estimate, policies []quota.Policy) (time.Duration, string) {
 func newJobView(j jobs.Job, policies []quota.Policy) JobView {
 	p := j.Progress
 	v := JobView{ID: j.ID, Name: j.Spec.Name, Status: j.Status, StoppedReason: j.StoppedReason, ResumeAt: j.ResumeAt,
-		Tiles: p.Tiles, TilesAnalysed: p.TilesAnalysed, CatalogRequests: p.CatalogRequests,
+		Tiles: p.Tiles, TilesAnalysed: p.TilesAnalysed, TilesFailed: p.TilesFailed, Error: j.Error, CatalogRequests: p.CatalogRequests,
 		Total: p.Total, Done: p.Done, Failed: p.Failed, Pending: p.Pending, Scheduled: p.Scheduled, Processing: p.Processing,
 		EstimatedPU: milliToPU(p.EstimatedMilliPU), SpentPU: milliToPU(p.SpentMilliPU), RateLimited: p.RateLimited, Restarts: j.Restarts,
 		Output: j.Spec.OutputURL, CreatedAt: j.CreatedAt, AnalysedAt: j.AnalysedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt}
@@ -179,8 +183,15 @@ func (a *app) printStatus(j jobs.Job, policies []quota.Policy) {
 		name = " (" + v.Name + ")"
 	}
 	fmt.Fprintf(w, "job %s%s: %s\n", j.ID, name, j.Status)
-	fmt.Fprintf(w, "  tiles     %d, %d analysed, %d catalog requests\n", v.Tiles, v.TilesAnalysed, v.CatalogRequests)
-	if v.TilesAnalysed == v.Tiles || v.Total > 0 {
+	failedTiles := ""
+	if v.TilesFailed > 0 {
+		failedTiles = fmt.Sprintf(", %d failed", v.TilesFailed)
+	}
+	fmt.Fprintf(w, "  tiles     %d, %d analysed%s, %d catalog requests\n", v.Tiles, v.TilesAnalysed, failedTiles, v.CatalogRequests)
+	if v.Error != "" {
+		fmt.Fprintf(w, "  error     %s\n", v.Error)
+	}
+	if v.TilesAnalysed+v.TilesFailed == v.Tiles || v.Total > 0 {
 		fmt.Fprintf(w, "  items     %d/%d done, %d failed, %d pending, %d scheduled, %d processing\n",
 			v.Done, v.Total, v.Failed, v.Pending, v.Scheduled, v.Processing)
 		fmt.Fprintf(w, "  PU        %s spent of %s estimated\n", fmtPU(v.SpentPU), fmtPU(v.EstimatedPU))
@@ -205,7 +216,11 @@ func (a *app) printStatus(j jobs.Job, policies []quota.Policy) {
 	case jobs.StatusAnalysisDone:
 		fmt.Fprintf(w, "start it with `enqueue start %s`\n", j.ID)
 	case jobs.StatusPartial, jobs.StatusFailed:
-		fmt.Fprintf(w, "`enqueue restart %s` re-queues its %d failed items\n", j.ID, v.Failed)
+		if v.TilesFailed > 0 {
+			fmt.Fprintf(w, "`enqueue restart %s` re-queues its %d failed items and searches its %d failed tiles again\n", j.ID, v.Failed, v.TilesFailed)
+		} else {
+			fmt.Fprintf(w, "`enqueue restart %s` re-queues its %d failed items\n", j.ID, v.Failed)
+		}
 	}
 }
 

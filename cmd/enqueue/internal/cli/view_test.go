@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +55,29 @@ func TestFmtDuration(t *testing.T) {
 		if got := fmtDuration(in); got != want {
 			t.Errorf("fmtDuration(%s) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestStatusShowsFailedAnalysis(t *testing.T) {
+	j := jobs.Job{ID: "j1", Status: jobs.StatusFailed, Error: "catalog group 0: catalog search: HTTP 400: no such collection",
+		Progress: jobs.Progress{Tiles: 8, TilesAnalysed: 5, TilesFailed: 3}}
+	var out bytes.Buffer
+	a := &app{stdout: &out}
+	a.printStatus(j, nil)
+	for _, want := range []string{
+		"tiles     8, 5 analysed, 3 failed, 0 catalog requests\n",
+		"error     catalog group 0: catalog search: HTTP 400: no such collection\n",
+		"searches its 3 failed tiles again",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	b, err := json.Marshal(newJobView(j, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"tiles_failed":3`) || !strings.Contains(string(b), `"error":"catalog group 0: catalog search: HTTP 400: no such collection"`) {
+		t.Errorf("--json lacks tiles_failed/error: %s", b)
 	}
 }
