@@ -8,7 +8,6 @@ import (
 
 	"shfleet/internal/redistest"
 	"shfleet/quota"
-	"shfleet/sentinel"
 )
 
 // One Limiter per worker process, each with its own Redis client; all share the
@@ -36,7 +35,7 @@ func ExampleLimiter() {
 	w1, w2 := newWorker(), newWorker()
 	ctx := context.Background()
 	for i, w := range []*quota.Limiter{w1, w2, w1, w2} {
-		r, err := w.Reserve(ctx, quota.CostOf(1)) // 1 request + 1 PU
+		r, err := w.Reserve(ctx, quota.Cost{Requests: 1, MilliPU: 1000}) // 1 request + 1 PU
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -46,8 +45,8 @@ func ExampleLimiter() {
 		_ = w.Settle(ctx, r, 800) // X-ProcessingUnits-Spent: 0.8
 	}
 	// A 429 anywhere holds the whole fleet.
-	_ = w1.Observe429(ctx, &sentinel.RateLimitError{RetryAfter: 2 * time.Second, HasRetryAfter: true})
-	_, err = w2.Reserve(ctx, quota.CostOf(1))
+	_ = w1.Observe429(ctx, quota.RateLimit{RetryAfter: 2 * time.Second, HasRetryAfter: true})
+	_, err = w2.Reserve(ctx, quota.Cost{Requests: 1, MilliPU: 1000})
 	fmt.Println(errors.Is(err, quota.ErrTooFar) || err == nil)
 	u, _ := w2.Usage(ctx)
 	fmt.Println(u)
