@@ -91,9 +91,10 @@ func (l *Limiter) Usage(ctx context.Context) (MonthUsage, error) {
 	return u, nil
 }
 
-// Observe403 records that the server answered 403 (monthly quota exhausted): every
-// Limiter of the account refuses to admit, with an ErrMonthlyQuotaExhausted error
-// naming the reset date, until the month ends or ResumeMonth is called.
+// Observe403 records that the server answered 403 and the month's PU are spent:
+// every Limiter of the account refuses to admit, with an ErrMonthlyQuotaExhausted
+// error naming the reset date, until the month ends or ResumeMonth is called. A 403
+// is mostly "insufficient permissions": call it only when MonthSpent says Spent.
 func (l *Limiter) Observe403(ctx context.Context) error {
 	now := l.now().UTC()
 	month := monthOf(now)

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -109,6 +110,12 @@ func (l *Limiter) reconcile(ctx context.Context, levels []Level) (ResyncResult, 
 	byID := map[string]Level{}
 	var order []string
 	for _, lv := range levels {
+		if (lv.Kind != Requests && lv.Kind != PU) || math.IsNaN(lv.Remaining) || math.IsInf(lv.Remaining, 0) {
+			continue // not a level this limiter can use
+		}
+		if _, err := ParsePeriod(PeriodName(lv.Period)); err != nil {
+			continue
+		}
 		id := describeLevel(lv.Kind, lv.Period)
 		if _, dup := byID[id]; !dup {
 			order = append(order, id)
