@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"shfleet/sentinel"
 )
 
 var (
@@ -21,38 +19,75 @@ var (
 	learnScript = redis.NewScript(learnLua)
 )
 
+// RateLimit is what a 429 answer said, in quota's own terms (package tasks
+// converts a *sentinel.RateLimitError). Every field is optional: today's service
+// sends only Retry-After.
+type RateLimit struct {
+	// RetryAfter is Retry-After: time until the next request is admitted.
+	RetryAfter time.Duration
+	// HasRetryAfter is true when Retry-After was sent.
+	HasRetryAfter bool
+	// PURetryAfter is the legacy X-ProcessingUnits-Retry-After.
+	PURetryAfter time.Duration
+	// HasPURetryAfter is true when X-ProcessingUnits-Retry-After was sent.
+	HasPURetryAfter bool
+	// Policy is the legacy X-RateLimit-ViolatedPolicy, nil when absent.
+	Policy *ObservedPolicy
+}
+
+// ObservedPolicy is the policy a legacy 429 named.
+type ObservedPolicy struct {
+	// Kind is Requests or PU, "" when the headers did not tell.
+	Kind PolicyKind
+	// Capacity is the policy's capacity (0 unknown).
+	Capacity float64
+	// Period is the policy's sampling period (0 unknown).
+	Period time.Duration
+}
+
+// wait is the larger retry header.
+func (r RateLimit) wait() time.Duration { return max(r.RetryAfter, r.PURetryAfter) }
+
+// legacy is true when the 429 carried one of the 2019 headers that say which
+// policy ran out.
+func (r RateLimit) legacy() bool { return r.Policy != nil || r.HasPURetryAfter }
+
 // Observe429 tells the fleet the server answered 429. Every Limiter of the account
 // then admits nothing before now + max(Retry-After, X-ProcessingUnits-Retry-After)
 // (Config.DefaultHold when the answer had neither header), plus an exponential
 // backoff with jitter while 429s repeat (BackoffBase doubling up to BackoffMax),
-// the whole pause capped at MaxHold. The violated policy's mirror is marked empty at
-// that time, so admissions resume evenly paced rather than in a burst. A violated
+// the whole pause capped at MaxHold. It also asks RunAccountSync for a resync now
+// (at most one per 500 ms for the fleet), so the server's counts say which policy
+// ran out.
+//
+// A Retry-After-only 429 (today's service) does not say which policy ran out, so
+// no policy's mirror is touched: the resync marks the exhausted one. With the
+// legacy headers, the violated policy's mirror is marked empty at the end of the
+// hold, so admissions resume evenly paced rather than in a burst, and a violated
 // policy (X-RateLimit-ViolatedPolicy) stricter than, or missing from, the
-// configuration is learned fleet-wide and logged once.
+// enforced set is learned fleet-wide and logged once.
 //
 // Do not Cancel or Settle the reservation of the refused request: its charge
 // stands, which keeps the mirror conservative.
-func (l *Limiter) Observe429(ctx context.Context, e *sentinel.RateLimitError) error {
-	if e == nil {
-		e = &sentinel.RateLimitError{}
-	}
-	wait := e.Wait()
-	if !e.HasRetryAfter && !e.HasPURetryAfter {
+func (l *Limiter) Observe429(ctx context.Context, rl RateLimit) error {
+	defer l.askResync()
+	wait := rl.wait()
+	if !rl.HasRetryAfter && !rl.HasPURetryAfter {
 		wait = l.cfg.DefaultHold
 	}
 	wait = min(wait, MaxHold)
 
-	kind := violatedKind(e)
+	kind := violatedKind(rl)
 	label := string(kind)
 	if label == "" {
 		label = "unknown"
 	}
 	period := time.Duration(0)
-	if e.Policy != nil {
-		period = e.Policy.Period()
-		if period > 0 && e.Policy.Capacity > 0 {
-			label = string(kindOr(kind, "units")) + ":" + strconv.FormatFloat(e.Policy.Capacity, 'g', -1, 64) + ":" + e.Policy.SamplingPeriod
-			if err := l.learn(ctx, kind, e.Policy.Capacity, period); err != nil {
+	if p := rl.Policy; p != nil {
+		period = p.Period
+		if period > 0 && p.Capacity > 0 {
+			label = string(kindOr(kind, "units")) + ":" + strconv.FormatFloat(p.Capacity, 'g', -1, 64) + ":" + PeriodName(period)
+			if err := l.learn(ctx, kind, p.Capacity, period); err != nil {
 				return err
 			}
 		}
@@ -65,9 +100,11 @@ func (l *Limiter) Observe429(ctx context.Context, e *sentinel.RateLimitError) er
 	keys := []string{l.key(backoffSuffix)}
 	args := []any{l.scriptNow(), wait.Microseconds(), BackoffBase.Microseconds(), BackoffMax.Microseconds(),
 		0.5 + 0.5*rand.Float64(), MaxHold.Microseconds(), StreakMemory.Milliseconds()}
-	for _, lm := range violated(set, kind, period) {
-		keys = append(keys, lm.key)
-		args = append(args, lm.tau-incFor(lm.perMilli, 1000))
+	if rl.legacy() {
+		for _, lm := range violated(set, kind, period) {
+			keys = append(keys, lm.key)
+			args = append(args, lm.tau-incFor(lm.perMilli, 1000))
+		}
 	}
 	if err := backoffScript.Run(ctx, l.rdb, keys, args...).Err(); err != nil {
 		return l.redisErr(ctx, "record 429", err)
@@ -91,15 +128,19 @@ func (l *Limiter) ObserveSuccess(ctx context.Context) error {
 }
 
 // violatedKind tells which kind of policy a 429 is about: the policy header's kind
-// when the parser could tell, else the larger positive retry header, else "".
-func violatedKind(e *sentinel.RateLimitError) PolicyKind {
-	if e.Policy != nil && (e.Policy.Kind == string(Requests) || e.Policy.Kind == string(PU)) {
-		return PolicyKind(e.Policy.Kind)
+// when the parser could tell, else (legacy headers only) the larger positive retry
+// header, else "" (unknown: a Retry-After-only 429 says nothing about the kind).
+func violatedKind(r RateLimit) PolicyKind {
+	if r.Policy != nil && (r.Policy.Kind == Requests || r.Policy.Kind == PU) {
+		return r.Policy.Kind
+	}
+	if !r.legacy() {
+		return ""
 	}
 	switch {
-	case e.HasPURetryAfter && e.PURetryAfter > 0 && e.PURetryAfter >= e.RetryAfter:
+	case r.HasPURetryAfter && r.PURetryAfter > 0 && r.PURetryAfter >= r.RetryAfter:
 		return PU
-	case e.HasRetryAfter && e.RetryAfter > 0:
+	case r.HasRetryAfter && r.RetryAfter > 0:
 		return Requests
 	}
 	return ""

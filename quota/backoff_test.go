@@ -11,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"shfleet/quota"
-	"shfleet/sentinel"
 )
 
 func TestObserve429HoldsEveryLimiter(t *testing.T) {
@@ -22,10 +21,13 @@ func TestObserve429HoldsEveryLimiter(t *testing.T) {
 	b := f.limiter("requests:600:PT1M pu:1000:PT1M", mod)
 	ctx := context.Background()
 
-	if err := a.Observe429(ctx, &sentinel.RateLimitError{RetryAfter: 3 * time.Second, HasRetryAfter: true}); err != nil {
+	// A legacy 429 (the X-ProcessingUnits-Retry-After header present, zero) says
+	// the request policy ran out: it is marked empty at the end of the hold.
+	legacyRequests := quota.RateLimit{RetryAfter: 3 * time.Second, HasRetryAfter: true, HasPURetryAfter: true}
+	if err := a.Observe429(ctx, legacyRequests); err != nil {
 		t.Fatal(err)
 	}
-	r1, err := b.Reserve(ctx, quota.CostOf(1))
+	r1, err := b.Reserve(ctx, costOf(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +35,7 @@ func TestObserve429HoldsEveryLimiter(t *testing.T) {
 		t.Fatalf("other limiter's slot after a 429 with Retry-After 3s: in %s", r1.Delay)
 	}
 	// The violated request policy resumes paced, not in a burst.
-	r2, err := b.Reserve(ctx, quota.CostOf(1))
+	r2, err := b.Reserve(ctx, costOf(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func TestObserve429HoldsEveryLimiter(t *testing.T) {
 	}
 
 	// A 429 during the hold (from a request sent before it) is the same episode.
-	if err := b.Observe429(ctx, &sentinel.RateLimitError{RetryAfter: 3 * time.Second, HasRetryAfter: true}); err != nil {
+	if err := b.Observe429(ctx, quota.RateLimit{RetryAfter: 3 * time.Second, HasRetryAfter: true}); err != nil {
 		t.Fatal(err)
 	}
 	key := quota.AccountKey(f.prefix, f.account, "backoff")
@@ -52,7 +54,7 @@ func TestObserve429HoldsEveryLimiter(t *testing.T) {
 	// A repeated 429 after the hold backs off further (exponential, jittered in
 	// [50%, 100%]).
 	f.clock.Advance(4 * time.Second)
-	if err := b.Observe429(ctx, &sentinel.RateLimitError{RetryAfter: 3 * time.Second, HasRetryAfter: true}); err != nil {
+	if err := b.Observe429(ctx, quota.RateLimit{RetryAfter: 3 * time.Second, HasRetryAfter: true}); err != nil {
 		t.Fatal(err)
 	}
 	held := func(l *quota.Limiter) time.Duration {
@@ -82,20 +84,22 @@ func TestObserve429HoldsEveryLimiter(t *testing.T) {
 
 	// No header at all: Config.DefaultHold.
 	f.clock.Advance(time.Minute)
-	if err := a.Observe429(ctx, &sentinel.RateLimitError{}); err != nil {
+	if err := a.Observe429(ctx, quota.RateLimit{}); err != nil {
 		t.Fatal(err)
 	}
 	if d := held(b); d < 7*time.Second || d > 7*time.Second+quota.BackoffBase {
 		t.Fatalf("after a 429 without headers the fleet holds %s, want DefaultHold 7s", d)
 	}
 	// An absurd Retry-After is capped.
-	if err := a.Observe429(ctx, &sentinel.RateLimitError{RetryAfter: time.Hour, HasRetryAfter: true}); err != nil {
+	if err := a.Observe429(ctx, quota.RateLimit{RetryAfter: time.Hour, HasRetryAfter: true}); err != nil {
 		t.Fatal(err)
 	}
 	if d := held(b); d > quota.MaxHold {
 		t.Fatalf("hold %s exceeds MaxHold", d)
 	}
-	if s := a.Stats(); s.Throttled["requests"] != 2 || s.Throttled["unknown"] != 1 {
+	// One legacy 429 told the request kind; the others (Retry-After only, or no
+	// header) did not.
+	if s := a.Stats(); s.Throttled["requests"] != 1 || s.Throttled["unknown"] != 2 {
 		t.Fatalf("Stats.Throttled = %v", s.Throttled)
 	}
 }
@@ -131,18 +135,18 @@ func TestLearnStricterPolicy(t *testing.T) {
 		c.MaxAhead = 5 * time.Minute
 	})
 	ctx := context.Background()
-	if _, err := b.Reserve(ctx, quota.CostOf(1)); err != nil { // b reads the policies before anything is learned
+	if _, err := b.Reserve(ctx, costOf(1)); err != nil { // b reads the policies before anything is learned
 		t.Fatal(err)
 	}
-	e := &sentinel.RateLimitError{PURetryAfter: 500 * time.Millisecond, HasPURetryAfter: true, HasRetryAfter: true,
-		Policy: &sentinel.Policy{Kind: "pu", Capacity: 5, SamplingPeriod: "PT1M"}}
+	e := quota.RateLimit{PURetryAfter: 500 * time.Millisecond, HasPURetryAfter: true, HasRetryAfter: true,
+		Policy: &quota.ObservedPolicy{Kind: quota.PU, Capacity: 5, Period: time.Minute}}
 	for i := 0; i < 3; i++ {
 		if err := a.Observe429(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A laxer policy teaches nothing.
-	if err := a.Observe429(ctx, &sentinel.RateLimitError{Policy: &sentinel.Policy{Kind: "pu", Capacity: 50, SamplingPeriod: "PT1M"}}); err != nil {
+	if err := a.Observe429(ctx, quota.RateLimit{Policy: &quota.ObservedPolicy{Kind: quota.PU, Capacity: 50, Period: time.Minute}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(logs.String(), "stricter rate limit"); n != 1 || !strings.Contains(logs.String(), `"policy":"pu:PT1M"`) || !strings.Contains(logs.String(), `"level":"warn"`) {
@@ -160,11 +164,11 @@ func TestLearnStricterPolicy(t *testing.T) {
 		t.Fatalf("other limiter's policies = %v, want the learned pu:5:PT1M in place of pu:10:PT1M", got)
 	}
 	// b paces PU at the learned 5 PU/min.
-	r1, err := b.Reserve(ctx, quota.CostOf(1))
+	r1, err := b.Reserve(ctx, costOf(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := b.Reserve(ctx, quota.CostOf(1))
+	r2, err := b.Reserve(ctx, costOf(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +176,7 @@ func TestLearnStricterPolicy(t *testing.T) {
 		t.Fatalf("PU slots %s apart, want %s (5 PU/min)", d, inc(5, time.Minute, 1000))
 	}
 	// A policy the configuration lacks joins the set.
-	if err := a.Observe429(ctx, &sentinel.RateLimitError{Policy: &sentinel.Policy{Kind: "requests", Capacity: 1000, SamplingPeriod: "PT1H"}}); err != nil {
+	if err := a.Observe429(ctx, quota.RateLimit{Policy: &quota.ObservedPolicy{Kind: quota.Requests, Capacity: 1000, Period: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	ps, err = b.Policies(ctx)

@@ -3,7 +3,9 @@ package quota
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -89,9 +91,10 @@ func (l *Limiter) Usage(ctx context.Context) (MonthUsage, error) {
 	return u, nil
 }
 
-// Observe403 records that the server answered 403 (monthly quota exhausted): every
-// Limiter of the account refuses to admit, with an ErrMonthlyQuotaExhausted error
-// naming the reset date, until the month ends or ResumeMonth is called.
+// Observe403 records that the server answered 403 and the month's PU are spent:
+// every Limiter of the account refuses to admit, with an ErrMonthlyQuotaExhausted
+// error naming the reset date, until the month ends or ResumeMonth is called. A 403
+// is mostly "insufficient permissions": call it only when MonthSpent says Spent.
 func (l *Limiter) Observe403(ctx context.Context) error {
 	now := l.now().UTC()
 	month := monthOf(now)
@@ -130,4 +133,116 @@ func (u MonthUsage) String() string {
 		s += "; server says exhausted until " + u.Reset.Format("2006-01-02 15:04 UTC")
 	}
 	return s
+}
+
+// MonthEvidence says whether the month's PU are really spent, and why (for the
+// 403 that just came back: spent, or "insufficient permissions").
+type MonthEvidence struct {
+	// Spent is true when something says the month's PU cannot cover the request:
+	// the account's remaining monthly PU, our own ledger against Config.MonthlyPU,
+	// or an earlier Observe403 this month.
+	Spent bool
+	// Reason says what was checked, for logs and the job page.
+	Reason string
+}
+
+// MonthSpent tells whether the month's PU are spent for a request needing
+// needMilliPU, by evidence rather than by status code (a 403 is mostly a
+// permission error): the last snapshot of the account's monthly PU policy (the PU
+// level with the longest period of 28 days or more, PT744H) having less than the
+// need, our own ledger reaching Config.MonthlyPU, or the month already recorded as
+// spent (Observe403). The snapshot is stored by every resync; when it is older than
+// LevelsMaxAge and an AccountAPI is configured, it is re-read (and reconciled)
+// first. When nothing says the month is spent, Spent is false: the caller then
+// treats the 403 as a permission error. Only Redis failures are errors; an
+// unreadable account API is said in Reason.
+func (l *Limiter) MonthSpent(ctx context.Context, needMilliPU int64) (MonthEvidence, error) {
+	u, snap, err := l.monthState(ctx)
+	if err != nil {
+		return MonthEvidence{}, err
+	}
+	if u.Exhausted {
+		return MonthEvidence{Spent: true, Reason: "the fleet already recorded " + u.Month + "'s PU as spent (a 403 with evidence); resets " +
+			u.Reset.Format("2006-01-02 15:04 UTC")}, nil
+	}
+	need := milliToPU(needMilliPU)
+	if u.BudgetPU > 0 && u.SpentMilliPU+needMilliPU > int64(math.Round(u.BudgetPU*1000)) {
+		return MonthEvidence{Spent: true, Reason: fmt.Sprintf("our ledger has %s PU spent of the %s PU monthly budget in %s; this request needs %s",
+			fmtPU(milliToPU(u.SpentMilliPU)), fmtPU(u.BudgetPU), u.Month, fmtPU(need))}, nil
+	}
+	var apiErr error
+	if l.cfg.AccountAPI != nil && (!snap.ok || l.now().Sub(snap.at) > LevelsMaxAge) {
+		levels, err := l.cfg.AccountAPI.Remaining(ctx)
+		if err == nil {
+			if _, err := l.reconcile(ctx, levels); err != nil {
+				return MonthEvidence{}, err
+			}
+			if _, snap, err = l.monthState(ctx); err != nil {
+				return MonthEvidence{}, err
+			}
+		} else {
+			apiErr = err
+		}
+	}
+	var reason string
+	switch {
+	case snap.ok && snap.remaining*1000 < float64(needMilliPU):
+		return MonthEvidence{Spent: true, Reason: fmt.Sprintf("the account's monthly PU policy (%s) had %s PU left %s ago; this request needs %s",
+			snap.id, fmtUnits(snap.remaining), l.now().Sub(snap.at).Round(time.Second), fmtPU(need))}, nil
+	case snap.ok:
+		reason = fmt.Sprintf("the account's monthly PU policy (%s) had %s PU left %s ago, enough for the %s PU needed",
+			snap.id, fmtUnits(snap.remaining), l.now().Sub(snap.at).Round(time.Second), fmtPU(need))
+	default:
+		reason = "no count of the account's monthly PU is known"
+	}
+	if u.BudgetPU > 0 {
+		reason += fmt.Sprintf("; our ledger has %s of %s PU spent", fmtPU(milliToPU(u.SpentMilliPU)), fmtPU(u.BudgetPU))
+	} else {
+		reason += "; no monthly budget is set (Config.MonthlyPU)"
+	}
+	if apiErr != nil {
+		reason += " (re-reading the account's counts failed: " + apiErr.Error() + ")"
+	}
+	return MonthEvidence{Spent: false, Reason: reason + ": the month is not spent by evidence"}, nil
+}
+
+// monthSnapshot is the last published level of the monthly PU policy.
+type monthSnapshot struct {
+	ok        bool
+	id        string
+	remaining float64
+	at        time.Time
+}
+
+// monthState reads the month's ledger and the last levels snapshot in one round
+// trip.
+func (l *Limiter) monthState(ctx context.Context) (MonthUsage, monthSnapshot, error) {
+	now := l.now().UTC()
+	u := MonthUsage{Month: monthOf(now), Reset: MonthReset(now), BudgetPU: l.cfg.MonthlyPU}
+	pipe := l.rdb.Pipeline()
+	spent := pipe.Get(ctx, l.key(ledgerSuffix(u.Month)))
+	flag := pipe.Exists(ctx, l.key(exhaustedSuffix(u.Month)))
+	levels := pipe.HGetAll(ctx, l.key(levelsSuffix))
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return u, monthSnapshot{}, l.redisErr(ctx, "read month evidence", err)
+	}
+	u.SpentMilliPU, _ = strconv.ParseInt(spent.Val(), 10, 64)
+	u.Exhausted = flag.Val() == 1
+	var snap monthSnapshot
+	ms, err := strconv.ParseInt(levels.Val()["at"], 10, 64)
+	if err != nil {
+		return u, snap, nil
+	}
+	var best time.Duration
+	for id, v := range levels.Val() {
+		kind, period, ok := strings.Cut(id, ":")
+		d, err := ParsePeriod(period)
+		r, rerr := strconv.ParseFloat(v, 64)
+		if !ok || PolicyKind(kind) != PU || err != nil || rerr != nil || d < 28*24*time.Hour || d <= best {
+			continue
+		}
+		best = d
+		snap = monthSnapshot{ok: true, id: id, remaining: r, at: time.UnixMilli(ms)}
+	}
+	return u, snap, nil
 }

@@ -15,8 +15,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-
-	"shfleet/sentinel"
 )
 
 // Defaults of Config fields left zero.
@@ -50,6 +48,12 @@ const (
 	// LearnedMemory is how long learned policies are kept without a new 429
 	// confirming one (a raised plan is picked up after it).
 	LearnedMemory = 24 * time.Hour
+	// DefaultContractRefresh is how often the fleet re-fetches the account's
+	// contract (its published policies); one process fetches for all.
+	DefaultContractRefresh = 5 * time.Minute
+	// DefaultResyncInterval is how often the fleet reconciles its mirror with the
+	// units the server says remain; one process at a time, for all.
+	DefaultResyncInterval = 2 * time.Second
 )
 
 var (
@@ -61,8 +65,8 @@ var (
 	settleScript = redis.NewScript(settleLua)
 )
 
-// Config configures a Limiter. Redis, Account and Policies are required; every other
-// zero field takes its default.
+// Config configures a Limiter. Redis and Account are required; every other zero
+// field takes its default.
 type Config struct {
 	// Redis holds the fleet's shared state. A *redis.Client, *redis.ClusterClient or
 	// failover client; every key of one account shares a hash tag, so Cluster works.
@@ -73,9 +77,29 @@ type Config struct {
 	Account string
 	// Prefix starts every key. Default DefaultPrefix.
 	Prefix string
-	// Policies are the account's rate limits (see ParsePolicy, PoliciesFromEnv).
-	// Required: a limiter without policies would admit without limit.
+	// Policies override the account's rate limits (see ParsePolicy,
+	// PoliciesFromEnv, SH_POLICIES). Optional: when empty the limiter enforces the
+	// account's contract as the fleet cached it in Redis (see AccountAPI), else
+	// Fallback. PolicySource tells which.
 	Policies []Policy
+	// Fallback are the policies enforced when neither Policies nor a contract is
+	// available. Default TrialPolicies (the trial account's 10 requests and 10 PU
+	// per minute: slow but safe).
+	Fallback []Policy
+	// AccountAPI reads what the service publishes about the account's limits: the
+	// contract (re-fetched every ContractRefresh by one process for the fleet) and
+	// the units remaining now (read every ResyncInterval by one process to
+	// reconcile the fleet's mirror, see RunAccountSync). Default nil: this process
+	// neither fetches the contract nor resyncs; it still enforces a contract that
+	// another process of the fleet cached.
+	AccountAPI AccountAPI
+	// ContractRefresh is how old the cached contract may get before one process
+	// re-fetches it. Default DefaultContractRefresh; at least 1 s.
+	ContractRefresh time.Duration
+	// ResyncInterval is how often one process of the fleet reconciles the mirror
+	// with the server's remaining units (RunAccountSync). Default
+	// DefaultResyncInterval; at least 100 ms.
+	ResyncInterval time.Duration
 	// MonthlyPU is our own monthly PU budget; 0 means none (the server's 403 still
 	// stops the fleet through Observe403).
 	MonthlyPU float64
@@ -89,10 +113,12 @@ type Config struct {
 	// DefaultHold is the fleet-wide pause after a 429 without any retry header.
 	// Default DefaultHold.
 	DefaultHold time.Duration
-	// LearnedRefresh is how often policies learned by other processes are re-read.
-	// Default DefaultLearnedRefresh.
+	// LearnedRefresh is how often the policies learned by other processes and the
+	// contract the fleet cached are re-read (one round trip). Default
+	// DefaultLearnedRefresh.
 	LearnedRefresh time.Duration
-	// Logger receives one event per learned policy, 403 and resume.
+	// Logger receives one event per learned policy, 403, resume, policy source
+	// change and first detection of another client's use.
 	// The zero value logs nothing (like zerolog.Nop()).
 	Logger zerolog.Logger
 	// Now is the clock for tests. When nil (production), the limiter uses the Redis
@@ -100,6 +126,49 @@ type Config struct {
 	// the machines' clocks are, and time.Now for the month and local deadlines.
 	// When set, its time is passed to the scripts instead.
 	Now func() time.Time
+}
+
+// withDefaults returns a copy of c with every zero field at its default; the
+// caller's slices are copied, never shared.
+func (c Config) withDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	c.Policies = append([]Policy(nil), c.Policies...)
+	if len(c.Fallback) == 0 {
+		c.Fallback = TrialPolicies
+	}
+	c.Fallback = append([]Policy(nil), c.Fallback...)
+	if c.ContractRefresh == 0 {
+		c.ContractRefresh = DefaultContractRefresh
+	}
+	if c.ResyncInterval == 0 {
+		c.ResyncInterval = DefaultResyncInterval
+	}
+	if c.MaxAhead == 0 {
+		c.MaxAhead = DefaultMaxAhead
+	}
+	if c.DefaultHold == 0 {
+		c.DefaultHold = DefaultHold
+	}
+	if c.LearnedRefresh == 0 {
+		c.LearnedRefresh = DefaultLearnedRefresh
+	}
+	return c
+}
+
+func validatePolicies(field string, ps []Policy) error {
+	seen := map[string]bool{}
+	for i, p := range ps {
+		if err := p.validate(); err != nil {
+			return fmt.Errorf("quota: Config.%s[%d]: %w", field, i, err)
+		}
+		if seen[p.id()] {
+			return fmt.Errorf("quota: Config.%s[%d] %s repeats the kind and period of another policy; keep one", field, i, p)
+		}
+		seen[p.id()] = true
+	}
+	return nil
 }
 
 func (c *Config) validate() error {
@@ -112,18 +181,17 @@ func (c *Config) validate() error {
 	if strings.ContainsAny(c.Prefix, "{}") {
 		return fmt.Errorf("quota: Config.Prefix %q contains { or }; the account's hash tag must be the only one in a key", c.Prefix)
 	}
-	if len(c.Policies) == 0 {
-		return errors.New("quota: Config.Policies is empty; set the account's limits, e.g. requests:300:PT1M and pu:300:PT1M (SH_POLICIES), refusing to send unlimited")
+	if err := validatePolicies("Policies", c.Policies); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for i, p := range c.Policies {
-		if err := p.validate(); err != nil {
-			return fmt.Errorf("quota: Config.Policies[%d]: %w", i, err)
-		}
-		if seen[p.id()] {
-			return fmt.Errorf("quota: Config.Policies[%d] %s repeats the kind and period of another policy; keep one", i, p)
-		}
-		seen[p.id()] = true
+	if err := validatePolicies("Fallback", c.Fallback); err != nil {
+		return err
+	}
+	if c.ContractRefresh < time.Second {
+		return fmt.Errorf("quota: Config.ContractRefresh %s is below 1s (default %s)", c.ContractRefresh, DefaultContractRefresh)
+	}
+	if c.ResyncInterval < 100*time.Millisecond {
+		return fmt.Errorf("quota: Config.ResyncInterval %s is below 100ms, which would flood the account API (default %s)", c.ResyncInterval, DefaultResyncInterval)
 	}
 	if math.IsNaN(c.MonthlyPU) || math.IsInf(c.MonthlyPU, 0) || c.MonthlyPU < 0 {
 		return fmt.Errorf("quota: Config.MonthlyPU %v must be 0 (no budget) or a positive number", c.MonthlyPU)
@@ -152,9 +220,6 @@ type Cost struct {
 	// the actual value with Settle.
 	MilliPU int64
 }
-
-// CostOf is the cost of one request estimated at pu processing units.
-func CostOf(pu float64) Cost { return Cost{Requests: 1, MilliPU: sentinel.MilliPU(pu)} }
 
 // Reservation is a slot granted by Reserve or Wait: the request may be sent at At.
 // Pass it to exactly one of Settle (sent: with the actual PU) or Cancel (not sent).
@@ -194,13 +259,16 @@ type Stats struct {
 	// Canceled counts refunded reservations; Settled settled ones.
 	Canceled, Settled int64
 	// Throttled counts the 429s observed, by violated policy ("pu:1000:PT1M") or,
-	// without a policy header, by the kind told by the headers ("pu", "requests") or
-	// "unknown".
+	// without a policy header, by the kind told by the legacy headers ("pu",
+	// "requests") or "unknown" (a Retry-After-only 429, today's usual answer).
 	Throttled map[string]int64
 	// Forbidden counts the 403s observed.
 	Forbidden int64
 	// RedisErrors counts failed Redis calls.
 	RedisErrors int64
+	// Resyncs counts the reconciliations with the server's counts this Limiter
+	// ran (Resync, RunAccountSync, MonthSpent).
+	Resyncs int64
 }
 
 // Limiter admits the requests of one account's whole fleet: every process makes its
@@ -212,14 +280,19 @@ type Limiter struct {
 	log      zerolog.Logger
 	headroom float64
 
-	set         atomic.Pointer[policySet]
-	refreshMu   sync.Mutex
-	refreshedAt atomic.Int64 // unix nanos of the last read of learned policies
-	logged      sync.Map     // learned policy -> struct{}: logged once
-	loggedMonth sync.Map     // month -> struct{}: 403 logged once
-	streakSeen  atomic.Bool  // a 429 streak may be recorded; ObserveSuccess clears it
+	set            atomic.Pointer[policySet]
+	refreshMu      sync.Mutex
+	refreshedAt    atomic.Int64  // unix nanos of the last read of learned policies and contract
+	logged         sync.Map      // learned policy -> struct{}: logged once
+	loggedMonth    sync.Map      // month -> struct{}: 403 logged once
+	streakSeen     atomic.Bool   // a 429 streak may be recorded; ObserveSuccess clears it
+	warnedFallback atomic.Bool   // the fallback warning was logged (once per process)
+	warnedContract atomic.Bool   // a failed contract refresh was logged (once per episode)
+	warnedResync   atomic.Bool   // a failed resync was logged (once per episode)
+	trigger        chan struct{} // Observe429 asks RunAccountSync for a resync now
 
 	admitted, tooFar, monthly, canceled, settled, forbidden, redisErrors atomic.Int64
+	resyncs                                                              atomic.Int64
 	waitNanos                                                            atomic.Int64
 	throttledMu                                                          sync.Mutex
 	throttled                                                            map[string]int64
@@ -227,23 +300,11 @@ type Limiter struct {
 
 // NewLimiter checks cfg and makes a Limiter. It does not talk to Redis.
 func NewLimiter(cfg Config) (*Limiter, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if cfg.MaxAhead == 0 {
-		cfg.MaxAhead = DefaultMaxAhead
-	}
-	if cfg.DefaultHold == 0 {
-		cfg.DefaultHold = DefaultHold
-	}
-	if cfg.LearnedRefresh == 0 {
-		cfg.LearnedRefresh = DefaultLearnedRefresh
-	}
-	l := &Limiter{cfg: cfg, rdb: cfg.Redis, throttled: map[string]int64{}}
-	l.cfg.Policies = append([]Policy(nil), cfg.Policies...)
+	l := &Limiter{cfg: cfg, rdb: cfg.Redis, throttled: map[string]int64{}, trigger: make(chan struct{}, 1)}
 	switch {
 	case cfg.Headroom == 0:
 		l.headroom = DefaultHeadroom
@@ -251,14 +312,18 @@ func NewLimiter(cfg Config) (*Limiter, error) {
 		l.headroom = cfg.Headroom
 	}
 	l.log = cfg.Logger
-	l.set.Store(l.buildSet(nil))
+	l.set.Store(l.buildSet(contractState{}, nil))
 	return l, nil
 }
 
-// policySet is the effective set of policies: the configured ones, with learned
-// stricter ones replacing or joining them.
+// policySet is the effective set of policies: the base set (configured, the
+// account's contract or the fallback), with learned stricter ones replacing or
+// joining them.
 type policySet struct {
-	limits []limit
+	limits   []limit
+	source   PolicySource
+	contract contractState
+	learned  []Policy
 }
 
 // limit is one effective policy with its GCRA parameters.
@@ -301,11 +366,14 @@ func incFor(perMilli float64, units int64) int64 {
 	return int64(math.Ceil(float64(units) * perMilli))
 }
 
-// buildSet merges the configuration with learned capacities ("kind:period" -> cap).
-func (l *Limiter) buildSet(learned map[string]float64) *policySet {
-	s := &policySet{}
+// buildSet picks the base policies (configuration, else the contract the fleet
+// cached, else the fallback) and merges the learned capacities ("kind:period" ->
+// cap) on top.
+func (l *Limiter) buildSet(cs contractState, learned map[string]float64) *policySet {
+	src := l.sourceOf(cs)
+	s := &policySet{source: src, contract: cs}
 	have := map[string]int{}
-	for _, p := range l.cfg.Policies {
+	for _, p := range src.Policies {
 		have[p.id()] = len(s.limits)
 		s.limits = append(s.limits, l.newLimit(p, false))
 	}
@@ -322,21 +390,24 @@ func (l *Limiter) buildSet(learned map[string]float64) *policySet {
 			continue
 		}
 		p := Policy{Kind: PolicyKind(kind), Capacity: c, Period: d}
-		if i, ok := have[id]; ok {
+		if i, ok := have[p.id()]; ok {
 			if s.limits[i].Capacity > c {
 				s.limits[i] = l.newLimit(p, true)
+				s.learned = append(s.learned, p)
 			}
 			continue
 		}
-		have[id] = len(s.limits)
+		have[p.id()] = len(s.limits)
 		s.limits = append(s.limits, l.newLimit(p, true))
+		s.learned = append(s.learned, p)
 	}
+	s.source.Learned = s.learned
 	return s
 }
 
-// policies returns the effective policy set, re-reading learned policies when the
-// last read is older than LearnedRefresh (one goroutine reads; others use the
-// current set meanwhile).
+// policies returns the effective policy set, re-reading learned policies and the
+// cached contract when the last read is older than LearnedRefresh (one goroutine
+// reads; others use the current set meanwhile).
 func (l *Limiter) policies(ctx context.Context) (*policySet, error) {
 	if time.Now().UnixNano()-l.refreshedAt.Load() < int64(l.cfg.LearnedRefresh) {
 		return l.set.Load(), nil
@@ -351,24 +422,33 @@ func (l *Limiter) policies(ctx context.Context) (*policySet, error) {
 	return l.set.Load(), nil
 }
 
+// refresh re-reads the learned policies and the fleet's cached contract in one
+// round trip and rebuilds the set. The caller holds refreshMu.
 func (l *Limiter) refresh(ctx context.Context) error {
-	m, err := l.rdb.HGetAll(ctx, l.key(learnedSuffix)).Result()
-	if err != nil {
-		return l.redisErr(ctx, "read learned policies", err)
+	pipe := l.rdb.Pipeline()
+	learnedCmd := pipe.HGetAll(ctx, l.key(learnedSuffix))
+	contractCmd := pipe.HGetAll(ctx, l.key(contractSuffix))
+	errCmd := pipe.Get(ctx, l.key(contractErrorSuffix))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return l.redisErr(ctx, "read learned policies and contract", err)
 	}
-	learned := make(map[string]float64, len(m))
-	for k, v := range m {
+	learned := make(map[string]float64, len(learnedCmd.Val()))
+	for k, v := range learnedCmd.Val() {
 		if c, err := strconv.ParseFloat(v, 64); err == nil {
 			learned[k] = c
 		}
 	}
-	l.set.Store(l.buildSet(learned))
+	cs := parseContract(contractCmd.Val(), errCmd.Val())
+	prev := l.set.Load()
+	next := l.buildSet(cs, learned)
+	l.set.Store(next)
 	l.refreshedAt.Store(time.Now().UnixNano())
+	l.logSource(prev, next)
 	return nil
 }
 
-// Policies returns the policies the limiter enforces now: the configured ones and
-// the stricter ones the fleet learned from 429s.
+// Policies returns the policies the limiter enforces now: the base set (see
+// PolicySource) and the stricter ones the fleet learned from 429s.
 func (l *Limiter) Policies(ctx context.Context) ([]Policy, error) {
 	l.refreshMu.Lock()
 	defer l.refreshMu.Unlock()
@@ -571,6 +651,7 @@ func (l *Limiter) Stats() Stats {
 		Settled:        l.settled.Load(),
 		Forbidden:      l.forbidden.Load(),
 		RedisErrors:    l.redisErrors.Load(),
+		Resyncs:        l.resyncs.Load(),
 		Throttled:      map[string]int64{},
 	}
 	l.throttledMu.Lock()

@@ -100,6 +100,11 @@ func tau(capacity float64, period time.Duration) time.Duration {
 	return time.Duration(math.Ceil(max(capacity*(1-quota.DefaultHeadroom), 1)*1000*per)) * time.Microsecond
 }
 
+// costOf is one request estimated at pu processing units.
+func costOf(pu float64) quota.Cost {
+	return quota.Cost{Requests: 1, MilliPU: int64(math.Ceil(pu*1000 - 1e-9))}
+}
+
 func near(a, b time.Time) bool {
 	d := a.Sub(b)
 	return d >= -2*time.Microsecond && d <= 2*time.Microsecond
@@ -117,8 +122,10 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"Config.Redis", quota.Config{Account: "a", Policies: ok}},
 		{"Config.Account", quota.Config{Redis: c, Policies: ok}},
-		{"Config.Policies", quota.Config{Redis: c, Account: "a"}},
-		{"Config.Policies[0]", quota.Config{Redis: c, Account: "a", Policies: []quota.Policy{{Kind: quota.PU, Capacity: 10, Period: 5 * time.Minute}}}},
+		{"Config.Policies[0]", quota.Config{Redis: c, Account: "a", Policies: []quota.Policy{{Kind: quota.PU, Capacity: 10, Period: 1500 * time.Millisecond}}}},
+		{"Config.Fallback[0]", quota.Config{Redis: c, Account: "a", Fallback: []quota.Policy{{Kind: quota.PU, Capacity: 10, Period: 33 * 24 * time.Hour}}}},
+		{"Config.ResyncInterval", quota.Config{Redis: c, Account: "a", ResyncInterval: 10 * time.Millisecond}},
+		{"Config.ContractRefresh", quota.Config{Redis: c, Account: "a", ContractRefresh: -time.Second}},
 		{"Config.Policies[1]", quota.Config{Redis: c, Account: "a", Policies: append(ok, ok[0])}},
 		{"Config.MonthlyPU", quota.Config{Redis: c, Account: "a", Policies: ok, MonthlyPU: -1}},
 		{"Config.Headroom", quota.Config{Redis: c, Account: "a", Policies: ok, Headroom: 0.7}},
@@ -130,7 +137,8 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("NewLimiter with bad %s: error = %v, want it to name the field", tc.field, err)
 		}
 	}
-	if _, err := quota.NewLimiter(quota.Config{Redis: c, Account: "a", Policies: ok}); err != nil {
+	// Policies are optional now: the zero config enforces the fallback.
+	if _, err := quota.NewLimiter(quota.Config{Redis: c, Account: "a"}); err != nil {
 		t.Fatalf("minimal config: %v", err)
 	}
 }
@@ -297,17 +305,17 @@ func TestCancelRefunds(t *testing.T) {
 	f := newFixture(t)
 	l := f.limiter("requests:1:PT1M pu:100:PT1M", func(c *quota.Config) { c.MaxAhead = 5 * time.Minute })
 	ctx := context.Background()
-	if _, err := l.Reserve(ctx, quota.CostOf(1)); err != nil {
+	if _, err := l.Reserve(ctx, costOf(1)); err != nil {
 		t.Fatal(err)
 	}
-	r2, err := l.Reserve(ctx, quota.CostOf(1))
+	r2, err := l.Reserve(ctx, costOf(1))
 	if err != nil || r2.Delay <= 0 {
 		t.Fatalf("second reservation %+v, %v; want a later slot", r2, err)
 	}
 	if err := l.Cancel(ctx, r2); err != nil {
 		t.Fatal(err)
 	}
-	r3, err := l.Reserve(ctx, quota.CostOf(1))
+	r3, err := l.Reserve(ctx, costOf(1))
 	if err != nil || !near(r3.At, r2.At) {
 		t.Fatalf("after Cancel the next slot is +%s, want the cancelled +%s", r3.At.Sub(t0), r2.At.Sub(t0))
 	}
@@ -324,11 +332,11 @@ func TestCostExceedingCapacity(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	l := f.limiter("requests:100:PT1M pu:10:PT1M", nil)
-	_, err := l.Reserve(context.Background(), quota.CostOf(10.5))
+	_, err := l.Reserve(context.Background(), costOf(10.5))
 	if !errors.Is(err, quota.ErrCostExceedsCapacity) || !strings.Contains(err.Error(), "pu:10:PT1M") {
 		t.Fatalf("Reserve of 10.5 PU on a 10 PU/min policy: error = %v", err)
 	}
-	if _, err := l.Reserve(context.Background(), quota.CostOf(10)); err != nil {
+	if _, err := l.Reserve(context.Background(), costOf(10)); err != nil {
 		t.Fatalf("Reserve of exactly the capacity: %v", err)
 	}
 }
@@ -392,18 +400,18 @@ func TestMonthlyBudgetAndRollover(t *testing.T) {
 	f.clock = newClock(time.Date(2026, 11, 30, 23, 59, 0, 0, time.UTC))
 	l := f.limiter("requests:1000:PT1M pu:1000:PT1M", func(c *quota.Config) { c.MonthlyPU = 3 })
 	ctx := context.Background()
-	r, err := l.Reserve(ctx, quota.CostOf(1.5))
+	r, err := l.Reserve(ctx, costOf(1.5))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Settle(ctx, r, 1600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Reserve(ctx, quota.CostOf(1.2)); err != nil { // 1.6 + 1.2 <= 3
+	if _, err := l.Reserve(ctx, costOf(1.2)); err != nil { // 1.6 + 1.2 <= 3
 		t.Fatal(err)
 	}
 	before := f.tat("requests:PT1M")
-	_, err = l.Reserve(ctx, quota.CostOf(0.5)) // 1.6 + 1.2 + 0.5 > 3
+	_, err = l.Reserve(ctx, costOf(0.5)) // 1.6 + 1.2 + 0.5 > 3
 	var mq *quota.MonthlyQuotaError
 	if !errors.Is(err, quota.ErrMonthlyQuotaExhausted) || !errors.As(err, &mq) || mq.FromServer {
 		t.Fatalf("Reserve over the budget: error = %v", err)
@@ -417,7 +425,7 @@ func TestMonthlyBudgetAndRollover(t *testing.T) {
 		t.Fatalf("refused reservation changed the request policy: %s -> %s", before, after)
 	}
 	f.clock.Advance(2 * time.Minute) // 2026-12-01 00:01 UTC
-	if _, err := l.Reserve(ctx, quota.CostOf(0.5)); err != nil {
+	if _, err := l.Reserve(ctx, costOf(0.5)); err != nil {
 		t.Fatalf("Reserve in the new month: %v", err)
 	}
 	u, err := l.Usage(ctx)
@@ -443,12 +451,12 @@ func TestObserve403StopsEveryLimiter(t *testing.T) {
 	if err := a.Observe403(ctx); err != nil {
 		t.Fatal(err)
 	}
-	_, err := b.Reserve(ctx, quota.CostOf(1))
+	_, err := b.Reserve(ctx, costOf(1))
 	var mq *quota.MonthlyQuotaError
 	if !errors.Is(err, quota.ErrMonthlyQuotaExhausted) || !errors.As(err, &mq) || !mq.FromServer || !strings.Contains(err.Error(), "resets 2026-12-01 00:00 UTC") {
 		t.Fatalf("second limiter after a 403: error = %v", err)
 	}
-	if _, err := other.Reserve(ctx, quota.CostOf(1)); err != nil {
+	if _, err := other.Reserve(ctx, costOf(1)); err != nil {
 		t.Fatalf("another account was stopped too: %v", err)
 	}
 	if u, err := b.Usage(ctx); err != nil || !u.Exhausted {
@@ -457,7 +465,7 @@ func TestObserve403StopsEveryLimiter(t *testing.T) {
 	if err := b.ResumeMonth(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Reserve(ctx, quota.CostOf(1)); err != nil {
+	if _, err := a.Reserve(ctx, costOf(1)); err != nil {
 		t.Fatalf("after ResumeMonth: %v", err)
 	}
 	// The flag belongs to the month: the next month admits again.
@@ -465,7 +473,7 @@ func TestObserve403StopsEveryLimiter(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(8 * 24 * time.Hour)
-	if _, err := b.Reserve(ctx, quota.CostOf(1)); err != nil {
+	if _, err := b.Reserve(ctx, costOf(1)); err != nil {
 		t.Fatalf("in December after November's 403: %v", err)
 	}
 	if a.Stats().Forbidden != 2 {
@@ -483,13 +491,13 @@ func TestRedisDownRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Reserve(context.Background(), quota.CostOf(1)); err != nil {
+	if _, err := l.Reserve(context.Background(), costOf(1)); err != nil {
 		t.Fatal(err)
 	}
 	srv.Stop()
 	for _, call := range []func() error{
-		func() error { _, err := l.Reserve(context.Background(), quota.CostOf(1)); return err },
-		func() error { _, err := l.Wait(context.Background(), quota.CostOf(1)); return err },
+		func() error { _, err := l.Reserve(context.Background(), costOf(1)); return err },
+		func() error { _, err := l.Wait(context.Background(), costOf(1)); return err },
 	} {
 		err := call()
 		if !errors.Is(err, quota.ErrRedisUnavailable) {
@@ -523,7 +531,7 @@ func BenchmarkReserve(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := l.Reserve(ctx, quota.CostOf(1)); err != nil {
+			if _, err := l.Reserve(ctx, costOf(1)); err != nil {
 				b.Error(err)
 				return
 			}
@@ -546,11 +554,11 @@ func TestServerClockAndExpiry(t *testing.T) {
 	}
 	ctx := context.Background()
 	before := time.Now()
-	r1, err := l.Reserve(ctx, quota.CostOf(2))
+	r1, err := l.Reserve(ctx, costOf(2))
 	if err != nil || r1.Delay != 0 {
 		t.Fatalf("first reservation %+v, %v; want now", r1, err)
 	}
-	r2, err := l.Reserve(ctx, quota.CostOf(2))
+	r2, err := l.Reserve(ctx, costOf(2))
 	T := inc(1, time.Minute, 1000)
 	if err != nil || r2.Delay <= 0 || r2.Delay > 2*T-tau(1, time.Minute) {
 		t.Fatalf("second reservation in %s (%v), want within (0, %s]", r2.Delay, err, 2*T-tau(1, time.Minute))
@@ -590,7 +598,7 @@ func TestMonthlyBudgetConcurrentAllOrNothing(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := l.Reserve(context.Background(), quota.CostOf(0.5))
+			_, err := l.Reserve(context.Background(), costOf(0.5))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

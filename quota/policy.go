@@ -24,19 +24,34 @@ const PoliciesEnv = "SH_POLICIES"
 
 // Policy is one of an account's rate limits: Capacity units of Kind per Period,
 // refilled continuously (a token bucket), e.g. 300 requests per minute. Its text form
-// is "kind:capacity:period", e.g. "requests:300:PT1M" or "pu:1000:PT1M", with the
-// period in the ISO-8601 spelling Sentinel Hub uses in X-RateLimit-ViolatedPolicy.
+// is "kind:capacity:period", e.g. "requests:300:PT1M" or "pu:30000:PT744H", with the
+// period in the ISO-8601 spelling of the account's contract (samplingPeriod).
 type Policy struct {
 	// Kind is Requests or PU.
 	Kind PolicyKind
 	// Capacity is the number of requests or PU per Period (> 0).
 	Capacity float64
-	// Period is one of time.Second, time.Minute, time.Hour, 24h or 31 days.
+	// Period is the sampling period, a whole number of seconds from 1 s to 32 days
+	// (Month, 744 h, for the monthly PU policy).
 	Period time.Duration
 }
 
-// periods lists the sampling periods Sentinel Hub documents, in order.
-var periods = []struct {
+// Period bounds: ParsePeriod refuses anything shorter than MinPeriod or longer
+// than MaxPeriod (a policy's bucket must refill within about a month).
+const (
+	// MinPeriod is the shortest sampling period, 1 s.
+	MinPeriod = time.Second
+	// MaxPeriod is the longest sampling period, 32 days.
+	MaxPeriod = 32 * 24 * time.Hour
+)
+
+// Month is the sampling period of Sentinel Hub's monthly PU policy: 744 h (31 days),
+// spelled PT744H in the account's contract and P31D in older headers.
+const Month = 744 * time.Hour
+
+// namedPeriods are the canonical names PeriodName gives; any other whole number of
+// hours, minutes or seconds is named PT<n>H, PT<n>M or PT<n>S.
+var namedPeriods = []struct {
 	name string
 	d    time.Duration
 }{
@@ -44,36 +59,71 @@ var periods = []struct {
 	{"PT1M", time.Minute},
 	{"PT1H", time.Hour},
 	{"PT1D", 24 * time.Hour},
-	{"P31D", 31 * 24 * time.Hour},
+	{"PT744H", Month},
 }
 
-const validPeriods = "PT1S, PT1M, PT1H, PT1D, P31D"
+const validPeriods = "PT<n>S, PT<n>M, PT<n>H or P<n>D (e.g. PT1M, PT1H, PT744H, P31D), from 1 s to 32 days"
 
-// ParsePeriod converts an ISO-8601 sampling period (PT1S, PT1M, PT1H, PT1D, P31D)
-// to a duration.
+// ParsePeriod converts an ISO-8601 sampling period to a duration. It accepts the
+// forms Sentinel Hub uses: PT<n>S, PT<n>M, PT<n>H and P<n>D with a whole number
+// n, plus the historical PT1D (one day). PT744H and P31D are the same 31 days (the
+// monthly PU policy, see Month). Periods under 1 s or over 32 days are refused.
 func ParsePeriod(s string) (time.Duration, error) {
-	for _, p := range periods {
-		if s == p.name {
-			return p.d, nil
+	var unit time.Duration
+	var digits string
+	switch {
+	case s == "PT1D":
+		return 24 * time.Hour, nil
+	case strings.HasPrefix(s, "PT") && len(s) > 3:
+		digits = s[2 : len(s)-1]
+		switch s[len(s)-1] {
+		case 'S':
+			unit = time.Second
+		case 'M':
+			unit = time.Minute
+		case 'H':
+			unit = time.Hour
 		}
+	case strings.HasPrefix(s, "P") && len(s) > 2 && s[len(s)-1] == 'D':
+		digits, unit = s[1:len(s)-1], 24*time.Hour
 	}
-	return 0, fmt.Errorf("period %q is not one of %s", s, validPeriods)
+	if unit == 0 || digits == "" || len(digits) > 9 || strings.Trim(digits, "0123456789") != "" {
+		return 0, fmt.Errorf("period %q is not an ISO-8601 duration of the form %s", s, validPeriods)
+	}
+	n, _ := strconv.ParseInt(digits, 10, 64) // at most 9 digits: no overflow below
+	d := time.Duration(n) * unit
+	if d < MinPeriod || d > MaxPeriod {
+		return 0, fmt.Errorf("period %q (%s) is outside the supported range of 1 s to 32 days", s, d)
+	}
+	return d, nil
 }
 
-// PeriodName is the ISO-8601 name of a period ParsePeriod accepts, or the Go
-// duration string for any other value.
+// PeriodName is the canonical ISO-8601 name of a period ParsePeriod accepts:
+// PT1S, PT1M, PT1H, PT1D, PT744H (31 days, as the account's contract spells it),
+// else PT<n>H, PT<n>M or PT<n>S, whichever unit divides it. For any other value
+// (sub-second, out of range) it is the Go duration string.
 func PeriodName(d time.Duration) string {
-	for _, p := range periods {
+	for _, p := range namedPeriods {
 		if d == p.d {
 			return p.name
 		}
 	}
-	return d.String()
+	if d < MinPeriod || d > MaxPeriod || d%time.Second != 0 {
+		return d.String()
+	}
+	switch {
+	case d%time.Hour == 0:
+		return "PT" + strconv.FormatInt(int64(d/time.Hour), 10) + "H"
+	case d%time.Minute == 0:
+		return "PT" + strconv.FormatInt(int64(d/time.Minute), 10) + "M"
+	}
+	return "PT" + strconv.FormatInt(int64(d/time.Second), 10) + "S"
 }
 
 // ParsePolicy parses "kind:capacity:period", e.g. "requests:300:PT1M",
-// "pu:10:PT1M" or "pu:30000:P31D". Kind is "requests" or "pu"; capacity a positive
-// finite number; period one of PT1S, PT1M, PT1H, PT1D, P31D.
+// "pu:10:PT1M" or "pu:30000:PT744H" (the month; P31D is the same). Kind is
+// "requests" or "pu"; capacity a positive finite number up to 1e12; period an
+// ISO-8601 duration ParsePeriod accepts.
 func ParsePolicy(s string) (Policy, error) {
 	parts := strings.Split(s, ":")
 	if len(parts) != 3 {

@@ -562,6 +562,17 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 	return s[max(0, min(i, len(s)-1))]
 }
 
+// quotaRateLimit converts a 429 to the limiter's observation type (as
+// tasks.Handlers does).
+func quotaRateLimit(e *sentinel.RateLimitError) quota.RateLimit {
+	r := quota.RateLimit{RetryAfter: e.RetryAfter, HasRetryAfter: e.HasRetryAfter,
+		PURetryAfter: e.PURetryAfter, HasPURetryAfter: e.HasPURetryAfter}
+	if p := e.Policy; p != nil {
+		r.Policy = &quota.ObservedPolicy{Kind: quota.PolicyKind(p.Kind), Capacity: p.Capacity, Period: p.Period()}
+	}
+	return r
+}
+
 // fleetClient is one shfleet worker: its own Redis client, Limiter, shared token
 // source and sentinel client.
 type fleetClient struct {
@@ -613,7 +624,7 @@ func (c *fleetClient) run(ctx, sendCtx context.Context, wl Workload, rng *rand.R
 			if err != nil {
 				var rl *sentinel.RateLimitError
 				if errors.As(err, &rl) {
-					if err := c.lim.Observe429(ctx, rl); err != nil {
+					if err := c.lim.Observe429(ctx, quotaRateLimit(rl)); err != nil {
 						st.fail(err)
 					}
 					continue
