@@ -238,7 +238,7 @@ func (h *Handlers) catalogPage(ctx context.Context, job jobs.Job, req sentinel.C
 		}
 		if err != nil {
 			_ = h.Limiter.Settle(ctx, res, 0)
-			return nil, err
+			return nil, h.judgeForbidden(ctx, err, 0)
 		}
 		_ = h.Limiter.Settle(ctx, res, 0)
 		_ = h.Limiter.ObserveSuccess(ctx)

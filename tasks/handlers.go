@@ -193,6 +193,28 @@ func quotaRateLimit(e *sentinel.RateLimitError) quota.RateLimit {
 	return r
 }
 
+// judgeForbidden turns a 403 into the error its evidence supports: a
+// *MonthSpentError when the account's monthly counts (or our own ledger) say the
+// month's processing units cannot cover needMilliPU, else a *PermissionError (the
+// account may not have what the request asks for). Other errors pass unchanged.
+// It only gathers evidence; Classify decides what the queue does.
+func (h *Handlers) judgeForbidden(ctx context.Context, err error, needMilliPU int64) error {
+	var fb *sentinel.ForbiddenError
+	if !errors.As(err, &fb) {
+		return err
+	}
+	ev, merr := h.Limiter.MonthSpent(ctx, needMilliPU)
+	if merr != nil {
+		// Without evidence either way the request is retried: pausing the fleet
+		// or failing the item on a guess would both be wrong.
+		return fmt.Errorf("HTTP 403 (%s), and the month's counts could not be read to tell a spent month from a permission error: %w", fb.Body, merr)
+	}
+	if ev.Spent {
+		return &MonthSpentError{Err: err, Evidence: ev.Reason}
+	}
+	return &PermissionError{Err: err, Evidence: ev.Reason}
+}
+
 // monthSpent pauses the fleet for the rest of the month: the limiter refuses,
 // every job of this queue is marked OUT_OF_PU with the reset date, and the queue
 // is paused so no task starts; the task waits until the reset without a retry

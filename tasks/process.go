@@ -194,7 +194,7 @@ func (h *Handlers) process(ctx context.Context, log zerolog.Logger, job jobs.Job
 		}
 		if err != nil {
 			_ = h.Limiter.Settle(context.WithoutCancel(ctx), res, 0)
-			return err
+			return h.judgeForbidden(ctx, err, cost.MilliPU)
 		}
 		objs, werr := writeOutputs(ctx, store, keys, resp)
 		resp.Close()

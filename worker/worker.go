@@ -32,14 +32,17 @@ const (
 	DefaultShutdownTimeout = 25 * time.Second
 )
 
-// Config configures a worker process. Redis, Sentinel credentials and Policies
-// are required.
+// Config configures a worker process. Redis and the Sentinel credentials are
+// required; the account's policies are read from the service (see Policies).
 type Config struct {
 	// Redis is the fleet's Redis. Required.
 	Redis redis.UniversalClient
 	// Sentinel is the Sentinel Hub configuration (credentials from env or files).
 	Sentinel sentinel.Config
-	// Policies are the account's rate limits. Required.
+	// Policies override the account's rate limits. Default: none, the fleet reads
+	// the account's published contract (one fetch for the whole fleet, shared
+	// through Redis) and falls back to quota.TrialPolicies with one warning where
+	// the service does not publish it.
 	Policies []quota.Policy
 	// MonthlyPU is the fleet's own monthly PU budget; 0: none.
 	MonthlyPU float64
@@ -75,7 +78,8 @@ type Worker struct {
 	queue     *asynq.Client
 	server    *asynq.Server
 
-	abort           context.CancelFunc // cancels every handler's context
+	abort           context.CancelFunc // cancels every handler's context and the account sync
+	base            context.Context
 	shutdownTimeout time.Duration
 	inflight        sync.WaitGroup // running handlers
 }
@@ -97,14 +101,16 @@ func New(cfg Config) (*Worker, error) {
 		return nil, errors.New("worker: no Sentinel Hub client secret; set SH_CLIENT_SECRET or SH_CLIENT_SECRET_FILE")
 	}
 	prefix := cmp.Or(cfg.Prefix, jobs.DefaultPrefix)
-	lim, err := quota.NewLimiter(quota.Config{Redis: cfg.Redis, Account: cfg.Sentinel.ClientID, Prefix: prefix,
-		Policies: cfg.Policies, MonthlyPU: cfg.MonthlyPU, Headroom: cfg.Headroom, Logger: cfg.Logger, Now: cfg.Now})
-	if err != nil {
-		return nil, err
-	}
 	tokens, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: cfg.Redis, ClientID: cfg.Sentinel.ClientID,
 		ClientSecret: secret, Upstream: quota.SentinelUpstream(cfg.Sentinel), Prefix: prefix,
 		TokenRequestsPerMinute: cfg.TokenRequestsPerMinute, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	client := sentinel.NewClient(cfg.Sentinel, tokens)
+	lim, err := quota.NewLimiter(quota.Config{Redis: cfg.Redis, Account: cfg.Sentinel.ClientID, Prefix: prefix,
+		Policies: cfg.Policies, MonthlyPU: cfg.MonthlyPU, Headroom: cfg.Headroom, Logger: cfg.Logger, Now: cfg.Now,
+		AccountAPI: accountAPI{rl: client.RateLimit}})
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +118,7 @@ func New(cfg Config) (*Worker, error) {
 	queue := asynq.NewClientFromRedisClient(cfg.Redis)
 	insp := asynq.NewInspectorFromRedisClient(cfg.Redis)
 	h := &tasks.Handlers{Redis: cfg.Redis, Prefix: prefix, Jobs: store, Limiter: lim,
-		Client: sentinel.NewClient(cfg.Sentinel, tokens), Queue: queue, Inspector: insp, Outputs: tasks.NewOutputs(),
+		Client: client, Queue: queue, Inspector: insp, Outputs: tasks.NewOutputs(),
 		Log: cfg.Logger, Hooks: cfg.Hooks}
 	queues := cfg.Queues
 	if len(queues) == 0 {
@@ -135,7 +141,7 @@ func New(cfg Config) (*Worker, error) {
 		DelayedTaskCheckInterval: time.Second,
 	})
 	return &Worker{cfg: cfg, Limiter: lim, Tokens: tokens, Jobs: store, Handlers: h, Inspector: insp, queue: queue,
-		server: srv, abort: abort, shutdownTimeout: shutdownTimeout}, nil
+		server: srv, abort: abort, base: base, shutdownTimeout: shutdownTimeout}, nil
 }
 
 // Check verifies what a worker needs before it takes work, with messages that
@@ -172,8 +178,26 @@ func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
 	return nil
 }
 
-// Start starts processing in the background.
+// Start reads the account's policies (the fleet's cached contract, fetched now
+// when none is cached), starts the account sync (contract refresh, live resync
+// with the account's remaining counts) and processing in the background.
 func (w *Worker) Start() error {
+	ctx, cancel := context.WithTimeout(w.base, 30*time.Second)
+	src, err := w.Limiter.SyncContract(ctx)
+	cancel()
+	if err != nil {
+		w.cfg.Logger.Warn().Err(err).Msg("could not read the account's policies; enforcing the fallback until the sync succeeds")
+	} else {
+		w.cfg.Logger.Info().Str("source", string(src.Kind)).Str("detail", src.Detail).Strs("policies", policyStrings(src.Policies)).
+			Msg("account policies")
+	}
+	w.inflight.Add(1)
+	go func() {
+		defer w.inflight.Done()
+		if err := w.Limiter.RunAccountSync(w.base); err != nil && w.base.Err() == nil {
+			w.cfg.Logger.Warn().Err(err).Msg("account sync stopped")
+		}
+	}()
 	mux := w.Handlers.Mux()
 	return w.server.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		w.inflight.Add(1)
@@ -211,6 +235,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	<-ctx.Done()
 	w.Shutdown()
 	return nil
+}
+
+func policyStrings(ps []quota.Policy) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // asynqLogger routes asynq's own logs into zerolog.

@@ -14,7 +14,6 @@ import (
 
 	"shfleet/config"
 	"shfleet/ops"
-	"shfleet/quota"
 	"shfleet/worker"
 )
 
@@ -38,13 +37,6 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// defaultPolicies are used when neither --policy nor SH_POLICIES is given: a
-// trial account's limits, the safe choice.
-var defaultPolicies = []quota.Policy{
-	{Kind: quota.Requests, Capacity: 10, Period: time.Minute},
-	{Kind: quota.PU, Capacity: 10, Period: time.Minute},
-}
-
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
@@ -54,7 +46,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.prefix, "prefix", "", "Redis key prefix (default shfleet)")
 	fs.IntVar(&o.concurrency, "concurrency", worker.DefaultConcurrency, "tasks run at once by this process")
 	fs.StringVar(&o.queues, "queues", "catalog=3,default=6", "queues and priorities, name=weight,...")
-	fs.Var(&o.policies, "policy", "account policy kind:capacity:period, repeatable, e.g. requests:300:PT1M (env SH_POLICIES; default the trial's requests:10:PT1M pu:10:PT1M)")
+	fs.Var(&o.policies, "policy", "override the account's policies, kind:capacity:period, repeatable, e.g. requests:300:PT1M (env SH_POLICIES; default: the account's published contract, else the trial's requests:10:PT1M pu:10:PT1M)")
 	fs.Float64Var(&o.monthlyPU, "pu-month", 0, "the fleet's own monthly PU budget (env SH_PU_MONTH; 0: none, the server's 403 still stops it)")
 	fs.StringVar(&o.opsAddr, "ops-addr", "", "serve /monitoring, /metrics, /healthz and /jobs on this address (e.g. :8080)")
 	fs.StringVar(&o.logFormat, "log-format", "", "json or console (default: console on a terminal, json otherwise)")
@@ -122,7 +114,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	policies, err := config.Policies(o.policies, defaultPolicies)
+	// Policies given by flag or SH_POLICIES override the account's contract.
+	policies, err := config.Policies(o.policies, nil)
 	if err != nil {
 		return err
 	}
@@ -150,7 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for i, p := range policies {
 		ps[i] = p.String()
 	}
-	log.Info().Str("redis", shown).Str("base_url", sh.BaseURL).Strs("policies", ps).Float64("pu_month", monthly).
+	log.Info().Str("redis", shown).Str("base_url", sh.BaseURL).Strs("policy_override", ps).Float64("pu_month", monthly).
 		Int("concurrency", o.concurrency).Msg("worker starting")
 	if o.opsAddr != "" {
 		ln, err := net.Listen("tcp", o.opsAddr)

@@ -43,10 +43,7 @@ const DefaultPollInterval = time.Second
 // DefaultPolicies are the account policies used for estimates when neither
 // --policy nor SH_POLICIES names any: a trial account's 10 requests and 10 PU per
 // minute.
-var DefaultPolicies = []quota.Policy{
-	{Kind: quota.Requests, Capacity: 10, Period: time.Minute},
-	{Kind: quota.PU, Capacity: 10, Period: time.Minute},
-}
+var DefaultPolicies = quota.TrialPolicies
 
 // usageError marks errors that come from a wrong command line (exit 2).
 type usageError struct{ err error }
@@ -63,6 +60,9 @@ type app struct {
 	json     bool
 	sentinel config.SentinelFlags
 	policies []string
+	// policySource says where the policies of the current command came from
+	// (set by fleetPolicies).
+	policySource string
 	poll     time.Duration
 
 	rdb   redis.UniversalClient
@@ -234,11 +234,43 @@ func (a *app) controller(rdb redis.UniversalClient) tasks.Controller {
 		Inspector: asynq.NewInspectorFromRedisClient(rdb)}
 }
 
-// resolvePolicies returns the policies for estimates.
+// resolvePolicies checks --policy / SH_POLICIES and returns them (nil when none
+// is given); fleetPolicies then reads what the fleet enforces.
 func (a *app) resolvePolicies() ([]quota.Policy, error) {
-	ps, err := config.Policies(a.policies, DefaultPolicies)
+	ps, err := config.Policies(a.policies, nil)
 	if err != nil {
 		return nil, fmt.Errorf("--policy: %w", err)
 	}
 	return ps, nil
+}
+
+// fleetPolicies returns the policies for estimates and sets a.policySource: the
+// override when given, else what the fleet enforces (the account's contract the
+// workers cached in Redis, with policies learned from 429s), else the trial's
+// DefaultPolicies when no worker has read the contract yet.
+func (a *app) fleetPolicies(ctx context.Context, rdb redis.UniversalClient, override []quota.Policy) []quota.Policy {
+	if len(override) > 0 {
+		a.policySource = "configured (--policy / " + quota.PoliciesEnv + ")"
+		return override
+	}
+	a.policySource = "trial default: no client id to look up the account's policies"
+	cfg, err := config.Sentinel(a.sentinel)
+	if err != nil || cfg.ClientID == "" {
+		return DefaultPolicies
+	}
+	lim, err := quota.NewLimiter(quota.Config{Redis: rdb, Account: cfg.ClientID, Prefix: a.prefix, Fallback: DefaultPolicies})
+	if err != nil {
+		return DefaultPolicies
+	}
+	src, err := lim.PolicySource(ctx)
+	if err != nil {
+		a.policySource = "trial default: " + err.Error()
+		return DefaultPolicies
+	}
+	ps, err := lim.Policies(ctx)
+	if err != nil || len(ps) == 0 {
+		ps = src.Policies
+	}
+	a.policySource = string(src.Kind) + ": " + src.Detail
+	return ps
 }

@@ -301,3 +301,29 @@ func TestEstimateThenRestartPartial(t *testing.T) {
 		}
 	}
 }
+
+// TestEstimateUsesTheAccountsPolicies: with no --policy and no SH_POLICIES, the
+// worker reads the account's published contract (the simulator's 600 requests
+// and 300 PU per minute, and its 5000 PU month as PT744H), and estimate shows
+// those policies and where they came from, not the trial's 10/10.
+func TestEstimateUsesTheAccountsPolicies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sentineltest.Config{MonthlyPU: 5000, Policies: []sentineltest.Policy{
+		{Kind: sentineltest.KindRequests, Capacity: 600, Period: time.Minute},
+		{Kind: sentineltest.KindPU, Capacity: 300, Period: time.Minute},
+	}})
+	e.startWorkers(t, 1, nil)
+	r := run(t, append(append(jobArgs("estimate", t.TempDir()), "--poll-interval", "100ms"), e.flags...)...)
+	if r.code != 0 {
+		t.Fatalf("estimate: exit %d: %s", r.code, r.stderr)
+	}
+	est := lastJSON[cli.EstimateView](t, r)
+	got := strings.Join(est.Policies, ",")
+	if !strings.HasPrefix(est.PolicySource, "account") || !strings.Contains(got, "requests:600:PT1M") ||
+		!strings.Contains(got, "pu:300:PT1M") || !strings.Contains(got, "pu:5000:PT744H") || strings.Contains(got, ":10:") {
+		t.Fatalf("estimate policies %q from %q; want the account's contract", got, est.PolicySource)
+	}
+	if st := e.sim.Stats(); st.AuxRequests == 0 {
+		t.Fatalf("the simulator's rate-limit endpoints were never asked")
+	}
+}

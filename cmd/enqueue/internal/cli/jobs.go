@@ -36,6 +36,7 @@ func (a *app) statusCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		policies = a.fleetPolicies(ctx, rdb, policies)
 		store := a.store(rdb)
 		var job jobs.Job
 		if len(args) == 1 {
@@ -50,7 +51,7 @@ func (a *app) statusCommand() *cobra.Command {
 			return a.watch(ctx, store, job.ID, policies)
 		}
 		if a.json {
-			return a.writeJSON(newJobView(job, policies))
+			return a.writeJSON(a.jobView(job, policies))
 		}
 		a.printStatus(job, policies)
 		return nil
@@ -85,6 +86,7 @@ func (a *app) listCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		policies = a.fleetPolicies(ctx, rdb, policies)
 		all, err := a.store(rdb).List(ctx)
 		if err != nil {
 			return err
@@ -92,7 +94,7 @@ func (a *app) listCommand() *cobra.Command {
 		if a.json {
 			views := make([]JobView, 0, len(all))
 			for _, j := range all {
-				views = append(views, newJobView(j, policies))
+				views = append(views, a.jobView(j, policies))
 			}
 			return a.writeJSON(views)
 		}
@@ -140,6 +142,7 @@ func (a *app) startCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		policies = a.fleetPolicies(ctx, a.rdb, policies)
 		ctl := a.controller(a.rdb)
 		defer ctl.Queue.Close()
 		job, err = ctl.Start(ctx, job.ID)
@@ -150,7 +153,7 @@ func (a *app) startCommand() *cobra.Command {
 			return err
 		}
 		if a.json {
-			return a.writeJSON(newJobView(job, policies))
+			return a.writeJSON(a.jobView(job, policies))
 		}
 		switch job.Status {
 		case jobs.StatusCreated, jobs.StatusAnalysing:
@@ -262,7 +265,7 @@ func (a *app) watch(ctx context.Context, store *jobs.Store, id string, policies 
 			key := fmt.Sprint(job.Status, job.StoppedReason, job.Progress)
 			if key != lastKey || job.Status.Final() {
 				lastKey = key
-				if err := a.writeJSON(newJobView(job, policies)); err != nil {
+				if err := a.writeJSON(a.jobView(job, policies)); err != nil {
 					return err
 				}
 			}

@@ -142,6 +142,7 @@ func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, au
 	if err != nil {
 		return err
 	}
+	policies = a.fleetPolicies(ctx, rdb, policies)
 	if !o.skipCredentials {
 		if err := a.checkCredentials(ctx, o.credentialTimeout); err != nil {
 			return err
@@ -167,7 +168,7 @@ func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, au
 		return a.watch(ctx, ctl.Jobs, job.ID, policies)
 	}
 	if a.json {
-		return a.writeJSON(newJobView(job, policies))
+		return a.writeJSON(a.jobView(job, policies))
 	}
 	fmt.Fprintf(a.stdout, "submitted job %s: %d tiles from %s, %s\n", job.ID, job.Progress.Tiles, aoiFile, job.Status)
 	switch {

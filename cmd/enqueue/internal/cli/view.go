@@ -44,7 +44,11 @@ type JobView struct {
 	// policy (BindingPolicy); 0 once nothing remains.
 	RemainingSeconds float64 `json:"remaining_seconds"`
 	BindingPolicy    string  `json:"binding_policy,omitempty"`
-	Restarts         int     `json:"restarts,omitempty"`
+	// PolicySource says where the policies behind RemainingSeconds came from:
+	// the account's contract as the fleet read it, --policy/SH_POLICIES, or the
+	// trial fallback.
+	PolicySource string `json:"policy_source,omitempty"`
+	Restarts     int    `json:"restarts,omitempty"`
 	Output           string  `json:"output"`
 
 	CreatedAt  time.Time `json:"created_at"`
@@ -68,6 +72,8 @@ type EstimateView struct {
 	DurationSeconds float64  `json:"duration_seconds"`
 	BindingPolicy   string   `json:"binding_policy,omitempty"`
 	Policies        []string `json:"policies"`
+	// PolicySource says where Policies came from (see JobView.PolicySource).
+	PolicySource string `json:"policy_source,omitempty"`
 }
 
 func milliToPU(m int64) float64 { return float64(m) / 1000 }
@@ -108,6 +114,13 @@ func elapsed(j jobs.Job) time.Duration {
 		return 0
 	}
 	return end.Sub(j.CreatedAt)
+}
+
+// jobView is newJobView with the source of the policies.
+func (a *app) jobView(j jobs.Job, policies []quota.Policy) JobView {
+	v := newJobView(j, policies)
+	v.PolicySource = a.policySource
+	return v
 }
 
 func newEstimateView(j jobs.Job, policies []quota.Policy) EstimateView {
@@ -155,6 +168,7 @@ func fmtDuration(d time.Duration) string {
 // printEstimate prints an analysed job's cost and time.
 func (a *app) printEstimate(j jobs.Job, policies []quota.Policy) error {
 	v := newEstimateView(j, policies)
+	v.PolicySource = a.policySource
 	if a.json {
 		return a.writeJSON(v)
 	}
@@ -168,6 +182,9 @@ func (a *app) printEstimate(j jobs.Job, policies []quota.Policy) error {
 	if v.BindingPolicy != "" {
 		fmt.Fprintf(w, "  time               %s at %s (policies %s)\n", fmtDuration(time.Duration(v.DurationSeconds*float64(time.Second))), v.BindingPolicy, strings.Join(v.Policies, ", "))
 	}
+	if v.PolicySource != "" {
+		fmt.Fprintf(w, "  policies from      %s\n", v.PolicySource)
+	}
 	if j.Status == jobs.StatusAnalysisDone {
 		fmt.Fprintf(w, "start it with `enqueue start %s`\n", j.ID)
 	}
@@ -176,7 +193,7 @@ func (a *app) printEstimate(j jobs.Job, policies []quota.Policy) error {
 
 // printStatus prints one job for people.
 func (a *app) printStatus(j jobs.Job, policies []quota.Policy) {
-	v := newJobView(j, policies)
+	v := a.jobView(j, policies)
 	w := a.stdout
 	name := ""
 	if v.Name != "" {
@@ -199,6 +216,9 @@ func (a *app) printStatus(j jobs.Job, policies []quota.Policy) {
 	}
 	if v.BindingPolicy != "" && v.RemainingSeconds > 0 {
 		fmt.Fprintf(w, "  remaining ~%s at %s\n", fmtDuration(time.Duration(v.RemainingSeconds*float64(time.Second))), v.BindingPolicy)
+	}
+	if v.PolicySource != "" {
+		fmt.Fprintf(w, "  policies  from %s\n", v.PolicySource)
 	}
 	if j.StoppedReason != "" {
 		fmt.Fprintf(w, "  stopped   %s", j.StoppedReason)
