@@ -42,8 +42,13 @@ type Options struct {
 	Workers int
 	// Concurrency of each worker; default 4.
 	Concurrency int
-	// Policies the workers believe; default DefaultPolicies.
+	// Policies are the account's; default DefaultPolicies. The simulator
+	// enforces and publishes them (when Sim.Policies is nil), and the workers read
+	// them from its contract as they would from Sentinel Hub's.
 	Policies []quota.Policy
+	// WorkerPolicies override the workers' policies (--policy / SH_POLICIES);
+	// default none: the workers use the account's contract.
+	WorkerPolicies []quota.Policy
 	// Sim configures the simulator; nil Sim.Policies means the workers' Policies.
 	Sim sentineltest.Config
 	// Hooks are passed to every worker (metrics).
@@ -97,7 +102,7 @@ func (f *Fleet) Client(t testing.TB) *redis.Client {
 // AddWorker starts one more worker with its own Redis client.
 func (f *Fleet) AddWorker(t testing.TB) *worker.Worker {
 	t.Helper()
-	w, err := worker.New(worker.Config{Redis: f.Client(t), Sentinel: f.Sim.ClientConfig(), Policies: f.opts.Policies,
+	w, err := worker.New(worker.Config{Redis: f.Client(t), Sentinel: f.Sim.ClientConfig(), Policies: f.opts.WorkerPolicies,
 		Concurrency: f.opts.Concurrency, ShutdownTimeout: 5 * time.Second, Hooks: f.opts.Hooks})
 	if err != nil {
 		t.Fatal(err)

@@ -63,7 +63,7 @@ type app struct {
 	// policySource says where the policies of the current command came from
 	// (set by fleetPolicies).
 	policySource string
-	poll     time.Duration
+	poll         time.Duration
 
 	rdb   redis.UniversalClient
 	shown string // Redis URL without password

@@ -49,7 +49,7 @@ type JobView struct {
 	// trial fallback.
 	PolicySource string `json:"policy_source,omitempty"`
 	Restarts     int    `json:"restarts,omitempty"`
-	Output           string  `json:"output"`
+	Output       string `json:"output"`
 
 	CreatedAt  time.Time `json:"created_at"`
 	AnalysedAt time.Time `json:"analysed_at,omitzero"`
