@@ -105,12 +105,16 @@ func TestPolicySourcePrecedence(t *testing.T) {
 	if src, err := bare.PolicySource(ctx); err != nil || src.Kind != quota.SourceAccount || len(src.Policies) != 3 {
 		t.Fatalf("other process after the fetch: %+v, %v; want the account's contract", src, err)
 	}
-	// The month's TAT lives under its canonical name.
+	// The per-minute policies are paced cells; the monthly one is the month's
+	// budget (no cell of its own): 30000 PU, the contract's PT744H capacity.
 	if _, err := bare.Reserve(ctx, costOf(1)); err != nil {
 		t.Fatal(err)
 	}
-	if f.tat("pu:PT744H") == "" || f.tat("requests:PT1M") == "" {
-		t.Fatal("a reservation under the account's contract left no TAT for pu:PT744H or requests:PT1M")
+	if f.tat("requests:PT1M") == "" || f.tat("pu:PT1M") == "" || f.tat("pu:PT744H") != "" {
+		t.Fatal("a reservation under the account's contract: want TATs for requests:PT1M and pu:PT1M and none for the month")
+	}
+	if u, err := bare.Usage(ctx); err != nil || u.BudgetPU != 30000 {
+		t.Fatalf("month budget %+v %v, want the contract's 30000 PU", u, err)
 	}
 
 	// Configured policies override the contract, and the detail shows both.

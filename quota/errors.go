@@ -44,10 +44,21 @@ type MonthlyQuotaError struct {
 	Reserved float64
 	// Need is the PU estimate of the refused request.
 	Need float64
+	// Policy is the account's monthly PU policy (a period of MonthlyPeriod or
+	// more, e.g. pu:30000:PT744H) when it is what has no units left; Reset is then
+	// when enough of it has refilled for the request. Nil otherwise.
+	Policy *Policy
 }
+
+// MonthlyPeriod is the shortest policy period the limiter treats as the
+// account's monthly quota (the contract's PT744H is 31 days).
+const MonthlyPeriod = 28 * 24 * time.Hour
 
 func (e *MonthlyQuotaError) Error() string {
 	reset := e.Reset.UTC().Format("2006-01-02 15:04 UTC")
+	if e.Policy != nil {
+		return fmt.Sprintf("quota: the account's monthly policy %s has no processing units left for this request (needs %s); enough refills by %s — raise the plan, or wait", e.Policy, fmtPU(e.Need), reset)
+	}
 	if e.FromServer {
 		return fmt.Sprintf("quota: server reported the monthly PU quota exhausted (HTTP 403) in %s; resets %s — raise the plan and call ResumeMonth, or wait", e.Month, reset)
 	}

@@ -76,7 +76,10 @@ func (a publishedAccount) Remaining(ctx context.Context) ([]quota.Level, error) 
 }
 
 // Without SH_POLICIES the fleet enforces the account's published contract, and
-// the resync keeps the mirror at or below what the server says remains.
+// the resync keeps the mirror at or below what the server says remains. The
+// monthly policy (PT744H) is the month's budget in the ledger, not a paced cell,
+// so the resync does not list it; its remaining units are the evidence
+// MonthSpent reads.
 func ExampleLimiter_Resync() {
 	srv, err := redistest.StartServer(redistest.Options{})
 	if err != nil {
@@ -107,6 +110,5 @@ func ExampleLimiter_Resync() {
 	// account [requests:300:PT1M pu:300:PT1M pu:30000:PT744H]
 	// requests:300:PT1M: server 300, mirror 297, tightened by 0
 	// pu:300:PT1M: server 100, mirror 297, tightened by 200
-	// pu:30000:PT744H: server 12000, mirror 29700, tightened by 18000
 	// month spent: false
 }

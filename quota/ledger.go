@@ -76,7 +76,7 @@ type MonthUsage struct {
 // Usage reads the current month's ledger.
 func (l *Limiter) Usage(ctx context.Context) (MonthUsage, error) {
 	now := l.now().UTC()
-	u := MonthUsage{Month: monthOf(now), Reset: MonthReset(now), BudgetPU: l.cfg.MonthlyPU}
+	u := MonthUsage{Month: monthOf(now), Reset: MonthReset(now), BudgetPU: l.monthBudget(l.set.Load())}
 	pipe := l.rdb.Pipeline()
 	spent := pipe.Get(ctx, l.key(ledgerSuffix(u.Month)))
 	pending := pipe.Get(ctx, l.key(pendingSuffix(u.Month)))
@@ -116,6 +116,11 @@ func (l *Limiter) Observe403(ctx context.Context) error {
 func (l *Limiter) ResumeMonth(ctx context.Context) error {
 	month := monthOf(l.now())
 	if err := l.rdb.Del(ctx, l.key(exhaustedSuffix(month))).Err(); err != nil {
+		return l.redisErr(ctx, "resume month", err)
+	}
+	// A resume usually follows a raised plan: have the fleet re-read the
+	// account's contract (its monthly policy) at its next sync.
+	if err := l.rdb.HSet(ctx, l.key(contractSuffix), "fetched", "0").Err(); err != nil {
 		return l.redisErr(ctx, "resume month", err)
 	}
 	l.loggedMonth.Delete(month)
@@ -218,7 +223,7 @@ type monthSnapshot struct {
 // trip.
 func (l *Limiter) monthState(ctx context.Context) (MonthUsage, monthSnapshot, error) {
 	now := l.now().UTC()
-	u := MonthUsage{Month: monthOf(now), Reset: MonthReset(now), BudgetPU: l.cfg.MonthlyPU}
+	u := MonthUsage{Month: monthOf(now), Reset: MonthReset(now), BudgetPU: l.monthBudget(l.set.Load())}
 	pipe := l.rdb.Pipeline()
 	spent := pipe.Get(ctx, l.key(ledgerSuffix(u.Month)))
 	flag := pipe.Exists(ctx, l.key(exhaustedSuffix(u.Month)))

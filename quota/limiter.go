@@ -320,7 +320,13 @@ func NewLimiter(cfg Config) (*Limiter, error) {
 // account's contract or the fallback), with learned stricter ones replacing or
 // joining them.
 type policySet struct {
-	limits   []limit
+	limits []limit
+	// monthCap is the capacity of the account's monthly PU policy (a PU policy
+	// of MonthlyPeriod or more, PT744H in the contract), enforced as the month's
+	// budget by the ledger rather than as a GCRA cell: a raised plan then takes
+	// effect at once, and the month resets like the service's (the 1st, UTC).
+	// 0 when there is none.
+	monthCap float64
 	source   PolicySource
 	contract contractState
 	learned  []Policy
@@ -374,6 +380,12 @@ func (l *Limiter) buildSet(cs contractState, learned map[string]float64) *policy
 	s := &policySet{source: src, contract: cs}
 	have := map[string]int{}
 	for _, p := range src.Policies {
+		if p.Kind == PU && p.Period >= MonthlyPeriod {
+			if s.monthCap == 0 || p.Capacity < s.monthCap {
+				s.monthCap = p.Capacity
+			}
+			continue
+		}
 		have[p.id()] = len(s.limits)
 		s.limits = append(s.limits, l.newLimit(p, false))
 	}
@@ -390,6 +402,12 @@ func (l *Limiter) buildSet(cs contractState, learned map[string]float64) *policy
 			continue
 		}
 		p := Policy{Kind: PolicyKind(kind), Capacity: c, Period: d}
+		if p.Kind == PU && p.Period >= MonthlyPeriod {
+			if s.monthCap == 0 || c < s.monthCap {
+				s.monthCap = c
+			}
+			continue
+		}
 		if i, ok := have[p.id()]; ok {
 			if s.limits[i].Capacity > c {
 				s.limits[i] = l.newLimit(p, true)
@@ -403,6 +421,16 @@ func (l *Limiter) buildSet(cs contractState, learned map[string]float64) *policy
 	}
 	s.source.Learned = s.learned
 	return s
+}
+
+// monthBudget is the month's PU budget: the smaller of Config.MonthlyPU and the
+// account's monthly policy, 0 when neither is set.
+func (l *Limiter) monthBudget(s *policySet) float64 {
+	b := l.cfg.MonthlyPU
+	if s != nil && s.monthCap > 0 && (b == 0 || s.monthCap < b) {
+		b = s.monthCap
+	}
+	return b
 }
 
 // policies returns the effective policy set, re-reading learned policies and the
@@ -542,7 +570,7 @@ func (l *Limiter) reserve(ctx context.Context, cost Cost, maxAhead time.Duration
 	keys := make([]string, 0, 4+len(set.limits))
 	keys = append(keys, l.key(backoffSuffix), l.key(exhaustedSuffix(month)), l.key(ledgerSuffix(month)), l.key(pendingSuffix(month)))
 	args := make([]any, 0, 5+2*len(set.limits))
-	args = append(args, l.scriptNow(), maxAhead.Microseconds(), int64(math.Round(l.cfg.MonthlyPU*1000)), cost.MilliPU, PendingMemory.Milliseconds())
+	args = append(args, l.scriptNow(), maxAhead.Microseconds(), int64(math.Round(l.monthBudget(set)*1000)), cost.MilliPU, PendingMemory.Milliseconds())
 	charges := make([]charge, 0, len(set.limits))
 	for _, lm := range set.limits {
 		u := lm.units(cost)
@@ -576,7 +604,7 @@ func (l *Limiter) reserve(ctx context.Context, cost Cost, maxAhead time.Duration
 		return Reservation{}, &TooFarError{At: l.now().Add(delay), Ahead: delay, Limit: maxAhead, ByDeadline: byDeadline}
 	case 2:
 		l.monthly.Add(1)
-		return Reservation{}, &MonthlyQuotaError{Month: month, Reset: MonthReset(now), Budget: l.cfg.MonthlyPU,
+		return Reservation{}, &MonthlyQuotaError{Month: month, Reset: MonthReset(now), Budget: l.monthBudget(set),
 			Spent: milliToPU(res[2]), Reserved: milliToPU(res[3]), Need: milliToPU(cost.MilliPU)}
 	case 3:
 		l.monthly.Add(1)
