@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -23,6 +25,7 @@ import (
 	"shfleet/internal/redistest"
 	"shfleet/jobs"
 	"shfleet/quota"
+	"shfleet/sentinel"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
 	"shfleet/worker"
@@ -53,6 +56,11 @@ type Options struct {
 	Sim sentineltest.Config
 	// Hooks are passed to every worker (metrics).
 	Hooks tasks.Hooks
+	// Front, when set, puts a handler of the test's in front of the simulator:
+	// the workers talk to an HTTP server serving Front(sim) (which may answer some
+	// requests itself and pass the rest to sim) instead of to the simulator.
+	// Default nil: the workers talk to the simulator directly.
+	Front func(sim *sentineltest.Server) http.Handler
 }
 
 // Fleet is a running fleet.
@@ -63,6 +71,7 @@ type Fleet struct {
 	Ctl     tasks.Controller
 	Store   *jobs.Store
 	opts    Options
+	front   *httptest.Server // Options.Front's server, nil without one
 }
 
 // Start starts a redis-server, the simulator and opts.Workers workers; all stop
@@ -83,6 +92,10 @@ func Start(t testing.TB, opts Options) *Fleet {
 	f := &Fleet{Redis: redistest.Start(t), opts: opts}
 	f.Sim = sentineltest.NewServer(opts.Sim)
 	t.Cleanup(f.Sim.Close)
+	if opts.Front != nil {
+		f.front = httptest.NewServer(opts.Front(f.Sim))
+		t.Cleanup(f.front.Close)
+	}
 	for range opts.Workers {
 		f.AddWorker(t)
 	}
@@ -102,7 +115,7 @@ func (f *Fleet) Client(t testing.TB) *redis.Client {
 // AddWorker starts one more worker with its own Redis client.
 func (f *Fleet) AddWorker(t testing.TB) *worker.Worker {
 	t.Helper()
-	w, err := worker.New(worker.Config{Redis: f.Client(t), Sentinel: f.Sim.ClientConfig(), Policies: f.opts.WorkerPolicies,
+	w, err := worker.New(worker.Config{Redis: f.Client(t), Sentinel: f.ClientConfig(), Policies: f.opts.WorkerPolicies,
 		Concurrency: f.opts.Concurrency, ShutdownTimeout: 5 * time.Second, Hooks: f.opts.Hooks})
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +129,19 @@ func (f *Fleet) AddWorker(t testing.TB) *worker.Worker {
 	t.Cleanup(w.Shutdown)
 	f.Workers = append(f.Workers, w)
 	return w
+}
+
+// ClientConfig is the sentinel.Config the fleet's workers use: the simulator's
+// own, or, with Options.Front, the same credentials and paths on the front
+// server's URL.
+func (f *Fleet) ClientConfig() sentinel.Config {
+	cfg := f.Sim.ClientConfig()
+	if f.front == nil {
+		return cfg
+	}
+	cfg.BaseURL, cfg.TokenURL = f.front.URL, f.front.URL+sentineltest.TokenPath
+	cfg.Deployments = map[string]string{sentinel.DeploymentUSWest: f.front.URL + sentineltest.USWestPrefix}
+	return cfg
 }
 
 // WaitFor polls the job every 50 ms until ok accepts it; it fails the test when
