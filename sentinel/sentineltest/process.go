@@ -56,8 +56,8 @@ func outputs(req sentinel.ProcessRequest) []string {
 
 // ProcessBody returns the exact bytes the simulator serves for output outputID of
 // req: a valid GeoTIFF of the requested size (width x height, or resx/resy over
-// the bbox; clamped to 1..[MaxOutputPixels]) with the bands and sample type that
-// output declares in the evalscript's setup(), georeferenced to the request's bbox
+// the bbox; clamped to 1..[MaxOutputPixels]) with the bands (at most 256) and
+// sample type that output declares in the evalscript's setup(), georeferenced to the request's bbox
 // and CRS, its pixels a pattern drawn from a hash of the canonical request and
 // outputID (see tiff.go for the tag layout). An output setup() does not declare
 // has as many bands as the script reads (or [DefaultOutputBands]) and is FLOAT32
@@ -74,7 +74,7 @@ func ProcessBody(req sentinel.ProcessRequest, outputID string) []byte {
 	return encodeGeoTIFF(rasterSpec{
 		width:       clampInt(w, 1, MaxOutputPixels),
 		height:      clampInt(h, 1, MaxOutputPixels),
-		bands:       bands,
+		bands:       clampInt(bands, 1, maxAnswerBands),
 		sample:      sampleTypeOf(st),
 		bbox:        bb,
 		epsg:        epsgCode(req.Input.Bounds.Properties.CRS),

@@ -15,11 +15,11 @@ import (
 
 // The GeoTIFF answers. Each is a little-endian baseline TIFF with one image:
 //
-//   - the requested width x height, SamplesPerPixel = the output's bands,
-//     BitsPerSample and SampleFormat of its sample type (UINT8, INT8, UINT16,
-//     INT16 or FLOAT32; AUTO is UINT8), PlanarConfiguration 1 (contiguous),
-//     Photometric 1 (BlackIsZero) with ExtraSamples 0 (unspecified) for every
-//     band after the first;
+//   - the requested width x height; SamplesPerPixel the output's bands (at most
+//     [maxAnswerBands]); BitsPerSample and SampleFormat of its sample type
+//     (UINT8, INT8, UINT16, INT16 or FLOAT32; AUTO is UINT8); PlanarConfiguration
+//     1 (contiguous); Photometric 1 (BlackIsZero) with ExtraSamples 0
+//     (unspecified) for every band after the first;
 //   - Deflate-compressed strips (Compression 8, zlib streams, no predictor) of
 //     about [tiffStripBytes] uncompressed bytes each;
 //   - when the request has a bbox: ModelPixelScale and ModelTiepoint mapping pixel
@@ -31,8 +31,9 @@ import (
 // The IFD and its values come first (offset 8), the strips after them. The pixels
 // are blocks of a checker pattern over a per-band triangle-wave gradient whose
 // direction, phase and block offset are drawn from a hash of the request and
-// output id; pixels of one block are equal, so the strips compress well. Only
-// integer arithmetic is used, so the bytes are the same on every platform.
+// output id; pixels of one block are equal, so the strips compress well. The
+// values are integer arithmetic (a FLOAT32 sample is one correctly rounded
+// division of an integer), so the bytes are the same on every platform.
 
 // TIFF field types.
 const (
@@ -61,6 +62,11 @@ const (
 	tagModelTiepoint       = 33922
 	tagGeoKeyDirectory     = 34735
 )
+
+// maxAnswerBands caps the bands of an answer (an evalscript may declare any
+// count): 256 bands of 2500 x 2500 FLOAT32 are 6.4 GB of samples to compress
+// already. A request for more gets 256 bands.
+const maxAnswerBands = 256
 
 // tiffStripBytes is the target uncompressed size of one strip: RowsPerStrip is
 // as many rows as fit (at least one).

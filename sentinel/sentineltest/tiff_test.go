@@ -252,8 +252,14 @@ func TestProcessBodySampleTypes(t *testing.T) {
 			t.Errorf("%s: %d pixel bytes, want %d", c.sampleType, n, 20*int(c.bits/8))
 		}
 	}
+	// More bands than the simulator makes: capped at 256.
+	req := shapeReq([]float64{0, 0, 20, 20}, sentinel.CRSEPSGPrefix+"32631", sentinel.ProcessOutput{Width: 1, Height: 1},
+		`function setup() { return { input: ["B01"], output: { bands: 100000000 } }; }`)
+	if spp := mustDecodeTIFF(t, ProcessBody(req, "default")).int(277); spp != 256 {
+		t.Errorf("bands: 100000000 gave SamplesPerPixel %d, want the cap 256", spp)
+	}
 	// An unreadable setup(): DefaultOutputBands (3) UINT8 bands.
-	req := shapeReq([]float64{0, 0, 20, 20}, sentinel.CRSEPSGPrefix+"32631", sentinel.ProcessOutput{Width: 2, Height: 2}, `garbage`)
+	req = shapeReq([]float64{0, 0, 20, 20}, sentinel.CRSEPSGPrefix+"32631", sentinel.ProcessOutput{Width: 2, Height: 2}, `garbage`)
 	if d := mustDecodeTIFF(t, ProcessBody(req, "default")); !slices.Equal(d.tags[258].ints, []uint64{8, 8, 8}) {
 		t.Errorf("unreadable setup(): BitsPerSample = %v, want [8 8 8]", d.tags[258].ints)
 	}
