@@ -55,9 +55,11 @@
 //     of every "requests" policy and 0 PU. Its errors are in the catalog's own
 //     shape, {"code": <status>, "description": "..."} (schema CatalogException);
 //     a collection it does not have is 404 "Collection not found".
-//   - The Process API: validated requests get a small deterministic GeoTIFF whose
-//     bytes are exactly [ProcessBody], or an application/x-tar of them for several
-//     outputs or Accept: application/tar (or x-tar). The PU cost is known before
+//   - The Process API: validated requests get a deterministic, georeferenced
+//     GeoTIFF of the requested size, bands and sample type (Deflate strips, a
+//     seeded checker-and-gradient pattern) whose bytes are exactly [ProcessBody],
+//     or an application/x-tar of them for several outputs or Accept:
+//     application/tar (or x-tar). The PU cost is known before
 //     admission, by the documented rules applied to the evalscript's setup() as the
 //     simulator parses it itself: area px/(512*512), at least 0.01; input bands/3,
 //     dataMask free; x2 for a FLOAT32 output; x the acquisitions of ORBIT/TILE

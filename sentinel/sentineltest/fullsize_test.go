@@ -113,7 +113,7 @@ func TestFullSizeBodiesServed(t *testing.T) {
 		}
 	}
 
-	// The default stays the small GeoTIFF.
+	// The default stays the ProcessBody GeoTIFF.
 	small := NewServer(Config{})
 	t.Cleanup(small.Close)
 	req = processReq()

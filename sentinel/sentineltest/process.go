@@ -4,12 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,9 +20,6 @@ import (
 const (
 	// MaxOutputPixels is the largest output width or height (px).
 	MaxOutputPixels = 2500
-	// ImageSide is the largest side of the image the simulator actually returns: a
-	// request for W x H px gets min(W, ImageSide) x min(H, ImageSide) px.
-	ImageSide = 16
 )
 
 // canonical is the JSON encoding of req that identifies it: encoding/json writes
@@ -58,26 +55,52 @@ func outputs(req sentinel.ProcessRequest) []string {
 }
 
 // ProcessBody returns the exact bytes the simulator serves for output outputID of
-// req: a small baseline GeoTIFF (little-endian, one strip, 8-bit grey) whose
-// pixels are derived from a hash of the canonical request and outputID. A request
-// with one output and no Accept: application/tar gets exactly these bytes; a tar
-// answer holds them as "<outputID>.tif".
+// req: a valid GeoTIFF of the requested size (width x height, or resx/resy over
+// the bbox; clamped to 1..[MaxOutputPixels]) with the bands (at most 256) and
+// sample type that output declares in the evalscript's setup(), georeferenced to the request's bbox
+// and CRS, its pixels a pattern drawn from a hash of the canonical request and
+// outputID (see tiff.go for the tag layout). An output setup() does not declare
+// has as many bands as the script reads (or [DefaultOutputBands]) and is FLOAT32
+// if any declared output is, else UINT8, like [FullSizeBodyLength]. A request with
+// one output and no Accept: application/tar gets exactly these bytes; a tar answer
+// holds them as "<outputID>.tif".
 func ProcessBody(req sentinel.ProcessRequest, outputID string) []byte {
 	w, h := req.Output.Width, req.Output.Height
 	bb := requestBBox(req)
 	if w <= 0 || h <= 0 {
 		w, h = sizeFromRes(req, bb)
 	}
-	w, h = clampInt(w, 1, ImageSide), clampInt(h, 1, ImageSide)
-	seed := sha256.Sum256(append(canonical(req), append([]byte{0}, outputID...)...))
-	pix := make([]byte, 0, w*h)
-	for ctr := uint64(0); len(pix) < w*h; ctr++ {
-		var c [8]byte
-		binary.LittleEndian.PutUint64(c[:], ctr)
-		blk := sha256.Sum256(append(seed[:], c[:]...))
-		pix = append(pix, blk[:]...)
+	bands, st := answerFormat(parseSetup(req.Evalscript), outputID)
+	return encodeGeoTIFF(rasterSpec{
+		width:       clampInt(w, 1, MaxOutputPixels),
+		height:      clampInt(h, 1, MaxOutputPixels),
+		bands:       clampInt(bands, 1, maxAnswerBands),
+		sample:      sampleTypeOf(st),
+		bbox:        bb,
+		epsg:        epsgCode(req.Input.Bounds.Properties.CRS),
+		seed:        sha256.Sum256(append(canonical(req), append([]byte{0}, outputID...)...)),
+		description: "sentineltest: request " + RequestKey(req) + ", output " + strconv.QuoteToASCII(outputID),
+	})
+}
+
+// answerFormat is the band count and sample type (upper case, "" for AUTO) of
+// output id as setup() declares it (the last declaration of that id wins); an
+// undeclared output has [setupInfo.fallbackBands] and is FLOAT32 if any declared
+// output is.
+func answerFormat(info setupInfo, id string) (bands int, sampleType string) {
+	found := false
+	for _, o := range info.outputs {
+		if o.id == id {
+			found, bands, sampleType = true, o.bands, o.sampleType
+		}
 	}
-	return encodeTIFF(w, h, pix[:w*h], bb, req.Input.Bounds.Properties.CRS)
+	if !found && info.float32() {
+		sampleType = "FLOAT32"
+	}
+	if bands <= 0 {
+		bands = info.fallbackBands()
+	}
+	return bands, sampleType
 }
 
 // processTar is the tar answer: one "<id>.tif" entry per output, in order.

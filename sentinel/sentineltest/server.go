@@ -139,7 +139,7 @@ type Config struct {
 	MaxRecordedRequests int
 	// FullSizeBodies makes process answers the real size of the requested output
 	// (width x height x output bands x bytes per sample, see [FullSizeBody]),
-	// streamed as they are generated, instead of the small [ProcessBody] GeoTIFF.
+	// streamed as they are generated, instead of the [ProcessBody] GeoTIFF.
 	// Default false.
 	FullSizeBodies bool
 }
