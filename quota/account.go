@@ -297,6 +297,9 @@ func (l *Limiter) fetchContractIfDue(ctx context.Context) error {
 	_, err = l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, key)
 		p.HSet(ctx, key, "policies", strings.ReplaceAll(policyList(ps), " ", ""), "fetched", l.now().UnixMilli())
+		if c := monthCapOf(ps); c > 0 {
+			p.HSet(ctx, key, "month_cap", strconv.FormatFloat(c, 'f', -1, 64))
+		}
 		p.PExpire(ctx, key, contractMemory)
 		p.Del(ctx, l.key(contractErrorSuffix))
 		return nil
@@ -305,6 +308,18 @@ func (l *Limiter) fetchContractIfDue(ctx context.Context) error {
 		return l.redisErr(ctx, "store contract", err)
 	}
 	return nil
+}
+
+// monthCapOf is the capacity of the strictest monthly PU policy (a period of
+// MonthlyPeriod or more), 0 when there is none.
+func monthCapOf(ps []Policy) float64 {
+	c := 0.0
+	for _, p := range ps {
+		if p.Kind == PU && p.Period >= MonthlyPeriod && (c == 0 || p.Capacity < c) {
+			c = p.Capacity
+		}
+	}
+	return c
 }
 
 // cleanContract keeps the contract's valid policies, the stricter one of two with

@@ -112,16 +112,23 @@ func (l *Limiter) Observe403(ctx context.Context) error {
 }
 
 // ResumeMonth clears what Observe403 recorded for the current month, e.g. after
-// the plan was raised. Our own budget (Config.MonthlyPU) still applies.
+// the plan was raised, and has the account's contract re-read (at once with an
+// AccountAPI). Our own budget (Config.MonthlyPU) still applies.
 func (l *Limiter) ResumeMonth(ctx context.Context) error {
 	month := monthOf(l.now())
 	if err := l.rdb.Del(ctx, l.key(exhaustedSuffix(month))).Err(); err != nil {
 		return l.redisErr(ctx, "resume month", err)
 	}
-	// A resume usually follows a raised plan: have the fleet re-read the
-	// account's contract (its monthly policy) at its next sync.
+	// A resume usually follows a raised plan: the account's contract (its
+	// monthly policy) is re-read now when this limiter can, else by the fleet's
+	// next sync.
 	if err := l.rdb.HSet(ctx, l.key(contractSuffix), "fetched", "0").Err(); err != nil {
 		return l.redisErr(ctx, "resume month", err)
+	}
+	if l.cfg.AccountAPI != nil {
+		if err := l.fetchContractIfDue(ctx); err != nil {
+			return err
+		}
 	}
 	l.loggedMonth.Delete(month)
 	l.log.Info().Str("month", month).Msg("monthly PU quota flag cleared; admitting again")

@@ -570,7 +570,14 @@ func (l *Limiter) reserve(ctx context.Context, cost Cost, maxAhead time.Duration
 	keys := make([]string, 0, 4+len(set.limits))
 	keys = append(keys, l.key(backoffSuffix), l.key(exhaustedSuffix(month)), l.key(ledgerSuffix(month)), l.key(pendingSuffix(month)))
 	args := make([]any, 0, 5+2*len(set.limits))
-	args = append(args, l.scriptNow(), maxAhead.Microseconds(), int64(math.Round(l.monthBudget(set)*1000)), cost.MilliPU, PendingMemory.Milliseconds())
+	// The account's monthly policy bounds the budget through the script's fresh
+	// read of the cached contract; configured or fallback ones through the set.
+	fromAccount := set.source.Kind == SourceAccount
+	budget := l.cfg.MonthlyPU
+	if !fromAccount {
+		budget = l.monthBudget(set)
+	}
+	args = append(args, l.scriptNow(), maxAhead.Microseconds(), int64(math.Round(budget*1000)), cost.MilliPU, PendingMemory.Milliseconds())
 	charges := make([]charge, 0, len(set.limits))
 	for _, lm := range set.limits {
 		u := lm.units(cost)
@@ -583,11 +590,13 @@ func (l *Limiter) reserve(ctx context.Context, cost Cost, maxAhead time.Duration
 		args = append(args, inc, lm.tau)
 		charges = append(charges, charge{key: lm.key, kind: lm.Kind, perMilli: lm.perMilli, inc: inc})
 	}
+	keys = append(keys, l.key(contractSuffix))
+	args = append(args, map[bool]string{true: "1", false: "0"}[fromAccount])
 	res, err := reserveScript.Run(ctx, l.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return Reservation{}, l.redisErr(ctx, "reserve", err)
 	}
-	if len(res) != 5 {
+	if len(res) < 5 {
 		return Reservation{}, fmt.Errorf("quota: reserve script answered %v; want 5 numbers", res)
 	}
 	if res[4] == 1 {
@@ -604,7 +613,11 @@ func (l *Limiter) reserve(ctx context.Context, cost Cost, maxAhead time.Duration
 		return Reservation{}, &TooFarError{At: l.now().Add(delay), Ahead: delay, Limit: maxAhead, ByDeadline: byDeadline}
 	case 2:
 		l.monthly.Add(1)
-		return Reservation{}, &MonthlyQuotaError{Month: month, Reset: MonthReset(now), Budget: l.monthBudget(set),
+		budget := 0.0
+		if len(res) > 5 {
+			budget = milliToPU(res[5])
+		}
+		return Reservation{}, &MonthlyQuotaError{Month: month, Reset: MonthReset(now), Budget: budget,
 			Spent: milliToPU(res[2]), Reserved: milliToPU(res[3]), Need: milliToPU(cost.MilliPU)}
 	case 3:
 		l.monthly.Add(1)

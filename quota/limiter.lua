@@ -6,16 +6,21 @@
 -- KEYS[3]   ledger of the month: settled (actual) milli-PU spent
 -- KEYS[4]   pending milli-PU of the month (reserved, not settled)
 -- KEYS[5..] one TAT key per policy (value: theoretical arrival time, us)
+-- KEYS[#KEYS] the fleet's cached contract hash (field month_cap: the account's
+--           monthly PU policy capacity, PU)
 -- ARGV[1]   now in us, or "" to use the Redis server's TIME (fleet-consistent clock)
 -- ARGV[2]   the furthest ahead a slot may be booked, us
 -- ARGV[3]   monthly budget, milli-PU (0 = none)
 -- ARGV[4]   this request's PU estimate, milli-PU
 -- ARGV[5]   TTL of the pending key, ms
 -- ARGV[4+2i], ARGV[5+2i]  policy i: increment (us) and burst tolerance (us)
+-- ARGV[#ARGV] "1" when the contract's month_cap also bounds the budget (the
+--           policies come from the account), "0" otherwise
 --
 -- Returns {code, now, x, y, backoff}:
 --   code 0 admitted: x = slot (us)          code 1 too far: x = earliest slot (us)
---   code 2 budget: x = spent, y = pending   code 3 month flagged exhausted
+--   code 2 budget: x = spent, y = pending, 6th value = the budget (milli-PU)
+--   code 3 month flagged exhausted
 --   backoff = 1 when a 429 streak is recorded.
 local now
 if ARGV[1] ~= '' then
@@ -30,17 +35,25 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
 end
 local need = tonumber(ARGV[4])
 local budget = tonumber(ARGV[3])
+if ARGV[#ARGV] == '1' then
+  -- Read fresh: a plan raised a moment ago (contract re-fetched) counts at once.
+  local cap = tonumber(redis.call('HGET', KEYS[#KEYS], 'month_cap') or '0')
+  if cap and cap > 0 then
+    cap = math.floor(cap * 1000 + 0.5)
+    if budget == 0 or cap < budget then budget = cap end
+  end
+end
 if budget > 0 then
   local spent = tonumber(redis.call('GET', KEYS[3]) or '0')
   local pending = tonumber(redis.call('GET', KEYS[4]) or '0')
   if pending < 0 then pending = 0 end
   if spent + pending + need > budget then
-    return {2, now, spent, pending, streak}
+    return {2, now, spent, pending, streak, budget}
   end
 end
 local slot = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
 if slot < now then slot = now end
-local n = #KEYS - 4
+local n = #KEYS - 5
 local tats = {}
 for i = 1, n do
   local inc = tonumber(ARGV[4 + 2 * i])

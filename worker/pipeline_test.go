@@ -157,9 +157,13 @@ func TestS3Output(t *testing.T) {
 	}
 }
 
-func TestStricterServerPolicyIsLearned(t *testing.T) {
-	// The workers believe 600 requests/min; the account really has 40.
-	f := newFleet(t, 2, sentineltest.Config{Policies: []sentineltest.Policy{{Kind: "requests", Capacity: 40, Period: time.Minute}}})
+// wrongOverride runs the sample job with workers told (--policy) that the
+// account has 600 requests/min while the server enforces 40, and returns the
+// fleet and the finished job.
+func wrongOverride(t *testing.T, headers sentineltest.HeaderMode) (*fleettest.Fleet, jobs.Job) {
+	t.Helper()
+	f := fleettest.Start(t, fleettest.Options{Workers: 2, WorkerPolicies: fleettest.DefaultPolicies,
+		Sim: sentineltest.Config{HeaderMode: headers, Policies: []sentineltest.Policy{{Kind: "requests", Capacity: 40, Period: time.Minute}}}})
 	out := t.TempDir()
 	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
 	job, err := f.Ctl.Submit(context.Background(), spec, tiles)
@@ -172,15 +176,24 @@ func TestStricterServerPolicyIsLearned(t *testing.T) {
 	}
 	st := f.Sim.Stats()
 	if st.RateLimited == 0 {
-		t.Fatal("no 429 at all: the scenario did not exercise learning")
-	}
-	// After the first 429s the fleet adopts 40/min: the 429s stay a handful (the
-	// requests in flight when the policy was learned), not one per item.
-	if st.RateLimited > 2*4 {
-		t.Fatalf("%d 429s for %d items: the fleet did not learn the stricter policy", st.RateLimited, job.Progress.Total)
+		t.Fatal("no 429 at all: the scenario did not exercise the wrong override")
 	}
 	if job.Progress.RateLimited != st.RateLimited {
 		t.Fatalf("job counted %d 429s, simulator answered %d", job.Progress.RateLimited, st.RateLimited)
+	}
+	f.CheckOutputs(t, job, tiles, out)
+	t.Logf("%d 429s for %d items", st.RateLimited, job.Progress.Total)
+	return f, job
+}
+
+// TestStricterServerPolicyIsLearned: with the legacy headers, the fleet adopts
+// the policy the 429s name (X-RateLimit-ViolatedPolicy).
+func TestStricterServerPolicyIsLearned(t *testing.T) {
+	f, job := wrongOverride(t, sentineltest.HeadersLegacy)
+	// After the first 429s the fleet adopts 40/min: the 429s stay a handful (the
+	// requests in flight when the policy was learned), not one per item.
+	if st := f.Sim.Stats(); st.RateLimited > 2*4 {
+		t.Fatalf("%d 429s for %d items: the fleet did not learn the stricter policy", st.RateLimited, job.Progress.Total)
 	}
 	policies, err := f.Workers[1].Limiter.Policies(context.Background())
 	if err != nil {
@@ -193,8 +206,46 @@ func TestStricterServerPolicyIsLearned(t *testing.T) {
 	if !learned {
 		t.Fatalf("policies %v do not include the server's requests:40:PT1M", policies)
 	}
+}
+
+// TestWrongOverrideIsAbsorbedByResync: today's 429s carry only Retry-After, so
+// nothing names the policy. The resync with the account's remaining counts
+// keeps the mirror at the server's level, so the fleet meets at most about one
+// 429 per item (each holds the whole fleet for its Retry-After) instead of a
+// storm; the wrong override stays the user's to fix (the next test shows the
+// default, which reads the account's contract, meets none).
+func TestWrongOverrideIsAbsorbedByResync(t *testing.T) {
+	f, job := wrongOverride(t, sentineltest.HeadersRetryAfterOnly)
+	if st := f.Sim.Stats(); st.RateLimited > job.Progress.Total+2*4 {
+		t.Fatalf("%d 429s for %d items: a storm; the resync did not hold the mirror at the server's level", st.RateLimited, job.Progress.Total)
+	}
+	if r := f.Workers[0].Limiter.Stats().Resyncs + f.Workers[1].Limiter.Stats().Resyncs; r == 0 {
+		t.Fatal("no resync ran")
+	}
+}
+
+// TestAccountContractPacesTheFleet: with no override the workers read the
+// account's 40 requests/min from its contract and meet no 429 at all.
+func TestAccountContractPacesTheFleet(t *testing.T) {
+	f := newFleet(t, 2, sentineltest.Config{Policies: []sentineltest.Policy{{Kind: "requests", Capacity: 40, Period: time.Minute}}})
+	out := t.TempDir()
+	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
+	job, err := f.Ctl.Submit(context.Background(), spec, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = f.WaitFinal(t, job.ID, 3*time.Minute)
+	if job.Status != jobs.StatusDone {
+		t.Fatalf("status %s %+v", job.Status, job.Progress)
+	}
+	if st := f.Sim.Stats(); st.RateLimited != 0 {
+		t.Fatalf("%d 429s: the fleet did not pace to the account's contract", st.RateLimited)
+	}
+	src, err := f.Workers[0].Limiter.PolicySource(context.Background())
+	if err != nil || src.Kind != quota.SourceAccount || len(src.Policies) != 1 || src.Policies[0].String() != "requests:40:PT1M" {
+		t.Fatalf("policy source %+v %v, want the account's requests:40:PT1M", src, err)
+	}
 	f.CheckOutputs(t, job, tiles, out)
-	t.Logf("%d 429s for %d items", st.RateLimited, job.Progress.Total)
 }
 
 func TestGracefulShutdownHandsBackInFlightItems(t *testing.T) {

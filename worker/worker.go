@@ -110,7 +110,7 @@ func New(cfg Config) (*Worker, error) {
 	client := sentinel.NewClient(cfg.Sentinel, tokens)
 	lim, err := quota.NewLimiter(quota.Config{Redis: cfg.Redis, Account: cfg.Sentinel.ClientID, Prefix: prefix,
 		Policies: cfg.Policies, MonthlyPU: cfg.MonthlyPU, Headroom: cfg.Headroom, Logger: cfg.Logger, Now: cfg.Now,
-		AccountAPI: accountAPI{rl: client.RateLimit}})
+		AccountAPI: quota.SentinelAccount(client.RateLimit)})
 	if err != nil {
 		return nil, err
 	}

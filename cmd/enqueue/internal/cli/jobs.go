@@ -16,6 +16,7 @@ import (
 	"shfleet/config"
 	"shfleet/jobs"
 	"shfleet/quota"
+	"shfleet/sentinel"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -225,7 +226,18 @@ func (a *app) resumeCommand() *cobra.Command {
 		if cfg.ClientID == "" {
 			return errors.New("resume: no Sentinel Hub client id, so no account whose monthly quota flag to clear: set SH_CLIENT_ID or --client-id")
 		}
-		lim, err := quota.NewLimiter(quota.Config{Redis: a.rdb, Account: cfg.ClientID, Prefix: a.prefix, Policies: policies})
+		// With the fleet's shared token the limiter re-reads the account's
+		// contract at once: a raised plan counts before the tasks run again.
+		var account quota.AccountAPI
+		if secret, err := cfg.Secret(); err == nil && secret != "" {
+			tokens, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: a.rdb, ClientID: cfg.ClientID, ClientSecret: secret,
+				Upstream: quota.SentinelUpstream(cfg), Prefix: a.prefix})
+			if err != nil {
+				return err
+			}
+			account = quota.SentinelAccount(sentinel.NewClient(cfg, tokens).RateLimit)
+		}
+		lim, err := quota.NewLimiter(quota.Config{Redis: a.rdb, Account: cfg.ClientID, Prefix: a.prefix, Policies: policies, AccountAPI: account})
 		if err != nil {
 			return err
 		}
