@@ -41,6 +41,9 @@ type Snapshot struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	// Policies are the account's limits used for ETAs and chart lines.
 	Policies []PolicyView `json:"policies"`
+	// PolicySource says where they came from: the account's contract, the
+	// configuration (SH_POLICIES) or the trial fallback, with details.
+	PolicySource string `json:"policy_source,omitempty"`
 	// Month is the fleet's PU ledger for this month (nil without a limiter).
 	Month *MonthView `json:"month,omitempty"`
 	// Jobs are every job, newest first.
@@ -150,6 +153,14 @@ func (h *Handler) snapshot(ctx context.Context) Snapshot {
 	pols, err := h.policies(ctx)
 	if err != nil {
 		s.Errors = append(s.Errors, "policies: "+err.Error())
+	}
+	switch {
+	case len(h.cfg.Policies) > 0:
+		s.PolicySource = "configured for this page (ops.Config.Policies)"
+	case h.cfg.Sources.Limiter != nil:
+		if src, err := h.cfg.Sources.Limiter.PolicySource(ctx); err == nil {
+			s.PolicySource = string(src.Kind) + ": " + src.Detail
+		}
 	}
 	for _, p := range pols {
 		s.Policies = append(s.Policies, PolicyView{Policy: p.String(), Kind: string(p.Kind), Capacity: p.Capacity,

@@ -144,10 +144,11 @@ func (f *gatedFleet) waitArchived(t *testing.T, n int) *asynq.QueueInfo {
 // of staying ANALYSING forever; after the cause is fixed, a restart re-runs the
 // groups under fresh task ids and the job ends DONE.
 func TestCatalog400FailsJobAndRestartRecovers(t *testing.T) {
+	out := t.TempDir() // before the fleet: removed after its workers stop (cleanups run last first)
 	f := startGatedFleet(t)
 	ctx := context.Background()
 	f.gate.status.Store(http.StatusBadRequest)
-	spec, tiles := fleettest.SampleSpec(t, "file://"+t.TempDir())
+	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
 	job, err := f.ctl.Submit(ctx, spec, tiles)
 	if err != nil {
 		t.Fatal(err)
@@ -213,13 +214,14 @@ func TestCatalog400FailsJobAndRestartRecovers(t *testing.T) {
 // with a 503 on its last attempt is recorded as failed; the other groups are
 // processed and the job ends PARTIAL with the 503 as its error.
 func TestCatalog503OnLastAttemptEndsPartial(t *testing.T) {
+	out := t.TempDir() // before the fleet, as above
 	f := startGatedFleet(t)
 	ctx := context.Background()
 	// Group 0 holds the two westernmost tiles (33N-0440000-*, west edge 14.22°E);
 	// every other group starts east of 14.35°E.
 	f.gate.refuse = func(bbox []float64) bool { return len(bbox) == 4 && bbox[0] < 14.3 }
 	f.gate.status.Store(http.StatusServiceUnavailable)
-	spec, tiles := fleettest.SampleSpec(t, "file://"+t.TempDir())
+	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
 	groups := tasks.GroupTiles(tiles, 2, 0)
 	spec.CatalogGroups = len(groups)
 	job, err := f.store.Create(ctx, spec, tiles)

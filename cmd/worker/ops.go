@@ -8,14 +8,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"shfleet/ops"
-	"shfleet/quota"
 	"shfleet/worker"
 )
 
 // serveOps serves /monitoring (asynqmon), /metrics, /healthz and /jobs until ctx
 // ends.
-func serveOps(ctx context.Context, ln net.Listener, w *worker.Worker, m *ops.Metrics, account string, policies []quota.Policy, log zerolog.Logger) {
-	h, err := ops.NewHandler(ops.Config{Redis: w.Handlers.Redis, Worker: w, Metrics: m, Account: account, Policies: policies, Logger: log})
+func serveOps(ctx context.Context, ln net.Listener, w *worker.Worker, m *ops.Metrics, account string, log zerolog.Logger) {
+	h, err := ops.NewHandler(ops.Config{Redis: w.Handlers.Redis, Worker: w, Metrics: m, Account: account, Logger: log})
 	if err != nil {
 		log.Error().Err(err).Msg("ops server not started")
 		return

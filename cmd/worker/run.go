@@ -150,7 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("--ops-addr %s: %w", o.opsAddr, err)
 		}
-		go serveOps(ctx, ln, w, metrics, sh.ClientID, policies, log)
+		go serveOps(ctx, ln, w, metrics, sh.ClientID, log)
 		log.Info().Str("addr", ln.Addr().String()).Msg("ops server: /monitoring /metrics /healthz /jobs")
 	}
 	err = w.Run(ctx)
