@@ -46,13 +46,15 @@ pids+=($!)
 wait_port "$SIM_ADDR"
 
 echo "==> worker with an embedded Redis on $REDIS_ADDR, ops on http://$OPS_ADDR (logs: $LOGS/worker.log)"
-"$BIN/worker" --embedded-redis "$REDIS_ADDR" --ops-addr "$OPS_ADDR" "${POLICIES[@]}" --concurrency 8 \
+echo "    (no --policy: the worker reads the account's policies from the simulator's /aux/ratelimit/contract)"
+"$BIN/worker" --embedded-redis "$REDIS_ADDR" --ops-addr "$OPS_ADDR" --concurrency 8 \
   --log-format json >"$LOGS/worker.log" 2>&1 &
 pids+=($!)
 wait_port "$OPS_ADDR"
 
 echo "==> enqueue submit examples/aoi.geojson (3 weeks of Sentinel-2 L2A, utm-10km tiles at 60 m)"
-"$BIN/enqueue" submit examples/aoi.geojson "${POLICIES[@]}" \
+echo "    job page while it runs: http://$OPS_ADDR/jobs"
+"$BIN/enqueue" submit examples/aoi.geojson \
   --from 2025-06-01 --to 2025-06-22 --max-cloud 80 \
   --evalscript examples/evalscript-truecolor.js \
   --grid utm-10km --resolution 60 --output "$OUT" --name demo --watch
@@ -60,3 +62,11 @@ echo "==> enqueue submit examples/aoi.geojson (3 weeks of Sentinel-2 L2A, utm-10
 echo "==> outputs in $OUT"
 find "$OUT" -name '*.tif' | sort | head -3
 echo "    ... $(find "$OUT" -name '*.tif' | wc -l) GeoTIFFs; manifest: $(find "$OUT" -name manifest.json | head -1)"
+first="$(find "$OUT" -name '*.tif' | sort | head -1)"
+if command -v gdalinfo >/dev/null 2>&1 && [ -n "$first" ]; then
+  echo "==> gdalinfo $first"
+  gdalinfo "$first" | grep -E '^Size is|^Origin|^Pixel Size|ID\["EPSG",[0-9]+\]\]$' | tail -4
+else
+  echo "==> install gdal-bin to inspect a result: gdalinfo $first"
+fi
+echo "==> the job page: http://$OPS_ADDR/jobs (the worker stops when this script ends)"

@@ -271,6 +271,11 @@ func (a *app) fleetPolicies(ctx context.Context, rdb redis.UniversalClient, over
 	if err != nil || len(ps) == 0 {
 		ps = src.Policies
 	}
-	a.policySource = string(src.Kind) + ": " + src.Detail
+	all := make([]string, len(src.Policies))
+	for i, p := range src.Policies {
+		all[i] = p.String()
+	}
+	// The month (PT744H) is a budget, not a rate: listed here, left out of ETAs.
+	a.policySource = fmt.Sprintf("%s (%s): %s", src.Kind, strings.Join(all, ", "), src.Detail)
 	return ps
 }
