@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -232,4 +233,71 @@ func TestSimulatorErrors(t *testing.T) {
 			t.Fatalf("got %T %v", err, err)
 		}
 	})
+}
+
+// TestEstimateMatchesWhatTheServiceCharges: the client's PU estimate must equal
+// what the simulator charges (X-ProcessingUnits-Spent), computed by the
+// simulator's own rules, for shapes worked out by hand. A deliberately wrong
+// estimator (one that counts dataMask as a band) is caught by the same check.
+func TestEstimateMatchesWhatTheServiceCharges(t *testing.T) {
+	t.Parallel()
+	_, c := startSim(t, sentineltest.Config{})
+	script := func(bands, sampleType string) string {
+		return "//VERSION=3\nfunction setup() { return { input: [" + bands + "], output: { bands: 1, sampleType: \"" + sampleType + "\" } }; }\nfunction evaluatePixel(s) { return [0]; }"
+	}
+	shape := func(w, h int, evalscript string) sentinel.ProcessRequest {
+		r := simProcess()
+		r.Output = sentinel.ProcessOutput{Width: w, Height: h}
+		r.Evalscript = evalscript
+		return r
+	}
+	cases := []struct {
+		name string
+		req  sentinel.ProcessRequest
+		want float64 // PU, by hand
+	}{
+		// 512x512 = 262144 px: area 1; 3 bands: 1; UINT8: 1 -> 1.
+		{"512px 3 bands", shape(512, 512, script(`"B02","B03","B04"`, "UINT8")), 1},
+		// 256x256: area 0.25; 4 bands: 4/3; FLOAT32: 2 -> 0.666667 (rounded up to milli-PU: 0.667).
+		{"256px 4 bands float", shape(256, 256, script(`"B02","B03","B04","B08"`, "FLOAT32")), 0.667},
+		// 1024x512: area 2; 3 bands + dataMask (not counted): 1 -> 2.
+		{"1024x512 with dataMask", shape(1024, 512, script(`"B02","B03","B04","dataMask"`, "UINT8")), 2},
+		// 10x10: area 0.01 (the minimum); 1 band: 1/3 -> 0.00333, below the 0.005 minimum.
+		{"10px 1 band", shape(10, 10, script(`"B04"`, "UINT8")), 0.005},
+	}
+	charged := map[string]int64{}
+	for _, tc := range cases {
+		resp, err := c.Process.Do(context.Background(), tc.req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Close()
+		if !resp.HasPUSpent || sentinel.MilliPU(resp.PUSpent) != sentinel.MilliPU(tc.want) {
+			t.Fatalf("%s: the simulator charged %v PU, worked out by hand %v", tc.name, resp.PUSpent, tc.want)
+		}
+		charged[tc.name] = sentinel.MilliPU(resp.PUSpent)
+	}
+	mismatches := func(estimate func(sentinel.ProcessRequest) float64) []string {
+		var out []string
+		for _, tc := range cases {
+			if got := sentinel.MilliPU(estimate(tc.req)); got != charged[tc.name] {
+				out = append(out, tc.name)
+			}
+		}
+		return out
+	}
+	if m := mismatches(func(r sentinel.ProcessRequest) float64 { return sentinel.EstimateRequestPU(r, 1) }); len(m) > 0 {
+		t.Fatalf("the client's estimate differs from the charge for %v", m)
+	}
+	countsDataMask := func(r sentinel.ProcessRequest) float64 {
+		pu := sentinel.EstimateRequestPU(r, 1)
+		if strings.Contains(r.Evalscript, "dataMask") {
+			pu = pu * 4 / 3
+		}
+		return pu
+	}
+	if m := mismatches(countsDataMask); len(m) != 1 || m[0] != "1024x512 with dataMask" {
+		t.Fatalf("a deliberately wrong estimator went unnoticed: mismatches %v", m)
+	}
 }
