@@ -8,6 +8,7 @@ package config
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -236,4 +237,22 @@ func first(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// CheckRedis pings Redis and refuses an evicting maxmemory-policy.
+func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis unreachable: %w; check REDIS_URL (redis://[:password@]host:port/db) and that the server runs", err)
+	}
+	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		if strings.Contains(strings.ToLower(err.Error()), "unknown command") {
+			return nil // an embedded Redis without CONFIG: it never evicts
+		}
+		return fmt.Errorf("redis: CONFIG GET maxmemory-policy: %w", err)
+	}
+	if p, ok := res["maxmemory-policy"]; ok && p != "noeviction" {
+		return fmt.Errorf("redis maxmemory-policy is %q: queue and job state would be evicted under memory pressure; run redis with --maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction)", p)
+	}
+	return nil
 }

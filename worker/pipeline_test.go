@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"shfleet/config"
 	"shfleet/internal/fleettest"
 	"shfleet/internal/redistest"
 	"shfleet/internal/s3test"
@@ -15,7 +16,6 @@ import (
 	"shfleet/quota"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
-	"shfleet/worker"
 )
 
 func TestFaultsNeverStoreTruncatedOutputs(t *testing.T) {
@@ -315,12 +315,12 @@ func TestWorkerRefusesEvictingRedis(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{Args: []string{"--maxmemory-policy", "allkeys-lru"}})
 	c := rs.Client()
 	defer c.Close()
-	err := worker.CheckRedis(context.Background(), c)
+	err := config.CheckRedis(context.Background(), c)
 	if err == nil || !strings.Contains(err.Error(), "noeviction") {
 		t.Fatalf("CheckRedis = %v, want a refusal naming noeviction", err)
 	}
 	rs.Stop()
-	if err := worker.CheckRedis(context.Background(), c); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+	if err := config.CheckRedis(context.Background(), c); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
 		t.Fatalf("CheckRedis on a stopped server = %v, want an unreachable error naming REDIS_URL", err)
 	}
 }

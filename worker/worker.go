@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"shfleet/config"
 	"shfleet/jobs"
 	"shfleet/quota"
 	"shfleet/sentinel"
@@ -149,31 +149,13 @@ func New(cfg Config) (*Worker, error) {
 // silently loses queue state), and — when checkToken is set — that the
 // credentials obtain a token.
 func (w *Worker) Check(ctx context.Context, checkToken bool) error {
-	if err := CheckRedis(ctx, w.cfg.Redis); err != nil {
+	if err := config.CheckRedis(ctx, w.cfg.Redis); err != nil {
 		return err
 	}
 	if checkToken {
 		if _, err := w.Tokens.TokenContext(ctx); err != nil {
 			return fmt.Errorf("worker: cannot obtain a Sentinel Hub token: %w", err)
 		}
-	}
-	return nil
-}
-
-// CheckRedis pings Redis and refuses an evicting maxmemory-policy.
-func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis unreachable: %w; check REDIS_URL (redis://[:password@]host:port/db) and that the server runs", err)
-	}
-	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
-	if err != nil {
-		if strings.Contains(strings.ToLower(err.Error()), "unknown command") {
-			return nil // an embedded Redis without CONFIG: it never evicts
-		}
-		return fmt.Errorf("redis: CONFIG GET maxmemory-policy: %w", err)
-	}
-	if p, ok := res["maxmemory-policy"]; ok && p != "noeviction" {
-		return fmt.Errorf("redis maxmemory-policy is %q: queue and job state would be evicted under memory pressure; run redis with --maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction)", p)
 	}
 	return nil
 }

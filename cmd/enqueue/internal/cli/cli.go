@@ -27,7 +27,6 @@ import (
 	"shfleet/jobs"
 	"shfleet/quota"
 	"shfleet/tasks"
-	"shfleet/worker"
 )
 
 // Exit codes returned by Run.
@@ -208,7 +207,7 @@ func (a *app) redis(ctx context.Context, checkWritable bool) (redis.UniversalCli
 		a.rdb, a.shown = rdb, shown
 	}
 	if checkWritable {
-		if err := worker.CheckRedis(ctx, a.rdb); err != nil {
+		if err := config.CheckRedis(ctx, a.rdb); err != nil {
 			return nil, fmt.Errorf("%s: %w", a.shown, err)
 		}
 	} else if err := a.rdb.Ping(ctx).Err(); err != nil {
