@@ -756,9 +756,7 @@ func (s *Store) FailItem(ctx context.Context, id, itemID, errMsg string, permane
 	if permanent {
 		perm = "1"
 	}
-	if len(errMsg) > 2000 {
-		errMsg = errMsg[:2000] + "..."
-	}
+	errMsg = TruncateError(errMsg)
 	res, err := scriptFail.Run(ctx, s.Redis, s.keys(id), s.nowArg(), itemID, errMsg, perm, MaxReturns).StringSlice()
 	if err != nil {
 		return Outcome{}, scriptErr(err, id, "fail item "+itemID)

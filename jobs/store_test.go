@@ -348,6 +348,14 @@ func TestOutcomes(t *testing.T) {
 			if j.Status != c.want || j.Progress.Failed != c.failed || j.Progress.Done != 4-c.failed {
 				t.Errorf("job %s %+v", j.Status, j.Progress)
 			}
+			// A failed item's reason is the job's error: a FAILED job says why.
+			wantErr := ""
+			if c.failed > 0 {
+				wantErr = "item " + items[c.failed-1].ID + ": HTTP 400: bad evalscript"
+			}
+			if j.Error != wantErr {
+				t.Errorf("job error %q, want %q", j.Error, wantErr)
+			}
 		})
 	}
 }

@@ -16,6 +16,8 @@ end
 item.last_error = msg
 if permanent or num(item.returns) >= maxret then
   move_item(item, 'FAILED', now)
+  -- The job's error is the latest reason, so a FAILED job says why.
+  redis.call('HSET', K_JOB, 'error', 'item ' .. id .. ': ' .. msg)
 else
   item.returns = num(item.returns) + 1
   move_item(item, 'PENDING', now)
