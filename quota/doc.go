@@ -111,7 +111,7 @@
 //	Config.MonthlyPU        0                      no own budget
 //	backoff                 BackoffBase 250 ms doubling to BackoffMax 30 s, hold capped at MaxHold 2 min
 //	others' rate            ExternalRateWindow     10 s time constant
-//	month snapshot          LevelsMaxAge           10 s before MonthSpent re-reads it
+//	month snapshot          LevelsMaxAge           1 s before MonthSpent re-reads it
 //
 // Periods are ISO-8601 (ParsePeriod): PT<n>S, PT<n>M, PT<n>H, P<n>D from 1 s to 32
 // days; the month is PT744H (= P31D = 31 days), its canonical name.

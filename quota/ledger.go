@@ -198,12 +198,14 @@ func (l *Limiter) MonthSpent(ctx context.Context, needMilliPU int64) (MonthEvide
 	}
 	var reason string
 	switch {
-	case snap.ok && snap.remaining*1000 < float64(needMilliPU):
-		return MonthEvidence{Spent: true, Reason: fmt.Sprintf("the account's monthly PU policy (%s) had %s PU left %s ago; this request needs %s",
-			snap.id, fmtUnits(snap.remaining), l.now().Sub(snap.at).Round(time.Second), fmtPU(need))}, nil
+	// Requests the fleet reserved and has not settled yet (in flight) take
+	// units the count may not show yet.
+	case snap.ok && snap.remaining*1000-float64(u.ReservedMilliPU) < float64(needMilliPU):
+		return MonthEvidence{Spent: true, Reason: fmt.Sprintf("the account's monthly PU policy (%s) had %s PU left %s ago, %s of them reserved by requests in flight; this request needs %s",
+			snap.id, fmtUnits(snap.remaining), l.now().Sub(snap.at).Round(time.Millisecond), fmtPU(milliToPU(u.ReservedMilliPU)), fmtPU(need))}, nil
 	case snap.ok:
-		reason = fmt.Sprintf("the account's monthly PU policy (%s) had %s PU left %s ago, enough for the %s PU needed",
-			snap.id, fmtUnits(snap.remaining), l.now().Sub(snap.at).Round(time.Second), fmtPU(need))
+		reason = fmt.Sprintf("the account's monthly PU policy (%s) had %s PU left %s ago (%s reserved in flight), enough for the %s PU needed",
+			snap.id, fmtUnits(snap.remaining), l.now().Sub(snap.at).Round(time.Millisecond), fmtPU(milliToPU(u.ReservedMilliPU)), fmtPU(need))
 	default:
 		reason = "no count of the account's monthly PU is known"
 	}
@@ -233,12 +235,15 @@ func (l *Limiter) monthState(ctx context.Context) (MonthUsage, monthSnapshot, er
 	u := MonthUsage{Month: monthOf(now), Reset: MonthReset(now), BudgetPU: l.monthBudget(l.set.Load())}
 	pipe := l.rdb.Pipeline()
 	spent := pipe.Get(ctx, l.key(ledgerSuffix(u.Month)))
+	pending := pipe.Get(ctx, l.key(pendingSuffix(u.Month)))
 	flag := pipe.Exists(ctx, l.key(exhaustedSuffix(u.Month)))
 	levels := pipe.HGetAll(ctx, l.key(levelsSuffix))
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return u, monthSnapshot{}, l.redisErr(ctx, "read month evidence", err)
 	}
 	u.SpentMilliPU, _ = strconv.ParseInt(spent.Val(), 10, 64)
+	u.ReservedMilliPU, _ = strconv.ParseInt(pending.Val(), 10, 64)
+	u.ReservedMilliPU = max(u.ReservedMilliPU, 0)
 	u.Exhausted = flag.Val() == 1
 	var snap monthSnapshot
 	ms, err := strconv.ParseInt(levels.Val()["at"], 10, 64)

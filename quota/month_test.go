@@ -37,6 +37,24 @@ func TestMonthSpent(t *testing.T) {
 		}
 	})
 
+	t.Run("in-flight reservations take the rest", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		api := &testAccount{}
+		api.setLevels(puMinute(80), monthLevel(1)) // 1 PU left this month
+		l := f.limiter("pu:100:PT1M", func(c *quota.Config) { c.AccountAPI = api })
+		if _, err := l.Resync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// 0.9 PU reserved by requests not settled yet: 1 - 0.9 = 0.1 < 0.2 needed.
+		if _, err := l.Reserve(ctx, costOf(0.9)); err != nil {
+			t.Fatal(err)
+		}
+		ev, err := l.MonthSpent(ctx, 200)
+		if err != nil || !ev.Spent || !strings.Contains(ev.Reason, "0.9 of them reserved") {
+			t.Fatalf("MonthSpent with 1 PU left and 0.9 in flight = %+v, %v", ev, err)
+		}
+	})
 	t.Run("monthly count enough", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
@@ -48,11 +66,11 @@ func TestMonthSpent(t *testing.T) {
 		}
 		f.clock.Advance(quota.LevelsMaxAge)
 		ev, err := l.MonthSpent(ctx, 1200)
-		if err != nil || ev.Spent || !strings.Contains(ev.Reason, "had 12000 PU left 10s ago") || !strings.Contains(ev.Reason, "not spent by evidence") {
+		if err != nil || ev.Spent || !strings.Contains(ev.Reason, "had 12000 PU left 1s ago") || !strings.Contains(ev.Reason, "not spent by evidence") {
 			t.Fatalf("MonthSpent with 12000 left = %+v, %v", ev, err)
 		}
 		if n := api.remainingCalls.Load(); n != 1 {
-			t.Fatalf("a 10 s old snapshot was re-read: Remaining called %d times, want 1", n)
+			t.Fatalf("a 1 s old snapshot was re-read: Remaining called %d times, want 1", n)
 		}
 		// Older than LevelsMaxAge: re-read, and the fresh count (spent meanwhile by
 		// another client) decides.

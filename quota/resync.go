@@ -26,8 +26,11 @@ const (
 	// more than 5% of a capacity logs it at debug level.
 	discrepancyLogged = 0.05
 	// LevelsMaxAge: MonthSpent re-reads the account's remaining units when the
-	// last snapshot is older than this (and an AccountAPI is configured).
-	LevelsMaxAge = 10 * time.Second
+	// last snapshot is older than this. A fleet can spend a small month's last
+	// PU within a second or two (seen in the chaos suite: 5 PU in 2 s), so a
+	// 403 is judged on counts at most a second old; a run of permission 403s
+	// then costs at most about one read per second.
+	LevelsMaxAge = time.Second
 	// syncStateMemory: a policy's sync state (last resync, others' rate) is
 	// forgotten after this long without a resync.
 	syncStateMemory = 10 * time.Minute
