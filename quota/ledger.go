@@ -184,9 +184,10 @@ func (l *Limiter) MonthSpent(ctx context.Context, needMilliPU int64) (MonthEvide
 	}
 	var apiErr error
 	if l.cfg.AccountAPI != nil && (!snap.ok || l.now().Sub(snap.at) > LevelsMaxAge) {
+		spent := u.SpentMilliPU
 		levels, err := l.cfg.AccountAPI.Remaining(ctx)
 		if err == nil {
-			if _, err := l.reconcile(ctx, levels); err != nil {
+			if _, err := l.reconcile(ctx, levels, spent); err != nil {
 				return MonthEvidence{}, err
 			}
 			if _, snap, err = l.monthState(ctx); err != nil {
@@ -198,14 +199,15 @@ func (l *Limiter) MonthSpent(ctx context.Context, needMilliPU int64) (MonthEvide
 	}
 	var reason string
 	switch {
-	// Requests the fleet reserved and has not settled yet (in flight) take
-	// units the count may not show yet.
-	case snap.ok && snap.remaining*1000-float64(u.ReservedMilliPU) < float64(needMilliPU):
-		return MonthEvidence{Spent: true, Reason: fmt.Sprintf("the account's monthly PU policy (%s) had %s PU left %s ago, %s of them reserved by requests in flight; this request needs %s",
-			snap.id, fmtUnits(snap.remaining), l.now().Sub(snap.at).Round(time.Millisecond), fmtPU(milliToPU(u.ReservedMilliPU)), fmtPU(need))}, nil
+	// What the fleet settled since the count, and what it reserved and has not
+	// settled yet (in flight), take units the count does not show: a fleet can
+	// spend a small month's last PU within a second.
+	case snap.ok && snap.remaining*1000-float64(snap.since(u)) < float64(needMilliPU):
+		return MonthEvidence{Spent: true, Reason: fmt.Sprintf("the account's monthly PU policy (%s) had %s PU left %s ago, and the fleet has spent or reserved %s since; this request needs %s",
+			snap.id, fmtUnits(snap.remaining), l.now().Sub(snap.at).Round(time.Millisecond), fmtPU(milliToPU(snap.since(u))), fmtPU(need))}, nil
 	case snap.ok:
-		reason = fmt.Sprintf("the account's monthly PU policy (%s) had %s PU left %s ago (%s reserved in flight), enough for the %s PU needed",
-			snap.id, fmtUnits(snap.remaining), l.now().Sub(snap.at).Round(time.Millisecond), fmtPU(milliToPU(u.ReservedMilliPU)), fmtPU(need))
+		reason = fmt.Sprintf("the account's monthly PU policy (%s) had %s PU left %s ago (the fleet spent or reserved %s since), enough for the %s PU needed",
+			snap.id, fmtUnits(snap.remaining), l.now().Sub(snap.at).Round(time.Millisecond), fmtPU(milliToPU(snap.since(u))), fmtPU(need))
 	default:
 		reason = "no count of the account's monthly PU is known"
 	}
@@ -226,6 +228,17 @@ type monthSnapshot struct {
 	id        string
 	remaining float64
 	at        time.Time
+	ledger    int64 // the fleet's settled milli-PU when it was read (-1 unknown)
+}
+
+// since is what the fleet spent after the snapshot plus what it has in flight,
+// in milli-PU.
+func (s monthSnapshot) since(u MonthUsage) int64 {
+	d := u.ReservedMilliPU
+	if s.ledger >= 0 && u.SpentMilliPU > s.ledger {
+		d += u.SpentMilliPU - s.ledger
+	}
+	return d
 }
 
 // monthState reads the month's ledger and the last levels snapshot in one round
@@ -259,7 +272,10 @@ func (l *Limiter) monthState(ctx context.Context) (MonthUsage, monthSnapshot, er
 			continue
 		}
 		best = d
-		snap = monthSnapshot{ok: true, id: id, remaining: r, at: time.UnixMilli(ms)}
+		snap = monthSnapshot{ok: true, id: id, remaining: r, at: time.UnixMilli(ms), ledger: -1}
+	}
+	if v, err := strconv.ParseInt(levels.Val()["ledger"], 10, 64); err == nil && snap.ok {
+		snap.ledger = v
 	}
 	return u, snap, nil
 }

@@ -51,7 +51,7 @@ func TestMonthSpent(t *testing.T) {
 			t.Fatal(err)
 		}
 		ev, err := l.MonthSpent(ctx, 200)
-		if err != nil || !ev.Spent || !strings.Contains(ev.Reason, "0.9 of them reserved") {
+		if err != nil || !ev.Spent || !strings.Contains(ev.Reason, "spent or reserved 0.9 since") {
 			t.Fatalf("MonthSpent with 1 PU left and 0.9 in flight = %+v, %v", ev, err)
 		}
 	})

@@ -98,14 +98,29 @@ func (l *Limiter) Resync(ctx context.Context) (ResyncResult, error) {
 	if l.cfg.AccountAPI == nil {
 		return ResyncResult{}, errors.New("quota: resync: Config.AccountAPI is nil; nothing to read the account's remaining units from")
 	}
+	spent, err := l.monthSpentMilli(ctx)
+	if err != nil {
+		return ResyncResult{}, err
+	}
 	levels, err := l.cfg.AccountAPI.Remaining(ctx)
 	if err != nil {
 		return ResyncResult{}, fmt.Errorf("quota: resync: read the account's remaining units: %w", err)
 	}
-	return l.reconcile(ctx, levels)
+	return l.reconcile(ctx, levels, spent)
 }
 
-func (l *Limiter) reconcile(ctx context.Context, levels []Level) (ResyncResult, error) {
+// monthSpentMilli reads the fleet's settled milli-PU of the month. Read before
+// the counts, it lets MonthSpent subtract what the fleet spent after them.
+func (l *Limiter) monthSpentMilli(ctx context.Context) (int64, error) {
+	v, err := l.rdb.Get(ctx, l.key(ledgerSuffix(monthOf(l.now())))).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, l.redisErr(ctx, "read ledger", err)
+	}
+	return v, nil
+}
+
+// reconcile applies levels (read when the fleet's ledger stood at spentMilli).
+func (l *Limiter) reconcile(ctx context.Context, levels []Level, spentMilli int64) (ResyncResult, error) {
 	set, err := l.policies(ctx)
 	if err != nil {
 		return ResyncResult{}, err
@@ -133,6 +148,10 @@ func (l *Limiter) reconcile(ctx context.Context, levels []Level) (ResyncResult, 
 	for _, id := range order {
 		args = append(args, id, strconv.FormatFloat(byID[id].Remaining, 'g', -1, 64))
 	}
+	// The fleet's ledger when the counts were read, kept with them (no ":" in
+	// the name, so it is never taken for a level).
+	args[10] = len(order) + 1
+	args = append(args, "ledger", strconv.FormatInt(spentMilli, 10))
 	res := ResyncResult{At: at}
 	var matched []limit
 	used := map[string]bool{}
