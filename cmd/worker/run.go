@@ -145,15 +145,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info().Str("redis", shown).Str("base_url", sh.BaseURL).Strs("policy_override", ps).Float64("pu_month", monthly).
 		Int("concurrency", o.concurrency).Msg("worker starting")
+	// Start first (it reads the account's policies), then open the ops port:
+	// whoever waits for that port finds a worker that knows the account.
+	if err := w.Start(); err != nil {
+		return err
+	}
 	if o.opsAddr != "" {
 		ln, err := net.Listen("tcp", o.opsAddr)
 		if err != nil {
+			w.Shutdown()
 			return fmt.Errorf("--ops-addr %s: %w", o.opsAddr, err)
 		}
 		go serveOps(ctx, ln, w, metrics, sh.ClientID, log)
 		log.Info().Str("addr", ln.Addr().String()).Msg("ops server: /monitoring /metrics /healthz /jobs")
 	}
-	err = w.Run(ctx)
+	<-ctx.Done()
+	w.Shutdown()
 	log.Info().Msg("worker stopped")
-	return err
+	return nil
 }

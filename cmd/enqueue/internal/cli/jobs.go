@@ -260,6 +260,9 @@ func (a *app) resumeCommand() *cobra.Command {
 	})
 }
 
+// policyReread is how often --watch re-reads the policies the fleet enforces.
+const policyReread = 5 * time.Second
+
 // watch follows a job until it is final: a progress bar on stderr (JSON lines on
 // stdout with --json), then a summary line. A job that ends other than DONE is
 // an error.
@@ -268,10 +271,21 @@ func (a *app) watch(ctx context.Context, store *jobs.Store, id string, policies 
 	var lastKey string
 	tick := time.NewTicker(a.pollInterval())
 	defer tick.Stop()
+	override, err := a.resolvePolicies()
+	if err != nil {
+		return err
+	}
+	reread := time.Now().Add(policyReread)
 	for {
 		job, err := store.Get(ctx, id)
 		if err != nil {
 			return err
+		}
+		if len(override) == 0 && time.Now().After(reread) {
+			// The workers may have read the account's contract since the watch
+			// began (a fleet that just started), or learned a stricter policy.
+			policies = a.fleetPolicies(ctx, store.Redis, nil)
+			reread = time.Now().Add(policyReread)
 		}
 		if a.json {
 			key := fmt.Sprint(job.Status, job.StoppedReason, job.Progress)
