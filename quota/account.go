@@ -71,6 +71,9 @@ const (
 	contractCheckGap = 10 * time.Second
 	// reasonMax truncates error texts shared through Redis.
 	reasonMax = 300
+	// contractPollGap is how often a process waiting for another one's first
+	// contract fetch looks whether it ended.
+	contractPollGap = 50 * time.Millisecond
 )
 
 // Key suffixes of the account sync (see AccountKey).
@@ -250,7 +253,7 @@ func (l *Limiter) fetchContractIfDue(ctx context.Context) error {
 		return l.redisErr(ctx, "lock contract fetch", err)
 	}
 	if !won {
-		return nil
+		return l.awaitFirstContract(ctx)
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -308,6 +311,36 @@ func (l *Limiter) fetchContractIfDue(ctx context.Context) error {
 		return l.redisErr(ctx, "store contract", err)
 	}
 	return nil
+}
+
+// awaitFirstContract waits, while no contract is cached and another process holds
+// the fetch lock, until that fetch ends (a contract cached, a failure recorded or
+// the lock gone), at most contractLockTTL. Processes starting together would
+// otherwise enforce the fallback meanwhile, on the mirror keys the whole fleet
+// shares: each fallback reservation (10 per minute) moves a policy's TAT by 6 s,
+// which spends the fleet's initial burst and stalls it for up to MaxAhead. With a
+// contract cached (a refresh) it returns at once: the cached one applies.
+func (l *Limiter) awaitFirstContract(ctx context.Context) error {
+	deadline := time.Now().Add(contractLockTTL)
+	for {
+		pipe := l.rdb.Pipeline()
+		fetched := pipe.HGet(ctx, l.key(contractSuffix), "fetched")
+		failed := pipe.Exists(ctx, l.key(contractErrorSuffix))
+		locked := pipe.Exists(ctx, l.key(contractLockSuffix))
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return l.redisErr(ctx, "wait for the contract fetch", err)
+		}
+		if fetched.Val() != "" || failed.Val() == 1 || locked.Val() == 0 || !time.Now().Before(deadline) {
+			return nil
+		}
+		t := time.NewTimer(contractPollGap)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // monthCapOf is the capacity of the strictest monthly PU policy (a period of

@@ -187,6 +187,55 @@ func TestContractFetchedOnceForTheFleet(t *testing.T) {
 	}
 }
 
+// Processes starting together enforce the contract from their first admission:
+// the ones that lose the fetch lock wait for the winner's fetch instead of
+// enforcing the fallback meanwhile (whose reservations, 10 per minute, would move
+// the TATs the whole fleet shares by 6 s each).
+func TestConcurrentStartWaitsForTheFirstContract(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	// The fetch takes 300 ms: every loser calls SyncContract while it runs.
+	api := &testAccount{contract: mustPolicies(t, "requests:600:PT1M"), contractWait: 300 * time.Millisecond}
+	limiters := make([]*quota.Limiter, 4)
+	for i := range limiters {
+		limiters[i] = f.limiter("", func(c *quota.Config) { c.Policies = nil; c.AccountAPI = api })
+	}
+	srcs := make([]quota.PolicySource, len(limiters))
+	var wg sync.WaitGroup
+	for i, l := range limiters {
+		wg.Go(func() {
+			src, err := l.SyncContract(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			srcs[i] = src
+		})
+	}
+	wg.Wait()
+	for i, src := range srcs {
+		if src.Kind != quota.SourceAccount || policyStrings(src.Policies) != "requests:600:PT1M" {
+			t.Errorf("limiter %d started with %s %v (%s); want the account's requests:600:PT1M", i, src.Kind, src.Policies, src.Detail)
+		}
+	}
+	if n := api.contractCalls.Load(); n != 1 {
+		t.Errorf("Contract called %d times, want 1", n)
+	}
+	// The shared mirror is untouched by any fallback: 4 x 100 = 400 requests fit
+	// the initial burst of (1 - 1%) x 600 = 594 with no wait.
+	for _, l := range limiters {
+		for range 100 {
+			r, err := l.Reserve(ctx, quota.Cost{Requests: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := r.Delay; d > 0 {
+				t.Fatalf("reservation delayed %s within the initial burst", d)
+			}
+		}
+	}
+}
+
 // An unavailable API (or any error at start) leaves the fallback in force, with
 // one warning per process naming the reason and SH_POLICIES; the failure is
 // remembered, so the fleet does not ask again at once.
