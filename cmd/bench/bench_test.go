@@ -14,19 +14,35 @@ import (
 	"shfleet/sentinel/sentineltest"
 )
 
-// TestRunRowTiny runs one tiny shfleet row for 2 s against a real redis-server and
-// the simulator, and checks the row is computed from the simulator's record.
+// TestRunRowTiny runs one tiny row of each fleet mode for 2 s against a real
+// redis-server and the simulator, and checks the row is computed from the
+// simulator's record.
 func TestRunRowTiny(t *testing.T) {
 	srv, err := redistest.StartServer(redistest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
+	for _, mode := range []Mode{ModeShfleet, ModeNoSync} {
+		t.Run(string(mode), func(t *testing.T) { testRunRowTiny(t, srv, mode) })
+	}
+}
+
+func testRunRowTiny(t *testing.T, srv *redistest.Server, mode Mode) {
 	sc := Scenario{Name: "tiny", Policies: mustPolicies("requests:10:PT1S"), Workload: smallWorkload}
 	o := Options{Duration: 2 * time.Second, Latency: -1, Jitter: -1}.withDefaults()
-	res, err := runRow(context.Background(), o, srv, sc, RowSpec{ModeShfleet, 4})
+	res, err := runRow(context.Background(), o, srv, sc, RowSpec{mode, 4})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// shfleet: all 4 clients start on the account's contract (one waits for the
+	// fetch of another, none on the fallback) and read the remaining units;
+	// shfleet-nosync never calls the rate-limit endpoints.
+	if mode == ModeShfleet && (res.Sources[quota.SourceAccount] != 4 || len(res.Sources) != 1 || res.AuxRequests < 2) {
+		t.Errorf("sources %v, %d rate-limit API calls; want account x4 and a contract fetch plus resyncs", res.Sources, res.AuxRequests)
+	}
+	if mode == ModeNoSync && (len(res.Sources) != 0 || res.AuxRequests != 0) {
+		t.Errorf("sources %v, %d rate-limit API calls; want none without an AccountAPI", res.Sources, res.AuxRequests)
 	}
 	// Zero 429s is the benchmark's claim, measured over minutes; two seconds at
 	// 10/s under -race only show there is no 429 storm (timing is not asserted).
@@ -47,7 +63,7 @@ func TestRunRowTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", buf.String())
-	if !strings.Contains(buf.String(), "| tiny | shfleet | requests:10:PT1S | 4 |") {
+	if !strings.Contains(buf.String(), "| tiny | "+string(mode)+" | retry-after | – | requests:10:PT1S | 4 |") {
 		t.Errorf("table lacks the row:\n%s", buf.String())
 	}
 }
@@ -72,15 +88,19 @@ func TestMeasure(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		recs  []sentineltest.RecordedRequest
+		share float64
 		want  float64
 		drain bool
 	}{
-		{"full rate", burst(time.Second, 100*time.Second), 1, true},
-		{"half rate", burst(2*time.Second, 100*time.Second), 0.5, true},
-		{"burst never spent", []sentineltest.RecordedRequest{rec(time.Second), rec(50 * time.Second)}, 1.0 / 90, false},
+		{"full rate", burst(time.Second, 100*time.Second), 0, 1, true},
+		{"half rate", burst(2*time.Second, 100*time.Second), 0, 0.5, true},
+		// The other client takes half of the refill: one request every 2 s
+		// (45 in the 90 s window) is all of the 0.5/s it leaves.
+		{"all the other client leaves", burst(2*time.Second, 100*time.Second), 0.5, 1, true},
+		{"burst never spent", []sentineltest.RecordedRequest{rec(time.Second), rec(50 * time.Second)}, 0, 1.0 / 90, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := measure(tc.recs, p, t0, t0.Add(10*time.Second), t0.Add(100*time.Second))
+			res := measure(tc.recs, p, tc.share, t0, t0.Add(10*time.Second), t0.Add(100*time.Second))
 			if res.Drained != tc.drain || res.Measured != 90*time.Second {
 				t.Errorf("drained %v, measured %s; want %v, 1m30s", res.Drained, res.Measured, tc.drain)
 			}
@@ -128,7 +148,13 @@ func TestParseFlags(t *testing.T) {
 	if err := run(context.Background(), []string{"other"}, io.Discard, io.Discard); err == nil {
 		t.Error("run accepted an unknown benchmark")
 	}
-	if got := len(Scenarios()); got != 4 || Scenarios()[0].Policies[0] != (quota.Policy{Kind: quota.Requests, Capacity: 1200, Period: time.Minute}) {
+	if got := len(Scenarios()); got != 6 || Scenarios()[0].Policies[0] != (quota.Policy{Kind: quota.Requests, Capacity: 1200, Period: time.Minute}) {
 		t.Errorf("scenarios changed: %d, %+v", got, Scenarios()[0].Policies)
+	}
+	// -modes shfleet-nosync keeps the legacy row (W=64) and external's two rows.
+	sc, err = selectScenarios(Options{Modes: []Mode{ModeNoSync}})
+	if err != nil || len(sc) != 2 || sc[0].Name != "legacy" || sc[0].Headers != sentineltest.HeadersLegacy ||
+		len(sc[1].Rows) != 2 || sc[1].Rows[1] != (RowSpec{ModeNoSync, 64}) || sc[1].ExternalLoad != 0.25 {
+		t.Errorf("-modes shfleet-nosync: %+v, %v", sc, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -74,7 +75,9 @@ function evaluatePixel(s) { return [2.5 * s.B04, 2.5 * s.B03, 2.5 * s.B02, 2.5 *
 type FleetScenario struct {
 	// Name selects the scenario on the command line.
 	Name string
-	// Policies are given to the simulator and to every worker (--policy).
+	// Policies are the simulator's account (its published contract); the workers
+	// read them from the contract, or get them as --policy with
+	// FleetOptions.Configured.
 	Policies []string
 	// Resolution (m, utm-10km) and Evalscript make each item's PU cost.
 	Resolution float64
@@ -111,7 +114,18 @@ type FleetOptions struct {
 	// BinDir holds prebuilt worker and shsim binaries; default: built into a
 	// temporary directory.
 	BinDir string
+	// Headers is shsim's -headers: "retry-after" (today's service), "legacy" (the
+	// 2019 headers) or "none". Default DefaultFleetHeaders.
+	Headers string
+	// Configured gives every worker the scenario's policies as --policy (the
+	// override, SH_POLICIES); default false: the workers read the account's
+	// contract from the simulator and resync with its remaining units.
+	Configured bool
 }
+
+// DefaultFleetHeaders is the simulator's header mode of the fleet benchmark:
+// today's service.
+const DefaultFleetHeaders = "retry-after"
 
 func (o FleetOptions) withDefaults() FleetOptions {
 	if o.Workers <= 0 {
@@ -133,6 +147,9 @@ func (o FleetOptions) withDefaults() FleetOptions {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultFleetTimeout
+	}
+	if o.Headers == "" {
+		o.Headers = DefaultFleetHeaders
 	}
 	return o
 }
@@ -166,8 +183,19 @@ type FleetResult struct {
 	// AfterWindow that window.
 	AfterBurst  float64
 	AfterWindow time.Duration
-	// RateLimited counts the simulator's 429s; TokenRequests its token calls.
-	RateLimited, TokenRequests int
+	// RateLimited counts the simulator's 429s; TokenRequests its token calls;
+	// AuxRequests its rate-limit endpoint calls (contract and remaining units).
+	RateLimited, TokenRequests, AuxRequests int
+	// Headers and Configured are the row's FleetOptions.
+	Headers    string
+	Configured bool
+	// Sources counts the workers by the policy source each logged at its start
+	// ("account policies", source: account, configured or fallback).
+	Sources map[string]int
+	// Source is where the fleet's policies came from at the end of the job, as a
+	// Limiter on the workers' Redis reports it (quota.Limiter.PolicySource): its
+	// kind and the enforced policies.
+	Source string
 }
 
 // RunFleet runs the fleet benchmark and writes its table to stdout.
@@ -201,8 +229,8 @@ func RunFleet(ctx context.Context, o FleetOptions, stdout, progress io.Writer) e
 		if err != nil {
 			return fmt.Errorf("fleet %s: %w", sc.Name, err)
 		}
-		fmt.Fprintf(progress, "          %d items in %s, after burst %.1f%% of %s, %d x 429, %d token requests\n",
-			res.Items, fmtDur(res.Elapsed), 100*res.AfterBurst, res.Binding, res.RateLimited, res.TokenRequests)
+		fmt.Fprintf(progress, "          %d items in %s, after burst %.1f%% of %s, %d x 429, %d token requests, policies %v at start, %s at end\n",
+			res.Items, fmtDur(res.Elapsed), 100*res.AfterBurst, res.Binding, res.RateLimited, res.TokenRequests, res.Sources, res.Source)
 		results = append(results, res)
 	}
 	return WriteFleetTable(stdout, results)
@@ -264,8 +292,9 @@ func startFleet(ctx context.Context, dir string, bins binaries, simArgs []string
 	e.closers = append(e.closers, func() { sim.stop(5 * time.Second) })
 	env := append(workerEnv(base, srv.URL()), "TMPDIR="+dir)
 	for i := range n {
+		// Info: the "account policies" line says where the policies came from.
 		w, err := startProc(dir, fmt.Sprintf("worker-%d", i+1), bins.Worker,
-			append([]string{"--log-format", "json", "--log-level", "warn"}, workerArgs...), env, nil)
+			append([]string{"--log-format", "json", "--log-level", "info"}, workerArgs...), env, nil)
 		if err != nil {
 			e.close()
 			return nil, err
@@ -303,6 +332,63 @@ func (e *fleetEnv) checkWorkers() error {
 	return nil
 }
 
+// loggedSources counts the workers by the source of the "account policies" line
+// each logged at its start ("none" when a worker logged none).
+func (e *fleetEnv) loggedSources() (map[string]int, error) {
+	out := map[string]int{}
+	for _, w := range e.workers {
+		src, err := loggedSource(w.log)
+		if err != nil {
+			return nil, err
+		}
+		out[src]++
+	}
+	return out, nil
+}
+
+// loggedSource is the source field of the first "account policies" line of a
+// worker's JSON log, "none" when there is none.
+func loggedSource(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Message string `json:"message"`
+			Source  string `json:"source"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Message == "account policies" {
+			return line.Source, nil
+		}
+	}
+	return "none", sc.Err()
+}
+
+// fleetSource asks a Limiter on the workers' Redis (default prefix, the
+// simulator's account; it neither fetches nor resyncs) where the fleet's policies
+// come from: "account: requests:600:PT1M, pu:100000:PT1M".
+func fleetSource(ctx context.Context, srv *redistest.Server) (string, error) {
+	rdb := srv.Client()
+	defer rdb.Close()
+	lim, err := quota.NewLimiter(quota.Config{Redis: rdb, Account: sentineltest.DefaultClientID})
+	if err != nil {
+		return "", err
+	}
+	src, err := lim.PolicySource(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the fleet's policy source: %w", err)
+	}
+	ps := make([]string, len(src.Policies))
+	for i, p := range src.Policies {
+		ps[i] = p.String()
+	}
+	return string(src.Kind) + ": " + strings.Join(ps, ", "), nil
+}
+
 // fleetSpec is the job of a row: AOI split on utm-10km at res.
 func fleetSpec(aoi [4]float64, res float64, eval string, from, to time.Time, outDir string) (jobs.Spec, []grid.Tile, error) {
 	g, err := grid.ParseGrid("utm-10km")
@@ -323,12 +409,15 @@ func runFleetRow(ctx context.Context, o FleetOptions, bins binaries, sc FleetSce
 	if err != nil {
 		return FleetResult{}, err
 	}
-	res := FleetResult{Scenario: sc.Name, Binding: pols[sc.Binding], Workers: o.Workers, Concurrency: o.Concurrency}
-	simArgs := []string{"-latency", o.Latency.String(), "-jitter", o.Jitter.String()}
+	res := FleetResult{Scenario: sc.Name, Binding: pols[sc.Binding], Workers: o.Workers, Concurrency: o.Concurrency,
+		Headers: o.Headers, Configured: o.Configured}
+	simArgs := []string{"-latency", o.Latency.String(), "-jitter", o.Jitter.String(), "-headers", o.Headers}
 	workerArgs := []string{"--concurrency", strconv.Itoa(o.Concurrency)}
 	for _, p := range sc.Policies {
 		simArgs = append(simArgs, "-policy", p)
-		workerArgs = append(workerArgs, "--policy", p)
+		if o.Configured {
+			workerArgs = append(workerArgs, "--policy", p)
+		}
 	}
 	env, err := startFleet(ctx, dir, bins, simArgs, o.Workers, workerArgs)
 	if err != nil {
@@ -390,7 +479,13 @@ func runFleetRow(ctx context.Context, o FleetOptions, bins binaries, sc FleetSce
 	res.Status, res.Items, res.Failed = job.Status, job.Progress.Total, job.Progress.Failed
 	res.CatalogRequests, res.PU = st.CatalogRequests, st.PUSpent
 	res.ProcessOK = processOK(st)
-	res.RateLimited, res.TokenRequests = st.RateLimited, st.TokenRequests
+	res.RateLimited, res.TokenRequests, res.AuxRequests = st.RateLimited, st.TokenRequests, st.AuxRequests
+	if res.Sources, err = env.loggedSources(); err != nil {
+		return res, err
+	}
+	if res.Source, err = fleetSource(ctx, env.redis); err != nil {
+		return res, err
+	}
 	res.Analysis = job.AnalysedAt.Sub(job.CreatedAt)
 	res.Elapsed = job.FinishedAt.Sub(job.StartedAt)
 
@@ -462,8 +557,8 @@ func rateAfter(samples []fleetSample, burst float64, end time.Time, endUnits flo
 // WriteFleetTable writes fleet results as a Markdown table.
 func WriteFleetTable(w io.Writer, results []FleetResult) error {
 	var b strings.Builder
-	b.WriteString("| scenario | binding policy | workers x concurrency | tiles | items | status | catalog requests | process requests OK | PU | analysis | elapsed (StartedAt→FinishedAt) | ideal (units / rate) | ideal with full bucket | achieved overall (burst incl.) | achieved after burst (window) | 429s | token requests |\n")
-	b.WriteString("|---|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| scenario | headers | worker policies | binding policy | workers x concurrency | tiles | items | status | catalog requests | process requests OK | PU | analysis | elapsed (StartedAt→FinishedAt) | ideal (units / rate) | ideal with full bucket | achieved overall (burst incl.) | achieved after burst (window) | 429s | token requests | rate-limit API calls | source logged at start | source at end |\n")
+	b.WriteString("|---|---|---|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|\n")
 	for _, r := range results {
 		status := string(r.Status)
 		if r.Failed > 0 {
@@ -473,9 +568,18 @@ func WriteFleetTable(w io.Writer, results []FleetResult) error {
 		if r.AfterWindow > 0 {
 			after = fmt.Sprintf("%.1f%% (%s)", 100*r.AfterBurst, fmtDur(r.AfterWindow))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d x %d | %d | %d | %s | %d | %d | %.1f | %s | %s | %s | %s | %.1f%% | %s | %d | %d |\n",
-			r.Scenario, r.Binding, r.Workers, r.Concurrency, r.Tiles, r.Items, status, r.CatalogRequests, r.ProcessOK, r.PU,
-			fmtDur(r.Analysis), fmtDur(r.Elapsed), fmtDur(r.Ideal), fmtDur(r.IdealBucket), 100*r.Overall, after, r.RateLimited, r.TokenRequests)
+		policies := "account's contract"
+		if r.Configured {
+			policies = "--policy"
+		}
+		var logged []string
+		for _, k := range slices.Sorted(maps.Keys(r.Sources)) {
+			logged = append(logged, fmt.Sprintf("%s x%d", k, r.Sources[k]))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d x %d | %d | %d | %s | %d | %d | %.1f | %s | %s | %s | %s | %.1f%% | %s | %d | %d | %d | %s | %s |\n",
+			r.Scenario, r.Headers, policies, r.Binding, r.Workers, r.Concurrency, r.Tiles, r.Items, status, r.CatalogRequests, r.ProcessOK, r.PU,
+			fmtDur(r.Analysis), fmtDur(r.Elapsed), fmtDur(r.Ideal), fmtDur(r.IdealBucket), 100*r.Overall, after, r.RateLimited, r.TokenRequests,
+			r.AuxRequests, strings.Join(logged, ", "), r.Source)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -497,11 +601,16 @@ func parseFleetFlags(args []string, stderr io.Writer) (FleetOptions, error) {
 	fs.StringVar(&to, "to", DefaultFleetTo.Format(time.DateOnly), "job time range end, exclusive (YYYY-MM-DD)")
 	fs.DurationVar(&o.Timeout, "timeout", DefaultFleetTimeout, "longest a row may take")
 	fs.StringVar(&o.BinDir, "bin-dir", "", "directory with prebuilt worker and shsim binaries (default: go build into a temp dir)")
+	fs.StringVar(&o.Headers, "headers", DefaultFleetHeaders, "the simulator's rate-limit headers: retry-after (today's service), legacy (2019) or none")
+	fs.BoolVar(&o.Configured, "configured", false, "give every worker the scenario's policies as --policy (default: the workers read the account's contract)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if !slices.Contains([]string{"retry-after", "legacy", "none"}, o.Headers) {
+		return o, fmt.Errorf("-headers %q: want retry-after, legacy or none", o.Headers)
 	}
 	if scen != "" {
 		o.Scenarios = strings.Split(scen, ",")

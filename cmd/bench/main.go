@@ -1,15 +1,21 @@
 // Command bench runs shfleet's end-to-end benchmarks and prints their results as a
 // Markdown table.
 //
-//	go run ./cmd/bench quota [-duration 60s] [-scenarios requests,pu,both,ttl] [-modes shfleet,local,none] [-w 8,64] [-quick]
+//	go run ./cmd/bench quota [-duration 60s] [-scenarios requests,pu,both,ttl,legacy,external] [-modes shfleet,shfleet-nosync,local,none] [-w 8,64] [-quick]
 //
 // "quota" is the proof benchmark of package quota: it starts a redis-server and the
 // Sentinel Hub simulator of package sentineltest, then runs W concurrent clients
 // that each behave like a separate worker process (their own Redis client, Limiter,
 // SharedTokenSource and sentinel.Client) for a fixed duration, and reports the rate
 // achieved against the binding policy, measured from the simulator's own record of
-// the requests it answered. Baselines ("local": each client paces itself at
-// capacity/W with its own token; "none": no pacing) run beside it. See BENCHMARKS.md.
+// the requests it answered. The simulator behaves as the service does today (429s
+// carry only Retry-After; the account's contract and remaining units are
+// published) except in the "legacy" scenario (the 2019 headers); "external" adds
+// another client of the account taking 25% of the request policy. "shfleet"
+// clients are set up as workers are by default (the account's contract, resynced
+// every 2 s); "shfleet-nosync" ones are configured with the policies and never
+// read the account. Baselines ("local": each client paces itself at capacity/W
+// with its own token; "none": no pacing) run beside it. See BENCHMARKS.md.
 //
 // The pipeline benchmarks run the real binaries (go build of cmd/worker and
 // cmd/shsim) against a redis-server:
@@ -109,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.Duration, "duration", DefaultDuration, "how long each row runs (the first WarmupFraction, or until the initial burst is spent, is not measured)")
 	fs.StringVar(&scen, "scenarios", "", "comma-separated scenarios to run: "+strings.Join(ScenarioNames(), ", ")+" (default all)")
 	fs.StringVar(&ws, "w", "", "comma-separated client counts overriding every scenario's list, e.g. 8,64")
-	fs.StringVar(&modes, "modes", "", "comma-separated modes to keep: shfleet, local, none (default all)")
+	fs.StringVar(&modes, "modes", "", "comma-separated modes to keep: "+modeList()+" (default all)")
 	quick := fs.Bool("quick", false, "short runs for CI and development: -duration "+QuickDuration.String())
 	fs.DurationVar(&o.Latency, "latency", DefaultLatency, "simulated server latency of every answer")
 	fs.DurationVar(&o.Jitter, "jitter", DefaultJitter, "random extra latency, uniform in 0..jitter")

@@ -76,6 +76,12 @@ func TestFleetRowTiny(t *testing.T) {
 	if res.TokenRequests != 1 {
 		t.Errorf("%d token requests; the two worker processes must share one", res.TokenRequests)
 	}
+	// No --policy: both workers read the simulator's contract (one fetch for the
+	// two, at least one more call for the remaining units).
+	if res.Sources["account"] != 2 || res.Source != "account: requests:2:PT1S, pu:1000:PT1M" || res.AuxRequests < 1 {
+		t.Errorf("policy sources %v at start, %q at end, %d rate-limit API calls; want account x2 and the simulator's two policies",
+			res.Sources, res.Source, res.AuxRequests)
+	}
 	if res.Binding != (quota.Policy{Kind: quota.Requests, Capacity: 2, Period: time.Second}) || !(res.Overall > 0) || res.Elapsed <= 0 || res.Ideal <= 0 {
 		t.Errorf("row not computed: binding %s, overall %v, elapsed %s, ideal %s", res.Binding, res.Overall, res.Elapsed, res.Ideal)
 	}
@@ -86,7 +92,7 @@ func TestFleetRowTiny(t *testing.T) {
 	if err := WriteFleetTable(&buf, []FleetResult{res}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "| tiny | requests:2:PT1S | 2 x 2 |") {
+	if !strings.Contains(buf.String(), "| tiny | retry-after | account's contract | requests:2:PT1S | 2 x 2 |") {
 		t.Errorf("table lacks the row:\n%s", buf.String())
 	}
 }
@@ -172,8 +178,11 @@ func TestRateAfterBurst(t *testing.T) {
 
 func TestPipelineFlags(t *testing.T) {
 	f, err := parseFleetFlags([]string{"-scenarios", "pu", "-aoi", "1,2,3,4", "-workers", "2"}, io.Discard)
-	if err != nil || f.Scenarios[0] != "pu" || f.AOI != [4]float64{1, 2, 3, 4} || f.Workers != 2 {
+	if err != nil || f.Scenarios[0] != "pu" || f.AOI != [4]float64{1, 2, 3, 4} || f.Workers != 2 || f.Headers != "retry-after" || f.Configured {
 		t.Errorf("fleet flags: %+v, %v", f, err)
+	}
+	if f, err := parseFleetFlags([]string{"-headers", "legacy", "-configured"}, io.Discard); err != nil || f.Headers != "legacy" || !f.Configured {
+		t.Errorf("fleet -headers legacy -configured: %+v, %v", f, err)
 	}
 	m, err := parseMemoryFlags([]string{"-rows", "32x4, 8x10"}, io.Discard)
 	if err != nil || len(m.Rows) != 2 || m.Rows[1] != (MemoryRow{8, 10}) {
@@ -189,6 +198,7 @@ func TestPipelineFlags(t *testing.T) {
 			_, err := parseFleetFlags([]string{"-from", "2025-06-01", "-to", "2025-05-01"}, io.Discard)
 			return err
 		},
+		func() error { _, err := parseFleetFlags([]string{"-headers", "2019"}, io.Discard); return err },
 		func() error { _, err := parseMemoryFlags([]string{"-rows", "32"}, io.Discard); return err },
 		func() error { _, err := parseAnalysisFlags([]string{"x"}, io.Discard); return err },
 		func() error {

@@ -55,8 +55,16 @@ type Mode string
 
 const (
 	// ModeShfleet: every client has its own quota.Limiter and SharedTokenSource on
-	// the shared Redis, as separate worker processes would.
+	// the shared Redis, as separate worker processes would, set up as a worker is
+	// by default: no configured policies, Config.AccountAPI =
+	// quota.SentinelAccount(client.RateLimit), SyncContract before the first
+	// request and RunAccountSync in a goroutine (the account's contract, resynced
+	// every 2 s with the units remaining).
 	ModeShfleet Mode = "shfleet"
+	// ModeNoSync: as ModeShfleet but with Config.Policies = the account's full
+	// contract (SH_POLICIES) and no AccountAPI: no contract fetch, no resync, only
+	// the fleet's own mirror and the 429s.
+	ModeNoSync Mode = "shfleet-nosync"
 	// ModeLocal: every client paces itself at capacity/W with its own
 	// golang.org/x/time/rate limiter and fetches its own token.
 	ModeLocal Mode = "local"
@@ -115,6 +123,20 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// allModes are the modes in the order -modes lists them.
+var allModes = []Mode{ModeShfleet, ModeNoSync, ModeLocal, ModeNone}
+
+func modeList() string {
+	s := make([]string, len(allModes))
+	for i, m := range allModes {
+		s[i] = string(m)
+	}
+	return strings.Join(s, ", ")
+}
+
+// fleetMode reports whether m runs quota.Limiters (shfleet or shfleet-nosync).
+func fleetMode(m Mode) bool { return m == ModeShfleet || m == ModeNoSync }
+
 // RowSpec is one row of a scenario: a mode and a number of clients.
 type RowSpec struct {
 	Mode Mode
@@ -134,6 +156,13 @@ type Scenario struct {
 	// TokenTTL is the simulator's token lifetime (0: sentineltest.DefaultTokenTTL);
 	// RefreshMargin the shared token source's (0: its default).
 	TokenTTL, RefreshMargin time.Duration
+	// Headers are the simulator's rate-limit headers; the zero value is
+	// sentineltest.HeadersRetryAfterOnly (today's service).
+	Headers sentineltest.HeaderMode
+	// ExternalLoad (0..1) is the share of every rate policy's refill another client
+	// of the same account takes (sentineltest.Config.ExternalLoad); the rows are
+	// measured against what it leaves, (1-ExternalLoad) x capacity.
+	ExternalLoad float64
 	// Rows are the modes and client counts run.
 	Rows []RowSpec
 }
@@ -221,6 +250,18 @@ func Scenarios() []Scenario {
 			Name: "ttl", Policies: mustPolicies("requests:1200:PT1M"), Workload: smallWorkload,
 			TokenTTL: 20 * time.Second, RefreshMargin: 7 * time.Second, Rows: fleet(64),
 		},
+		// legacy: the 2019 set-up for comparison, the simulator sending the legacy
+		// headers and every client configured with the policies.
+		{
+			Name: "legacy", Policies: mustPolicies("requests:1200:PT1M"), Workload: smallWorkload,
+			Headers: sentineltest.HeadersLegacy, Rows: []RowSpec{{ModeNoSync, 64}},
+		},
+		// external: another client of the account takes 25% of the request policy;
+		// the fleet should reach the 75% it leaves (450/min) without 429s.
+		{
+			Name: "external", Policies: mustPolicies("requests:600:PT1M"), Workload: smallWorkload, ExternalLoad: 0.25,
+			Rows: []RowSpec{{ModeShfleet, 8}, {ModeShfleet, 64}, {ModeNoSync, 8}, {ModeNoSync, 64}},
+		},
 	}
 }
 
@@ -250,8 +291,8 @@ func selectScenarios(o Options) ([]Scenario, error) {
 	}
 	if len(o.Modes) > 0 {
 		for _, m := range o.Modes {
-			if m != ModeShfleet && m != ModeLocal && m != ModeNone {
-				return nil, fmt.Errorf("unknown mode %q; choose from shfleet, local, none", m)
+			if !slices.Contains(allModes, m) {
+				return nil, fmt.Errorf("unknown mode %q; choose from %s", m, modeList())
 			}
 		}
 		var kept []Scenario
@@ -287,8 +328,12 @@ type Result struct {
 	Scenario string
 	Mode     Mode
 	W        int
+	// Headers and ExternalLoad are the scenario's simulator behaviour.
+	Headers      sentineltest.HeaderMode
+	ExternalLoad float64
 	// Binding is the policy with the highest utilization in the measured window;
-	// Achieved its utilization (1 = the whole capacity).
+	// Achieved its utilization: 1 = all the policy leaves us, (1-ExternalLoad) x
+	// capacity per period.
 	Binding  quota.Policy
 	Achieved float64
 	// Utilization of every policy in the measured window, by policy text.
@@ -299,6 +344,13 @@ type Result struct {
 	// OK counts 200 answers of the whole run; RateLimited the 429s the simulator
 	// answered; TokenRequests the calls of its token endpoint.
 	OK, RateLimited, TokenRequests int
+	// AuxRequests counts the simulator's rate-limit endpoint calls (contract and
+	// remaining units); ExternalUnits what the other client took, by policy key.
+	AuxRequests   int
+	ExternalUnits map[string]float64
+	// Sources counts the clients by the policy source SyncContract reported at
+	// their start (shfleet rows), e.g. "account": 63, "fallback": 1.
+	Sources map[quota.PolicySourceKind]int
 	// ExpectedTokens is what a fleet sharing one token should need: one per token
 	// lifetime minus refresh margin (shfleet rows only).
 	ExpectedTokens int
@@ -311,8 +363,10 @@ type Result struct {
 	FirstError        string
 	// Duration is the run; Measured the window the rates are measured over.
 	Duration, Measured time.Duration
-	// RateLimitedAt are the times of the first 429s, from the start of the run.
-	RateLimitedAt []time.Duration
+	// RateLimitedAt are the times of the first 429s, from the start of the run;
+	// LastRateLimitedAt the time of the last one.
+	RateLimitedAt     []time.Duration
+	LastRateLimitedAt time.Duration
 	// Drained is false when the initial burst was never spent: the clients never
 	// reached the limit and the rate is not a steady-state number.
 	Drained bool
@@ -339,7 +393,7 @@ func RunQuota(ctx context.Context, o Options, stdout, progress io.Writer) error 
 			if err != nil {
 				return fmt.Errorf("scenario %s, %s W=%d: %w", sc.Name, spec.Mode, spec.W, err)
 			}
-			fmt.Fprintf(progress, "          achieved %.1f%% of %s, %d OK, %d x 429, %d token requests\n",
+			fmt.Fprintf(progress, "          achieved %.1f%% of what %s leaves, %d OK, %d x 429, %d token requests\n",
 				100*res.Achieved, res.Binding, res.OK, res.RateLimited, res.TokenRequests)
 			results = append(results, res)
 		}
@@ -352,6 +406,8 @@ type clientStats struct {
 	handBacks, errs atomic.Int64
 	waits           []time.Duration
 	firstErr        atomic.Pointer[string]
+	// source is what SyncContract reported at the start (ModeShfleet).
+	source quota.PolicySourceKind
 }
 
 func (s *clientStats) fail(err error) {
@@ -369,6 +425,8 @@ func runRow(ctx context.Context, o Options, srv *redistest.Server, sc Scenario, 
 	simStart := time.Now() // no later than the buckets' start: they are full at creation
 	sim := sentineltest.NewServer(sentineltest.Config{
 		Policies:               simPolicies,
+		HeaderMode:             sc.Headers,
+		ExternalLoad:           sc.ExternalLoad,
 		TokenTTL:               sc.TokenTTL,
 		TokenRequestsPerMinute: o.TokenRPM,
 		Faults:                 sentineltest.Faults{Latency: o.Latency, LatencyJitter: o.Jitter, Seed: int64(spec.W)},
@@ -386,6 +444,11 @@ func runRow(ctx context.Context, o Options, srv *redistest.Server, sc Scenario, 
 		}
 	}()
 	runs := make([]func(ctx, sendCtx context.Context), spec.W)
+	// The account syncs run for the whole row, as a worker's run for its process:
+	// they stop once every client has stopped sending.
+	syncCtx, stopSync := context.WithCancel(ctx)
+	var syncWG sync.WaitGroup
+	defer func() { stopSync(); syncWG.Wait() }()
 	for i := range spec.W {
 		st := &clientStats{}
 		stats[i] = st
@@ -394,14 +457,19 @@ func runRow(ctx context.Context, o Options, srv *redistest.Server, sc Scenario, 
 		ccfg.HTTPClient = sentinel.DefaultHTTPClient() // its own connections, like a process
 		closers = append(closers, ccfg.HTTPClient.CloseIdleConnections)
 		switch spec.Mode {
-		case ModeShfleet:
+		case ModeShfleet, ModeNoSync:
 			rdb := srv.Client()
 			closers = append(closers, func() { _ = rdb.Close() })
-			c, err := newFleetClient(rdb, ccfg, prefix, sc)
+			c, err := newFleetClient(rdb, ccfg, prefix, sc, spec.Mode == ModeShfleet)
 			if err != nil {
 				return Result{}, err
 			}
-			runs[i] = func(ctx, sendCtx context.Context) { c.run(ctx, sendCtx, sc.Workload, rng, st) }
+			runs[i] = func(ctx, sendCtx context.Context) {
+				if c.sync {
+					c.startSync(sendCtx, syncCtx, &syncWG, st)
+				}
+				c.run(ctx, sendCtx, sc.Workload, rng, st)
+			}
 		case ModeLocal, ModeNone:
 			c := newSoloClient(ctx, ccfg, sc, spec)
 			runs[i] = func(ctx, sendCtx context.Context) { c.run(ctx, sendCtx, sc.Workload, rng, st) }
@@ -420,17 +488,25 @@ func runRow(ctx context.Context, o Options, srv *redistest.Server, sc Scenario, 
 		wg.Go(func() { run(ctx, sendCtx) })
 	}
 	wg.Wait()
+	stopSync()
+	syncWG.Wait()
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
 
-	res := measure(sim.Requests(), sc.Policies, simStart, start.Add(time.Duration(o.Warmup*float64(o.Duration))), end)
+	res := measure(sim.Requests(), sc.Policies, sc.ExternalLoad, simStart, start.Add(time.Duration(o.Warmup*float64(o.Duration))), end)
 	st := sim.Stats()
 	res.Scenario, res.Mode, res.W, res.Duration = sc.Name, spec.Mode, spec.W, o.Duration
+	res.Headers, res.ExternalLoad = sc.Headers, sc.ExternalLoad
+	res.AuxRequests, res.ExternalUnits = st.AuxRequests, st.ExternalUnits
 	for _, r := range sim.Requests() {
-		if r.Status == 429 && len(res.RateLimitedAt) < 5 {
+		if r.Status != 429 {
+			continue
+		}
+		if len(res.RateLimitedAt) < 5 {
 			res.RateLimitedAt = append(res.RateLimitedAt, r.Time.Sub(start))
 		}
+		res.LastRateLimitedAt = max(res.LastRateLimitedAt, r.Time.Sub(start))
 	}
 	res.OK = st.RequestsByStatus[200]
 	res.RateLimited = st.RateLimited
@@ -443,8 +519,14 @@ func runRow(ctx context.Context, o Options, srv *redistest.Server, sc Scenario, 
 			res.FirstError = *p
 		}
 		waits = append(waits, s.waits...)
+		if s.source != "" {
+			if res.Sources == nil {
+				res.Sources = map[quota.PolicySourceKind]int{}
+			}
+			res.Sources[s.source]++
+		}
 	}
-	if spec.Mode == ModeShfleet {
+	if fleetMode(spec.Mode) {
 		ttl := cmp0(sc.TokenTTL, sentineltest.DefaultTokenTTL)
 		margin := min(cmp0(sc.RefreshMargin, quota.DefaultTokenRefreshMargin), ttl/2)
 		res.ExpectedTokens = 1 + int(o.Duration/(ttl-margin))
@@ -465,10 +547,12 @@ func cmp0(d, def time.Duration) time.Duration {
 // spent, and ends at end. The burst counts as spent at the first 429, or when a
 // policy's bucket, replayed from the record, first falls below DrainLevel of its
 // capacity or below the largest request seen (it could not admit that one). A
-// policy's utilization is the share of the window's refill (capacity x window /
-// period) that was used: the units served in the window minus what the bucket's
-// level dropped over it (stock left from the initial burst, if any).
-func measure(recs []sentineltest.RecordedRequest, policies []quota.Policy, simStart, warmEnd, end time.Time) Result {
+// policy's utilization is the share of the window's refill left to us ((1-share)
+// x capacity x window / period, share being the other client's part of every
+// refill, as the simulator's ExternalLoad takes it) that was used: the units
+// served in the window minus what the bucket's level dropped over it (stock left
+// from the initial burst, if any).
+func measure(recs []sentineltest.RecordedRequest, policies []quota.Policy, share float64, simStart, warmEnd, end time.Time) Result {
 	var ok []sentineltest.RecordedRequest
 	var drained time.Time
 	for _, r := range recs {
@@ -491,7 +575,7 @@ func measure(recs []sentineltest.RecordedRequest, policies []quota.Policy, simSt
 	// replay runs p's bucket over the record up to t (or, when low > 0, until it
 	// first falls below low) and returns its level and the time it stopped.
 	replay := func(p quota.Policy, t time.Time, low float64) (float64, time.Time) {
-		perNs := p.Capacity / float64(p.Period)
+		perNs := (1 - share) * p.Capacity / float64(p.Period)
 		level, last := p.Capacity, simStart
 		for _, r := range ok {
 			if r.Time.After(t) {
@@ -539,7 +623,7 @@ func measure(recs []sentineltest.RecordedRequest, policies []quota.Policy, simSt
 		l0, _ := replay(p, from, 0)
 		l1, _ := replay(p, end, 0)
 		stock := max(0, l0-l1)
-		u := (sum - stock) / (p.Capacity * float64(res.Measured) / float64(p.Period))
+		u := (sum - stock) / ((1 - share) * p.Capacity * float64(res.Measured) / float64(p.Period))
 		res.Utilization[p.String()] = u
 		if stock > 0 {
 			res.StockUsed[p.String()] = stock
@@ -578,13 +662,16 @@ func quotaRateLimit(e *sentinel.RateLimitError) quota.RateLimit {
 type fleetClient struct {
 	lim    *quota.Limiter
 	client *sentinel.Client
+	// sync: the Limiter reads the account (contract and remaining units) and the
+	// client runs its RunAccountSync, as a worker does.
+	sync bool
 }
 
-func newFleetClient(rdb redis.UniversalClient, cfg sentinel.Config, prefix string, sc Scenario) (*fleetClient, error) {
-	lim, err := quota.NewLimiter(quota.Config{Redis: rdb, Account: cfg.ClientID, Prefix: prefix, Policies: sc.Policies})
-	if err != nil {
-		return nil, err
-	}
+// newFleetClient builds a worker's Limiter: with sync, as a worker by default
+// (AccountAPI through the client's RateLimit service with the shared token, no
+// configured policies); without, configured with the scenario's policies and no
+// AccountAPI.
+func newFleetClient(rdb redis.UniversalClient, cfg sentinel.Config, prefix string, sc Scenario, sync bool) (*fleetClient, error) {
 	ts, err := quota.NewSharedTokenSource(quota.TokenConfig{
 		Redis: rdb, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Prefix: prefix,
 		Upstream: quota.SentinelUpstream(cfg), RefreshMargin: sc.RefreshMargin,
@@ -592,7 +679,34 @@ func newFleetClient(rdb redis.UniversalClient, cfg sentinel.Config, prefix strin
 	if err != nil {
 		return nil, err
 	}
-	return &fleetClient{lim: lim, client: sentinel.NewClient(cfg, ts)}, nil
+	client := sentinel.NewClient(cfg, ts)
+	qc := quota.Config{Redis: rdb, Account: cfg.ClientID, Prefix: prefix}
+	if sync {
+		qc.AccountAPI = quota.SentinelAccount(client.RateLimit)
+	} else {
+		qc.Policies = sc.Policies
+	}
+	lim, err := quota.NewLimiter(qc)
+	if err != nil {
+		return nil, err
+	}
+	return &fleetClient{lim: lim, client: client, sync: sync}, nil
+}
+
+// startSync does what worker.Worker.Start does before serving: it reads the
+// account's policies (SyncContract) and starts RunAccountSync, which runs until
+// syncCtx ends (wg counts it).
+func (c *fleetClient) startSync(ctx, syncCtx context.Context, wg *sync.WaitGroup, st *clientStats) {
+	src, err := c.lim.SyncContract(ctx)
+	if err != nil {
+		st.fail(err)
+	}
+	st.source = src.Kind
+	wg.Go(func() {
+		if err := c.lim.RunAccountSync(syncCtx); err != nil && syncCtx.Err() == nil {
+			st.fail(err)
+		}
+	})
 }
 
 // run loops until sendCtx ends: reserve, send, settle; after a 429, tell the
@@ -726,15 +840,38 @@ func jitter(r *rand.Rand, d time.Duration) time.Duration {
 	return time.Duration(r.Int64N(int64(d) + 1))
 }
 
-// WriteTable writes results as a Markdown table.
+// headerName is the -headers name of shsim for a header mode.
+func headerName(h sentineltest.HeaderMode) string {
+	switch h {
+	case sentineltest.HeadersRetryAfterOnly:
+		return "retry-after"
+	case sentineltest.HeadersLegacy:
+		return "legacy"
+	case sentineltest.HeadersNone:
+		return "none"
+	}
+	return fmt.Sprint(int(h))
+}
+
+// per1000 is n per 1,000 of total, 0 when total is 0.
+func per1000(n, total int) float64 {
+	if total == 0 {
+		return 0
+	}
+	return 1000 * float64(n) / float64(total)
+}
+
+// WriteTable writes results as a Markdown table. "available" is what the policy
+// leaves us: its capacity less the other client's share; "429s / 1k" is per
+// 1,000 process requests sent (answered 200 or 429).
 func WriteTable(w io.Writer, results []Result) error {
 	var b strings.Builder
-	b.WriteString("| scenario | mode | policy (binding) | W | achieved / capacity | requests OK | 429s | token requests | p50 wait | p99 wait | duration (measured) | notes |\n")
-	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| scenario | mode | headers | other client | policy (binding) | W | achieved / available | requests OK | 429s | 429s / 1k | token requests | p50 wait | p99 wait | duration (measured) | notes |\n")
+	b.WriteString("|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, r := range results {
 		p50, p99 := "–", "–"
 		tokens := fmt.Sprint(r.TokenRequests)
-		if r.Mode == ModeShfleet {
+		if fleetMode(r.Mode) {
 			p50, p99 = fmtDur(r.WaitP50), fmtDur(r.WaitP99)
 			tokens += fmt.Sprintf(" (expect %d)", r.ExpectedTokens)
 		}
@@ -754,12 +891,30 @@ func WriteTable(w io.Writer, results []Result) error {
 		if len(others) > 0 {
 			notes = append(notes, "also "+strings.Join(others, ", "))
 		}
-		if r.Mode == ModeShfleet && len(r.RateLimitedAt) > 0 {
+		if r.Mode == ModeShfleet && (len(r.Sources) != 1 || r.Sources[quota.SourceAccount] == 0) {
+			var src []string
+			for _, k := range slices.Sorted(maps.Keys(r.Sources)) {
+				src = append(src, fmt.Sprintf("%s x%d", k, r.Sources[k]))
+			}
+			notes = append(notes, "policy source at start: "+strings.Join(src, ", "))
+		}
+		if fleetMode(r.Mode) && len(r.RateLimitedAt) > 0 {
 			var at []string
 			for _, d := range r.RateLimitedAt {
 				at = append(at, fmtDur(d))
 			}
-			notes = append(notes, "first 429s at "+strings.Join(at, ", ")+" after start")
+			note := "first 429s at " + strings.Join(at, ", ")
+			if r.RateLimited > len(r.RateLimitedAt) {
+				note += ", last at " + fmtDur(r.LastRateLimitedAt)
+			}
+			notes = append(notes, note+" after start")
+		}
+		if r.ExternalLoad > 0 {
+			var took []string
+			for _, k := range slices.Sorted(maps.Keys(r.ExternalUnits)) {
+				took = append(took, fmt.Sprintf("%.0f %s", r.ExternalUnits[k], k))
+			}
+			notes = append(notes, "the other client took "+strings.Join(took, ", "))
 		}
 		if r.HandBacks > 0 {
 			notes = append(notes, fmt.Sprintf("%d hand-backs (slot > MaxAhead)", r.HandBacks))
@@ -767,8 +922,13 @@ func WriteTable(w io.Writer, results []Result) error {
 		if r.Errors > 0 {
 			notes = append(notes, fmt.Sprintf("%d errors, first: %s", r.Errors, r.FirstError))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %.1f%% | %d | %d | %s | %s | %s | %s (%s) | %s |\n",
-			r.Scenario, r.Mode, r.Binding, r.W, 100*r.Achieved, r.OK, r.RateLimited, tokens, p50, p99,
+		other := "–"
+		if r.ExternalLoad > 0 {
+			other = fmt.Sprintf("%.0f%%", 100*r.ExternalLoad)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %.1f%% | %d | %d | %.2f | %s | %s | %s | %s (%s) | %s |\n",
+			r.Scenario, r.Mode, headerName(r.Headers), other, r.Binding, r.W, 100*r.Achieved, r.OK, r.RateLimited,
+			per1000(r.RateLimited, r.OK+r.RateLimited), tokens, p50, p99,
 			fmtDur(r.Duration), fmtDur(r.Measured), strings.Join(notes, "; "))
 	}
 	_, err := io.WriteString(w, b.String())
