@@ -36,12 +36,15 @@ func TestCancel(t *testing.T) {
 	if job.Status.Final() {
 		t.Fatalf("job finished before the cancel: %s", job.Status)
 	}
-	atCancel := f.sim.Stats()
 	if !f.enqueue("cancel", job.ID) {
 		if err := f.ctl.Cancel(ctx, job.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// Counted from the moment the cancel has returned: requests sent while the
+	// CLI was still starting are not "after the cancel". From here each of the
+	// workers' slots can send at most the one request it had already admitted.
+	atCancel := f.sim.Stats()
 	t.Logf("canceled at %d/%d items done, %d processing", job.Progress.Done, job.Progress.Total, job.Progress.Processing)
 	time.Sleep(3 * time.Second) // the requests in flight land
 	settled := f.sim.Stats()
