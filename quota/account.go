@@ -85,6 +85,7 @@ const (
 	resyncLockSuffix    = "resync:lock"           // one resync per ResyncInterval for the fleet
 	resyncUrgentSuffix  = "resync:urgent"         // one resync per 500 ms asked for by a 429
 	resyncOffSuffix     = "resync:off"            // Remaining unavailable: no resync until it expires
+	shiftSuffix         = "resync:shift"          // how far resyncs moved the booked queue, us (cumulative)
 )
 
 // PolicySourceKind says where the base policies came from.

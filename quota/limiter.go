@@ -235,6 +235,7 @@ type Reservation struct {
 
 	month   string
 	charges []charge
+	shift   int64 // the fleet's queue shift (us) when the slot was handed out
 }
 
 // charge is what a reservation added to one policy.
@@ -525,6 +526,14 @@ func (l *Limiter) Reserve(ctx context.Context, cost Cost) (Reservation, error) {
 // before the slot it fails at once with a *TooFarError that matches
 // context.DeadlineExceeded, charging nothing; when ctx ends during the sleep the
 // reservation is refunded and ctx.Err() returned.
+//
+// A slot handed out is not final: when a resync finds the account's other
+// clients (or a plain mirror error) left the server fewer units than the fleet
+// booked, it moves the whole booked queue later (the fleet's queue shift), not
+// only its tail. Wait re-reads the shift when its sleep ends and sleeps on by
+// however far the queue moved meanwhile; a move past ctx's deadline or MaxAhead
+// refunds the slot and fails with a *TooFarError, as a slot that far ahead
+// would have been refused in the first place.
 func (l *Limiter) Wait(ctx context.Context, cost Cost) (Reservation, error) {
 	if err := ctx.Err(); err != nil {
 		return Reservation{}, err
@@ -542,19 +551,69 @@ func (l *Limiter) Wait(ctx context.Context, cost Cost) (Reservation, error) {
 	if r.Delay <= 0 {
 		return r, nil
 	}
-	t := time.NewTimer(r.Delay)
+	for sleep := r.Delay; sleep > 0; {
+		if err := l.sleep(ctx, r, sleep); err != nil {
+			return Reservation{}, err
+		}
+		moved, err := l.shiftSince(ctx, &r)
+		if err != nil {
+			// Without Redis the slot stands as booked: the reservation itself
+			// was granted.
+			return r, nil
+		}
+		dl, hasDeadline := ctx.Deadline()
+		if moved > l.cfg.MaxAhead || hasDeadline && time.Now().Add(moved).After(dl) {
+			if err := l.refund(ctx, r); err != nil {
+				return Reservation{}, err
+			}
+			l.tooFar.Add(1)
+			return Reservation{}, &TooFarError{At: l.now().Add(moved), Ahead: moved, Limit: limit, ByDeadline: moved <= l.cfg.MaxAhead}
+		}
+		r.Delay += moved
+		r.At = r.At.Add(moved)
+		sleep = moved // the sleep just ended at the old slot
+	}
+	return r, nil
+}
+
+// sleep waits d, or refunds r and returns ctx.Err() when ctx ends first.
+func (l *Limiter) sleep(ctx context.Context, r Reservation, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return r, nil
+		return nil
 	case <-ctx.Done():
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := l.Cancel(cctx, r); err != nil {
-			return Reservation{}, fmt.Errorf("%w (and the refund failed: %v)", ctx.Err(), err)
+		if err := l.refund(ctx, r); err != nil {
+			return fmt.Errorf("%w (and the refund failed: %v)", ctx.Err(), err)
 		}
-		return Reservation{}, ctx.Err()
+		return ctx.Err()
 	}
+}
+
+// refund cancels r on a context that outlives ctx by a few seconds.
+func (l *Limiter) refund(ctx context.Context, r Reservation) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return l.Cancel(cctx, r)
+}
+
+// shiftSince reads the fleet's queue shift and returns how far the queue moved
+// since r's slot was handed out (recording the new value in r).
+func (l *Limiter) shiftSince(ctx context.Context, r *Reservation) (time.Duration, error) {
+	v, err := l.rdb.Get(ctx, l.key(shiftSuffix)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	moved := v - r.shift
+	if moved <= 0 {
+		return 0, nil
+	}
+	r.shift = v
+	return time.Duration(moved) * time.Microsecond, nil
 }
 
 func (l *Limiter) reserve(ctx context.Context, cost Cost, maxAhead time.Duration, byDeadline bool) (Reservation, error) {
@@ -590,7 +649,7 @@ func (l *Limiter) reserve(ctx context.Context, cost Cost, maxAhead time.Duration
 		args = append(args, inc, lm.tau)
 		charges = append(charges, charge{key: lm.key, kind: lm.Kind, perMilli: lm.perMilli, inc: inc})
 	}
-	keys = append(keys, l.key(contractSuffix))
+	keys = append(keys, l.key(contractSuffix), l.key(shiftSuffix))
 	args = append(args, map[bool]string{true: "1", false: "0"}[fromAccount])
 	res, err := reserveScript.Run(ctx, l.rdb, keys, args...).Int64Slice()
 	if err != nil {
@@ -607,7 +666,11 @@ func (l *Limiter) reserve(ctx context.Context, cost Cost, maxAhead time.Duration
 	case 0:
 		l.admitted.Add(1)
 		l.waitNanos.Add(int64(delay))
-		return Reservation{At: l.now().Add(delay), Delay: delay, Cost: cost, month: month, charges: charges}, nil
+		var shift int64
+		if len(res) > 5 {
+			shift = res[5]
+		}
+		return Reservation{At: l.now().Add(delay), Delay: delay, Cost: cost, month: month, charges: charges, shift: shift}, nil
 	case 1:
 		l.tooFar.Add(1)
 		return Reservation{}, &TooFarError{At: l.now().Add(delay), Ahead: delay, Limit: maxAhead, ByDeadline: byDeadline}

@@ -6,8 +6,10 @@
 -- KEYS[3]   ledger of the month: settled (actual) milli-PU spent
 -- KEYS[4]   pending milli-PU of the month (reserved, not settled)
 -- KEYS[5..] one TAT key per policy (value: theoretical arrival time, us)
--- KEYS[#KEYS] the fleet's cached contract hash (field month_cap: the account's
+-- KEYS[#KEYS-1] the fleet's cached contract hash (field month_cap: the account's
 --           monthly PU policy capacity, PU)
+-- KEYS[#KEYS] the fleet's queue shift (us, cumulative; see resync.lua): returned so
+--           a waiter can tell how far the booked queue moved while it slept
 -- ARGV[1]   now in us, or "" to use the Redis server's TIME (fleet-consistent clock)
 -- ARGV[2]   the furthest ahead a slot may be booked, us
 -- ARGV[3]   monthly budget, milli-PU (0 = none)
@@ -18,7 +20,8 @@
 --           policies come from the account), "0" otherwise
 --
 -- Returns {code, now, x, y, backoff}:
---   code 0 admitted: x = slot (us)          code 1 too far: x = earliest slot (us)
+--   code 0 admitted: x = slot (us), 6th value = the queue shift now (us)
+--   code 1 too far: x = earliest slot (us)
 --   code 2 budget: x = spent, y = pending, 6th value = the budget (milli-PU)
 --   code 3 month flagged exhausted
 --   backoff = 1 when a 429 streak is recorded.
@@ -37,7 +40,7 @@ local need = tonumber(ARGV[4])
 local budget = tonumber(ARGV[3])
 if ARGV[#ARGV] == '1' then
   -- Read fresh: a plan raised a moment ago (contract re-fetched) counts at once.
-  local cap = tonumber(redis.call('HGET', KEYS[#KEYS], 'month_cap') or '0')
+  local cap = tonumber(redis.call('HGET', KEYS[#KEYS - 1], 'month_cap') or '0')
   if cap and cap > 0 then
     cap = math.floor(cap * 1000 + 0.5)
     if budget == 0 or cap < budget then budget = cap end
@@ -53,7 +56,7 @@ if budget > 0 then
 end
 local slot = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
 if slot < now then slot = now end
-local n = #KEYS - 5
+local n = #KEYS - 6
 local tats = {}
 for i = 1, n do
   local inc = tonumber(ARGV[4 + 2 * i])
@@ -80,4 +83,4 @@ if need > 0 then
   redis.call('INCRBY', KEYS[4], need)
   redis.call('PEXPIRE', KEYS[4], ARGV[5])
 end
-return {0, now, slot, 0, streak}
+return {0, now, slot, 0, streak, tonumber(redis.call('GET', KEYS[#KEYS]) or '0')}

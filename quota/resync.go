@@ -56,6 +56,9 @@ type ResyncResult struct {
 	// Unmatched are published levels no enforced policy has (kept in the snapshot
 	// for MonthSpent and the status).
 	Unmatched []Level
+	// Shifted is how far every slot already handed out moved later (the largest
+	// TAT move of a policy with slots booked ahead); Limiter.Wait applies it.
+	Shifted time.Duration
 }
 
 // PolicySync is the reconciliation of one policy; every amount is in the policy's
@@ -170,15 +173,17 @@ func (l *Limiter) reconcile(ctx context.Context, levels []Level, spentMilli int6
 			res.Unmatched = append(res.Unmatched, byID[id])
 		}
 	}
+	keys = append(keys, l.key(shiftSuffix))
 	out, err := resyncScript.Run(ctx, l.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return ResyncResult{}, l.redisErr(ctx, "resync", err)
 	}
-	if len(out) != 1+8*len(matched) {
-		return ResyncResult{}, fmt.Errorf("quota: resync script answered %d values; want %d", len(out), 1+8*len(matched))
+	if len(out) != 2+8*len(matched) {
+		return ResyncResult{}, fmt.Errorf("quota: resync script answered %d values; want %d", len(out), 2+8*len(matched))
 	}
 	l.resyncs.Add(1)
 	num := func(s string) float64 { v, _ := strconv.ParseFloat(s, 64); return v }
+	res.Shifted = time.Duration(num(out[len(out)-1])) * time.Microsecond
 	for i, lm := range matched {
 		o := out[1+8*i:]
 		ps := PolicySync{Policy: lm.Policy, Server: byID[lm.id()].Remaining, Mirror: num(o[0]), Excess: num(o[1]),

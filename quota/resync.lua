@@ -19,6 +19,12 @@
 -- KEYS[2i]       policy i's TAT key
 -- KEYS[2i+1]     policy i's sync state hash: at (us), post (D_post), rate (units/s),
 --                until (us, booked until), ext (1 while others' use is detected)
+-- KEYS[#KEYS]    the fleet's queue shift (us, cumulative): a correction that moves
+--                a policy's TAT later while slots of it are booked ahead moves the
+--                whole booked queue, not only its tail — every slot already handed
+--                out is that much later. Waiters re-read it before they send
+--                (Limiter.Wait); without it the slots booked before the correction
+--                go out as booked, onto a server that has fewer units than that.
 -- ARGV[1]        now in us, or "" for the Redis server's TIME
 -- ARGV[2]        snapshot time, unix ms
 -- ARGV[3]        headroom fraction h
@@ -34,7 +40,7 @@
 --
 -- Returns {now, then 8 strings per policy: Lm, E, X ("" without a sample), rate,
 -- booked, given back, TAT change (us), flag (1 others' use newly detected,
--- 2 no longer detected, 0 otherwise)}.
+-- 2 no longer detected, 0 otherwise), then the queue shift added (us)}.
 local now
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
@@ -63,7 +69,8 @@ local function f(v) return string.format('%.6f', v) end
 
 local out = {string.format('%.0f', now)}
 local base = 11 + 2 * nsnap
-for i = 1, (#KEYS - 1) / 2 do
+local shift = 0
+for i = 1, (#KEYS - 2) / 2 do
   local a = base + 5 * (i - 1)
   local tau = tonumber(ARGV[a + 1])
   local per = tonumber(ARGV[a + 2])
@@ -132,6 +139,9 @@ for i = 1, (#KEYS - 1) / 2 do
     end
   end
   local lmAfter = (tau - (ntat - now)) / per
+  -- slots of this policy are booked ahead (the last one handed out is still
+  -- to come): they all move with the correction
+  if ntat > tat and tat - tau > now and ntat - tat > shift then shift = ntat - tat end
 
   local flag = 0
   if ext == 0 and rate * period / 1000000 >= on * cap then
@@ -154,4 +164,9 @@ for i = 1, (#KEYS - 1) / 2 do
   out[#out + 1] = string.format('%.0f', ntat - tat)
   out[#out + 1] = tostring(flag)
 end
+if shift > 0 then
+  redis.call('INCRBY', KEYS[#KEYS], string.format('%.0f', shift))
+  redis.call('PEXPIRE', KEYS[#KEYS], ARGV[8])
+end
+out[#out + 1] = string.format('%.0f', shift)
 return out

@@ -1,0 +1,97 @@
+package quota_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"shfleet/quota"
+)
+
+// A resync that tightens a policy while slots of it are booked ahead moves every
+// slot already handed out, not only the queue's tail: a waiter sleeping in Wait
+// sends that much later, and a slot handed out after the resync is not moved
+// twice.
+//
+// requests:10:PT1S with headroom 0.2: 8 units of burst, 125 ms apart, tau = 1 s.
+func TestResyncShiftsSlotsAlreadyHandedOut(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	api := &testAccount{}
+	l := f.limiter("requests:10:PT1S", func(c *quota.Config) { headroom20(c); c.AccountAPI = api })
+	one := quota.Cost{Requests: 1}
+	for i := 0; i < 20; i++ {
+		if _, err := l.Reserve(ctx, one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 20 reserved at t0: TAT = t0 + 2.5 s. The 21st gets TAT t0 + 2.625 s and
+	// its slot at 2.625 - 1 = 1.625 s.
+	type waited struct {
+		r   quota.Reservation
+		err error
+	}
+	first := make(chan waited, 1)
+	go func() { r, err := l.Wait(ctx, one); first <- waited{r, err} }()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.tat("requests:PT1S") != us(2625*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiter never reserved: TAT %s", f.tat("requests:PT1S"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The server has nothing left (another client took it). Mirror level
+	// (1 - 2.625) / 0.125 = -13, booked ahead 13, target 0 - 2 - 13 = -15:
+	// 2 units too loose, so the TAT moves 2 x 125 ms = 250 ms later, and with it
+	// every slot handed out.
+	api.setLevels(quota.Level{Kind: quota.Requests, Period: time.Second, Remaining: 0})
+	res, err := l.Resync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Shifted != 250*time.Millisecond {
+		t.Fatalf("Resync shifted the queue %s, want 250ms (%+v)", res.Shifted, res)
+	}
+	w := <-first
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	if w.r.Delay != 1875*time.Millisecond {
+		t.Fatalf("the waiter's delay = %s, want 1.625s booked + 0.25s shifted = 1.875s", w.r.Delay)
+	}
+	// Reserved after the resync: TAT t0 + 2.875 + 0.125 = 3 s, slot 2 s; it
+	// already sits behind the moved tail and is not moved again.
+	r, err := l.Wait(ctx, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Delay != 2*time.Second {
+		t.Fatalf("a slot handed out after the resync has delay %s, want 2s (not shifted)", r.Delay)
+	}
+}
+
+// A resync of a policy with nothing booked ahead moves no slot: the tightened
+// bucket only delays reservations still to come.
+func TestResyncWithoutQueueShiftsNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	api := &testAccount{}
+	l := f.limiter("requests:10:PT1S", func(c *quota.Config) { headroom20(c); c.AccountAPI = api })
+	for i := 0; i < 4; i++ {
+		if _, err := l.Reserve(ctx, quota.Cost{Requests: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// TAT t0 + 0.5 s, mirror level (1 - 0.5) / 0.125 = 4; the server has 3:
+	// target 3 - 2 = 1, the TAT moves 3 x 125 ms later, yet no slot was waiting.
+	api.setLevels(quota.Level{Kind: quota.Requests, Period: time.Second, Remaining: 3})
+	res, err := l.Resync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := policySync(t, res, "requests:10:PT1S"); p.Moved != 375*time.Millisecond || res.Shifted != 0 {
+		t.Fatalf("resync moved the TAT %s and shifted the queue %s; want 375ms and 0", p.Moved, res.Shifted)
+	}
+}
