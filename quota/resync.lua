@@ -10,14 +10,14 @@
 --   excess         E  = Lm - Lt                       (> 0: the mirror is too loose)
 --   discrepancy    D  = Lm - Ls
 -- Others' use since the last resync is X = D - D_post(last) (D_post: D right after
--- the last resync's correction); rate is an EWMA of X/dt with time constant
--- ARGV[5]; the predicted use rate * (now + horizon - booked until) is booked
+-- the last resync's correction); rate is max(0, an EWMA of X/dt with time
+-- constant ARGV[5]); the predicted use rate * (now + horizon - booked until) is booked
 -- ahead; a prediction that was too high is given back, at most what was predicted
 -- and never beyond the server's level.
 --
 -- KEYS[1]        snapshot hash of the levels: "kind:period" -> units, "at" -> unix ms
 -- KEYS[2i]       policy i's TAT key
--- KEYS[2i+1]     policy i's sync state hash: at (us), post (D_post), rate (units/s),
+-- KEYS[2i+1]     policy i's sync state hash: at (us), post (D_post), rate (the signed EWMA, units/s),
 --                until (us, booked until), ext (1 while others' use is detected)
 -- KEYS[#KEYS]    the fleet's queue shift (us, cumulative): a correction that moves
 --                a policy's TAT later while slots of it are booked ahead moves the
@@ -89,7 +89,12 @@ for i = 1, (#KEYS - 2) / 2 do
 
   local st = redis.call('HMGET', stKey, 'at', 'post', 'rate', 'until', 'ext')
   local at, post = tonumber(st[1]), tonumber(st[2])
-  local rate = tonumber(st[3]) or 0
+  -- mean: the EWMA of X/dt, signed. Between resyncs our own booked-ahead queue
+  -- grows and shrinks, which X cannot tell from others' use; that noise has no
+  -- bias, but clamping the mean at 0 would give it one (a phantom other client
+  -- in a PU-bound fleet). Only the booking uses max(mean, 0).
+  local mean = tonumber(st[3]) or 0
+  local rate = math.max(mean, 0)
   local untilv = tonumber(st[4]) or now
   local ext = tonumber(st[5]) or 0
 
@@ -103,8 +108,10 @@ for i = 1, (#KEYS - 2) / 2 do
     -- a (nearly) full server bucket hides others' use, and it does not matter
     if ls >= cap * (1 - h) then x = 0 end
     local alpha = 1 - math.exp(-dt / window)
-    rate = rate + alpha * (x * 1000000 / dt - rate)
-    if rate < 0 then rate = 0 end
+    mean = mean + alpha * (x * 1000000 / dt - mean)
+    -- a negative mean beyond one capacity per period would be an old artefact
+    if mean < -cap * 1000000 / period then mean = -cap * 1000000 / period end
+    rate = math.max(mean, 0)
   end
 
   -- correction: tighten to the server, or give back an over-prediction
@@ -149,7 +156,7 @@ for i = 1, (#KEYS - 2) / 2 do
   elseif ext == 1 and rate * period / 1000000 < off * cap then
     ext, flag = 0, 2
   end
-  redis.call('HSET', stKey, 'at', string.format('%.0f', now), 'post', f(lmAfter - ls), 'rate', f(rate),
+  redis.call('HSET', stKey, 'at', string.format('%.0f', now), 'post', f(lmAfter - ls), 'rate', f(mean),
     'until', string.format('%.0f', untilv), 'ext', ext)
   redis.call('PEXPIRE', stKey, ARGV[8])
 

@@ -95,3 +95,45 @@ func TestResyncWithoutQueueShiftsNothing(t *testing.T) {
 		t.Fatalf("resync moved the TAT %s and shifted the queue %s; want 375ms and 0", p.Moved, res.Shifted)
 	}
 }
+
+// The estimate of others' use is a signed mean: the fleet's own queue makes the
+// samples noisy both ways, and a mean clamped at 0 after every negative sample
+// would turn that noise into a phantom other client.
+func TestResyncExternalMeanIsSigned(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	api := &testAccount{}
+	l := f.limiter("pu:100:PT1M", func(c *quota.Config) { headroom20(c); c.AccountAPI = api })
+	// Nothing reserved: mirror 80 PU. The server has 50: target 50 - 20 = 30,
+	// the mirror is tightened to 30; D after = 30 - 50 = -20.
+	api.setLevels(puMinute(50))
+	if _, err := l.Resync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 2 s later the mirror refilled 2 / 0.75 = 2.667 (32.667); a server at
+	// 54.667 gives D = -22, a sample of X = -2. Mean (1 - e^-0.2) x (-2 / 2) =
+	// -0.181269 PU/s; nothing is booked for a negative mean.
+	f.clock.Advance(2 * time.Second)
+	api.setLevels(puMinute(164.0 / 3))
+	r, err := l.Resync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pu := policySync(t, r, "pu:100:PT1M"); !pu.HasExternal || !approx(pu.External, -2, 1e-5) || pu.Rate != 0 || pu.Booked != 0 {
+		t.Fatalf("second resync = %+v; want a sample of -2, rate 0, nothing booked", pu)
+	}
+	// 2 s later: mirror 35.333, server 55.333, D = -20: X = +2. Mean
+	// -0.181269 + 0.181269 x (1 + 0.181269) = 0.032859 PU/s, booked for the 2 s
+	// until the next resync: 0.065718 PU. (A mean clamped at 0 would say
+	// 0.181269 and book 0.362538.)
+	f.clock.Advance(2 * time.Second)
+	api.setLevels(puMinute(166.0 / 3))
+	r, err = l.Resync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pu := policySync(t, r, "pu:100:PT1M"); !approx(pu.External, 2, 1e-5) || !approx(pu.Rate, 0.032859, 1e-5) || !approx(pu.Booked, 0.065718, 1e-5) {
+		t.Fatalf("third resync = %+v; want X 2, rate 0.032859, booked 0.065718", pu)
+	}
+}
