@@ -97,13 +97,20 @@ func (l *Limiter) Observe429(ctx context.Context, rl RateLimit) error {
 	l.throttledMu.Unlock()
 
 	set := l.set.Load()
-	keys := []string{l.key(backoffSuffix)}
+	keys := []string{l.key(backoffSuffix), l.key(shiftSuffix)}
 	args := []any{l.scriptNow(), wait.Microseconds(), BackoffBase.Microseconds(), BackoffMax.Microseconds(),
-		0.5 + 0.5*rand.Float64(), MaxHold.Microseconds(), StreakMemory.Milliseconds()}
+		0.5 + 0.5*rand.Float64(), MaxHold.Microseconds(), StreakMemory.Milliseconds(), 0}
 	if rl.legacy() {
 		for _, lm := range violated(set, kind, period) {
 			keys = append(keys, lm.key)
 			args = append(args, lm.tau-incFor(lm.perMilli, 1000))
+		}
+		args[7] = len(keys) - 2
+	}
+	if set != nil {
+		for _, lm := range set.limits {
+			keys = append(keys, lm.key)
+			args = append(args, lm.tau)
 		}
 	}
 	if err := backoffScript.Run(ctx, l.rdb, keys, args...).Err(); err != nil {

@@ -3,7 +3,9 @@
 -- so admissions resume paced instead of in a burst.
 --
 -- KEYS[1]   backoff hash: "until" (us), "streak" (429s in a row, counting one per hold)
--- KEYS[2..] TAT keys of the policies to mark empty
+-- KEYS[2]   the fleet's queue shift (us, cumulative; see resync.lua)
+-- KEYS[3..2+m] TAT keys of the policies to mark empty
+-- KEYS[3+m..]  TAT keys of every enforced policy, for the queue shift
 -- ARGV[1]   now in us, or "" for the Redis server's TIME
 -- ARGV[2]   server-requested wait, us
 -- ARGV[3]   backoff base, us (doubled per repeated 429)
@@ -11,8 +13,15 @@
 -- ARGV[5]   jitter factor in [0.5, 1]
 -- ARGV[6]   cap of the whole hold, us
 -- ARGV[7]   how long a streak is remembered after the last 429, ms
--- ARGV[7+i] policy i: burst tolerance minus one unit's increment, us
--- Returns {hold until - now (us), streak}.
+-- ARGV[8]   m, the number of policies to mark empty
+-- ARGV[8+i] policy i to mark empty: burst tolerance minus one unit's increment, us
+-- ARGV[8+m+j] enforced policy j: burst tolerance, us
+--
+-- The hold's extension also moves every slot already handed out (the queue
+-- shift): without it the waiters booked before the 429 would go out during the
+-- hold. A policy with slots booked ahead has its TAT moved by the same amount, so
+-- admissions after the hold queue behind the moved waiters, paced.
+-- Returns {hold until - now (us), streak, shift added (us)}.
 local now
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
@@ -44,11 +53,29 @@ redis.call('HSET', KEYS[1], 'until', string.format('%.0f', untilv))
 local ttl = math.floor((untilv - now) / 1000) + 1
 if ttl < tonumber(ARGV[7]) then ttl = tonumber(ARGV[7]) end
 redis.call('PEXPIRE', KEYS[1], ttl)
-for i = 2, #KEYS do
-  local floor = untilv + tonumber(ARGV[6 + i])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if tat < floor then
-    redis.call('SET', KEYS[i], string.format('%.0f', floor), 'PX', math.floor((floor - now) / 1000) + 1000)
+local m = tonumber(ARGV[8])
+local ext = untilv - math.max(cur, now)
+local shifted = 0
+if ext > 0 then
+  for j = 3 + m, #KEYS do
+    local tau = tonumber(ARGV[6 + j])
+    local tat = tonumber(redis.call('GET', KEYS[j]) or '0')
+    if tat - tau > now then
+      tat = tat + ext
+      redis.call('SET', KEYS[j], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+      shifted = ext
+    end
+  end
+  if shifted > 0 then
+    redis.call('INCRBY', KEYS[2], string.format('%.0f', shifted))
+    redis.call('PEXPIRE', KEYS[2], 600000)
   end
 end
-return {untilv - now, streak}
+for i = 1, m do
+  local floor = untilv + tonumber(ARGV[8 + i])
+  local tat = tonumber(redis.call('GET', KEYS[2 + i]) or '0')
+  if tat < floor then
+    redis.call('SET', KEYS[2 + i], string.format('%.0f', floor), 'PX', math.floor((floor - now) / 1000) + 1000)
+  end
+end
+return {untilv - now, streak, shifted}

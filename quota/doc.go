@@ -94,7 +94,10 @@
 // (TestResyncAbsorbsSteadyExternalUse).
 //
 // A Retry-After-only 429 (today's service) does not say which policy ran out:
-// Observe429 holds the fleet for Retry-After but touches no TAT, and asks for a
+// Observe429 holds the fleet for Retry-After (the hold's extension also moves
+// the slots already handed out, through the queue shift, and the TAT of every
+// policy with slots booked ahead, so nothing booked before the 429 goes out
+// during the hold), and asks for a
 // resync at once (at most one per 500 ms fleet-wide): the counts say which policy
 // is exhausted. With the legacy headers (X-RateLimit-ViolatedPolicy,
 // X-ProcessingUnits-Retry-After) the named policy is learned and its mirror marked

@@ -137,3 +137,48 @@ func TestResyncExternalMeanIsSigned(t *testing.T) {
 		t.Fatalf("third resync = %+v; want X 2, rate 0.032859, booked 0.065718", pu)
 	}
 }
+
+// A 429 holds the slots already handed out too: a waiter booked before the 429
+// sends after the hold, and later admissions queue behind it.
+func TestObserve429ShiftsSlotsAlreadyHandedOut(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	l := f.limiter("requests:10:PT1S", headroom20)
+	one := quota.Cost{Requests: 1}
+	for i := 0; i < 20; i++ {
+		if _, err := l.Reserve(ctx, one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan quota.Reservation, 1)
+	go func() {
+		r, err := l.Wait(ctx, one)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.tat("requests:PT1S") != us(2625*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiter never reserved: TAT %s", f.tat("requests:PT1S"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Retry-After 1 s plus the first backoff step, 250 ms x a jitter in
+	// [0.5, 1]: the hold ends 1.125-1.25 s after t0, and the waiter's slot
+	// (1.625 s) moves by as much: 2.75-2.875 s.
+	if err := l.Observe429(ctx, quota.RateLimit{RetryAfter: time.Second, HasRetryAfter: true}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.Delay < 2750*time.Millisecond || r.Delay > 2875*time.Millisecond {
+		t.Fatalf("the waiter's delay = %s, want 1.625s + the 1.125-1.25s hold", r.Delay)
+	}
+	moved := r.Delay - 1625*time.Millisecond
+	// The TAT moved by the hold too: t0 + 2.625 s + hold.
+	if got, want := f.tat("requests:PT1S"), us(2625*time.Millisecond+moved); got != want {
+		t.Fatalf("TAT after the hold = %s, want %s (moved with the queue)", got, want)
+	}
+}
