@@ -19,7 +19,7 @@
 -- KEYS[2i]       policy i's TAT key
 -- KEYS[2i+1]     policy i's sync state hash: at (us), post (D_post), rate (the signed EWMA, units/s),
 --                until (us, booked until), ext (1 while others' use is detected)
--- KEYS[#KEYS]    the fleet's queue shift (us, cumulative): a correction that moves
+-- KEYS[#KEYS]    the fleet's queue shift (us, cumulative): a tightening that moves
 --                a policy's TAT later while slots of it are booked ahead moves the
 --                whole booked queue, not only its tail — every slot already handed
 --                out is that much later. Waiters re-read it before they send
@@ -147,8 +147,15 @@ for i = 1, (#KEYS - 2) / 2 do
   end
   local lmAfter = (tau - (ntat - now)) / per
   -- slots of this policy are booked ahead (the last one handed out is still
-  -- to come): they all move with the correction
-  if ntat > tat and tat - tau > now and ntat - tat > shift then shift = ntat - tat end
+  -- to come): they all move with the tightening. Only with the tightening, a
+  -- measured shortfall: a booking of others' predicted use is a forecast that a
+  -- later resync may give back, and a give-back cannot bring sleeping waiters
+  -- forward, so shifting for bookings lost their share whenever the forecast was
+  -- too high (86% of a PU policy at 64 clients, measured; 99.3% without).
+  local tight = 0
+  if e > 0 then tight = math.floor(e * per + 0.5) end
+  local mv = math.min(ntat - tat, tight)
+  if mv > 0 and tat - tau > now and mv > shift then shift = mv end
 
   local flag = 0
   if ext == 0 and rate * period / 1000000 >= on * cap then
