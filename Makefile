@@ -16,7 +16,7 @@ lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: bench-go bench-quota bench-pipeline ## every benchmark: prints the tables of BENCHMARKS.md (~20 min)
+bench: bench-go bench-quota bench-pipeline ## every benchmark: prints the tables of BENCHMARKS.md (~25 min)
 
 bench-go: ## Go micro-benchmarks of every package (go test -bench)
 	$(GO) test -run '^$$' -bench . $(PKGS)
