@@ -8,6 +8,7 @@ package config
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"shfleet/internal/userfile"
 	"shfleet/quota"
 	"shfleet/sentinel"
 )
@@ -97,13 +99,24 @@ func Sentinel(f SentinelFlags) (sentinel.Config, error) {
 	}
 	cfg.ClientID = first(f.ClientID, os.Getenv(sentinel.EnvClientID), cfg.ClientID)
 	envSecret, envSecretFile := os.Getenv(sentinel.EnvClientSecret), os.Getenv(sentinel.EnvClientSecretFile)
+	secretLabel := ""
 	switch {
 	case f.ClientSecretFile != "":
 		cfg.ClientSecret, cfg.ClientSecretFile = "", f.ClientSecretFile
+		secretLabel = "--client-secret-file"
 	case envSecretFile != "":
 		cfg.ClientSecret, cfg.ClientSecretFile = "", envSecretFile
+		secretLabel = sentinel.EnvClientSecretFile
 	case envSecret != "":
 		cfg.ClientSecret, cfg.ClientSecretFile = envSecret, ""
+	}
+	if cfg.ClientSecretFile != "" {
+		// Checked here, through the bounded reader, so that a FIFO or a device
+		// named as the secret is refused with the name the user gave it; the
+		// content is read again when a token is needed (a rotated secret counts).
+		if _, err := userfile.Read(context.Background(), secretLabel, cfg.ClientSecretFile, userfile.Secret); err != nil {
+			return cfg, err
+		}
 	}
 	cfg.BaseURL = first(f.BaseURL, os.Getenv(sentinel.EnvBaseURL), cfg.BaseURL)
 	cfg.TokenURL = first(f.TokenURL, os.Getenv(sentinel.EnvTokenURL), cfg.TokenURL)
@@ -116,15 +129,15 @@ func Sentinel(f SentinelFlags) (sentinel.Config, error) {
 // ReadProfile reads one [profile] table of a sentinelhub-py config.toml: simple
 // `key = "value"` lines (strings, numbers, booleans), which is all that file holds.
 func ReadProfile(path, profile string) (map[string]string, error) {
-	f, err := os.Open(path)
+	data, err := userfile.Read(context.Background(), "sentinelhub config (--config-file, "+EnvConfigFile+")", path, userfile.Config)
 	if err != nil {
-		return nil, fmt.Errorf("sentinelhub config %s: %w", path, err)
+		return nil, err
 	}
-	defer f.Close()
 	values := map[string]string{}
 	found := false
 	current := ""
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), len(data)+1)
 	for line := 1; sc.Scan(); line++ {
 		s := strings.TrimSpace(sc.Text())
 		if s == "" || strings.HasPrefix(s, "#") {
