@@ -79,8 +79,8 @@ func TestBBoxCSVHeaderOrder(t *testing.T) {
 		}
 	}
 	for src, want := range map[string]string{
-		"lat1,lon1,lat2,lon2\n46.0,14.4,46.1,14.5\n":   `header column 1 "lat1"`,
-		"minlon,minlat,maxlon\n14.4,46.0,14.5\n":       "no maxlat column",
+		"lat1,lon1,lat2,lon2\n46.0,14.4,46.1,14.5\n":    `header column 1 "lat1"`,
+		"minlon,minlat,maxlon\n14.4,46.0,14.5\n":        "no maxlat column",
 		"minlon,minlat,maxlon,xmin\n14.4,46.0,14.5,3\n": "names minlon twice",
 	} {
 		if _, err := ParseBBoxCSV("b.csv", strings.NewReader(src), Limits{}); err == nil || !strings.Contains(err.Error(), want) {
@@ -88,4 +88,3 @@ func TestBBoxCSVHeaderOrder(t *testing.T) {
 		}
 	}
 }
-
