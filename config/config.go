@@ -10,12 +10,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -255,7 +259,7 @@ func first(s ...string) string {
 // CheckRedis pings Redis and refuses an evicting maxmemory-policy.
 func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis unreachable: %w; check REDIS_URL (redis://[:password@]host:port/db) and that the server runs", err)
+		return fmt.Errorf("redis unreachable: %w; check REDIS_URL (redis://[:password@]host:port/db, rediss:// when the server requires TLS) and that the server runs", err)
 	}
 	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
 	if err != nil {
@@ -268,4 +272,39 @@ func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
 		return fmt.Errorf("redis maxmemory-policy is %q: queue and job state would be evicted under memory pressure; run redis with --maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction)", p)
 	}
 	return nil
+}
+
+// DefaultTLSProbeTimeout bounds CheckTLS's handshake.
+const DefaultTLSProbeTimeout = 3 * time.Second
+
+// CheckTLS makes one TLS handshake with the server of a rediss:// URL (flag, else
+// REDIS_URL) and says so plainly when it gets no TLS answer — a plain Redis
+// reads the handshake as a command and stays silent, which the client would
+// otherwise only report as a deadline after its retries. Other URLs pass.
+func CheckTLS(ctx context.Context, rawURL string) error {
+	rawURL = first(rawURL, os.Getenv(EnvRedisURL), DefaultRedisURL)
+	if !strings.HasPrefix(rawURL, "rediss://") || strings.Contains(rawURL, "addr=") {
+		return nil
+	}
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil // Redis reports the URL itself
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: DefaultTLSProbeTimeout}, Config: opt.TLSConfig}
+	ctx, cancel := context.WithTimeout(ctx, DefaultTLSProbeTimeout)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", opt.Addr)
+	if err == nil {
+		return conn.Close()
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return nil // not reachable at all: the ping says so
+	}
+	shown := RedactURL(rawURL)
+	var rh tls.RecordHeaderError
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &rh) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: no TLS answer from %s within %s: the server seems to be a plain (non-TLS) Redis; use redis:// in --redis-url or REDIS_URL, or enable TLS on the server", shown, opt.Addr, DefaultTLSProbeTimeout)
+	}
+	return fmt.Errorf("%s: TLS handshake with %s failed: %v; check the server's certificate or use redis:// for a plain server", shown, opt.Addr, err)
 }

@@ -66,6 +66,9 @@ type app struct {
 
 	rdb   redis.UniversalClient
 	shown string // Redis URL without password
+	// limiter reads the fleet's month ledger for the cost guard (set by
+	// fleetPolicies when a client id names the account).
+	limiter *quota.Limiter
 }
 
 // Run runs the enqueue command line args (without the program name) and returns
@@ -200,6 +203,9 @@ Exit codes: 0 ok, 1 error, 2 usage error.`,
 // maxmemory-policy (for commands that write).
 func (a *app) redis(ctx context.Context, checkWritable bool) (redis.UniversalClient, error) {
 	if a.rdb == nil {
+		if err := config.CheckTLS(ctx, a.redisURL); err != nil {
+			return nil, err
+		}
 		rdb, shown, err := config.Redis(a.redisURL)
 		if err != nil {
 			return nil, err
@@ -211,7 +217,7 @@ func (a *app) redis(ctx context.Context, checkWritable bool) (redis.UniversalCli
 			return nil, fmt.Errorf("%s: %w", a.shown, err)
 		}
 	} else if err := a.rdb.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("%s: redis unreachable: %w; check --redis-url or REDIS_URL and that the server runs", a.shown, err)
+		return nil, fmt.Errorf("%s: redis unreachable: %w; check --redis-url or REDIS_URL (rediss:// when the server requires TLS) and that the server runs", a.shown, err)
 	}
 	return a.rdb, nil
 }
@@ -262,6 +268,7 @@ func (a *app) fleetPolicies(ctx context.Context, rdb redis.UniversalClient, over
 		return DefaultPolicies
 	}
 	src, err := lim.PolicySource(ctx)
+	a.limiter = lim
 	if err != nil {
 		a.policySource = "trial default: " + err.Error()
 		return DefaultPolicies
