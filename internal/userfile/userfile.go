@@ -177,7 +177,7 @@ func CheckText(data []byte) ([]byte, string) {
 	}
 	data = bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF})
 	if i := bytes.IndexByte(data, 0); i >= 0 {
-		if len(data) >= 2 && (data[0] == 0 || data[1] == 0) {
+		if utf16Like(data) {
 			return data, "the file looks UTF-16 encoded without a byte-order mark (every other byte is NUL)"
 		}
 		return data, fmt.Sprintf("the file holds a NUL byte at offset %d: it is binary, not text", i)
@@ -194,6 +194,19 @@ func CheckText(data []byte) ([]byte, string) {
 		return data, fmt.Sprintf("the file is not UTF-8 (invalid byte 0x%02X at offset %d; Latin-1 or another legacy encoding?)", data[off], off)
 	}
 	return data, ""
+}
+
+// utf16Like reports whether nine in ten of the even or of the odd bytes are
+// NUL, as in ASCII text saved as UTF-16.
+func utf16Like(data []byte) bool {
+	var nul [2]int
+	for i, b := range data {
+		if b == 0 {
+			nul[i%2]++
+		}
+	}
+	half := len(data) / 2
+	return half >= 2 && (nul[0]*10 >= half*9 || nul[1]*10 >= half*9)
 }
 
 // unwrapPath drops the *PathError's repeat of the path.

@@ -256,6 +256,11 @@ func (a *app) resolvePolicies() ([]quota.Policy, error) {
 func (a *app) fleetPolicies(ctx context.Context, rdb redis.UniversalClient, override []quota.Policy) []quota.Policy {
 	if len(override) > 0 {
 		a.policySource = "configured (--policy / " + quota.PoliciesEnv + ")"
+		if cfg, err := config.Sentinel(a.sentinel); err == nil && cfg.ClientID != "" {
+			// The cost guard reads the month's ledger against the configured
+			// monthly policy.
+			a.limiter, _ = quota.NewLimiter(quota.Config{Redis: rdb, Account: cfg.ClientID, Prefix: a.prefix, Policies: override})
+		}
 		return override
 	}
 	a.policySource = "trial default: no client id to look up the account's policies"

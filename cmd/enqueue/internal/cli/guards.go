@@ -190,7 +190,7 @@ func precheckOutput(raw string) error {
 			}
 			return nil
 		}
-		if !errors.Is(err, os.ErrNotExist) {
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return fmt.Errorf("--output %s: %v", raw, err)
 		}
 		if filepath.Dir(p) == p {
