@@ -8,16 +8,22 @@ package config
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"shfleet/internal/userfile"
 	"shfleet/quota"
 	"shfleet/sentinel"
 )
@@ -97,13 +103,24 @@ func Sentinel(f SentinelFlags) (sentinel.Config, error) {
 	}
 	cfg.ClientID = first(f.ClientID, os.Getenv(sentinel.EnvClientID), cfg.ClientID)
 	envSecret, envSecretFile := os.Getenv(sentinel.EnvClientSecret), os.Getenv(sentinel.EnvClientSecretFile)
+	secretLabel := ""
 	switch {
 	case f.ClientSecretFile != "":
 		cfg.ClientSecret, cfg.ClientSecretFile = "", f.ClientSecretFile
+		secretLabel = "--client-secret-file"
 	case envSecretFile != "":
 		cfg.ClientSecret, cfg.ClientSecretFile = "", envSecretFile
+		secretLabel = sentinel.EnvClientSecretFile
 	case envSecret != "":
 		cfg.ClientSecret, cfg.ClientSecretFile = envSecret, ""
+	}
+	if cfg.ClientSecretFile != "" {
+		// Checked here, through the bounded reader, so that a FIFO or a device
+		// named as the secret is refused with the name the user gave it; the
+		// content is read again when a token is needed (a rotated secret counts).
+		if _, err := userfile.Read(context.Background(), secretLabel, cfg.ClientSecretFile, userfile.Secret); err != nil {
+			return cfg, err
+		}
 	}
 	cfg.BaseURL = first(f.BaseURL, os.Getenv(sentinel.EnvBaseURL), cfg.BaseURL)
 	cfg.TokenURL = first(f.TokenURL, os.Getenv(sentinel.EnvTokenURL), cfg.TokenURL)
@@ -116,15 +133,15 @@ func Sentinel(f SentinelFlags) (sentinel.Config, error) {
 // ReadProfile reads one [profile] table of a sentinelhub-py config.toml: simple
 // `key = "value"` lines (strings, numbers, booleans), which is all that file holds.
 func ReadProfile(path, profile string) (map[string]string, error) {
-	f, err := os.Open(path)
+	data, err := userfile.Read(context.Background(), "sentinelhub config (--config-file, "+EnvConfigFile+")", path, userfile.Config)
 	if err != nil {
-		return nil, fmt.Errorf("sentinelhub config %s: %w", path, err)
+		return nil, err
 	}
-	defer f.Close()
 	values := map[string]string{}
 	found := false
 	current := ""
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), len(data)+1)
 	for line := 1; sc.Scan(); line++ {
 		s := strings.TrimSpace(sc.Text())
 		if s == "" || strings.HasPrefix(s, "#") {
@@ -242,7 +259,7 @@ func first(s ...string) string {
 // CheckRedis pings Redis and refuses an evicting maxmemory-policy.
 func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis unreachable: %w; check REDIS_URL (redis://[:password@]host:port/db) and that the server runs", err)
+		return fmt.Errorf("redis unreachable: %w; check REDIS_URL (redis://[:password@]host:port/db, rediss:// when the server requires TLS) and that the server runs", err)
 	}
 	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
 	if err != nil {
@@ -255,4 +272,39 @@ func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
 		return fmt.Errorf("redis maxmemory-policy is %q: queue and job state would be evicted under memory pressure; run redis with --maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction)", p)
 	}
 	return nil
+}
+
+// DefaultTLSProbeTimeout bounds CheckTLS's handshake.
+const DefaultTLSProbeTimeout = 3 * time.Second
+
+// CheckTLS makes one TLS handshake with the server of a rediss:// URL (flag, else
+// REDIS_URL) and says so plainly when it gets no TLS answer — a plain Redis
+// reads the handshake as a command and stays silent, which the client would
+// otherwise only report as a deadline after its retries. Other URLs pass.
+func CheckTLS(ctx context.Context, rawURL string) error {
+	rawURL = first(rawURL, os.Getenv(EnvRedisURL), DefaultRedisURL)
+	if !strings.HasPrefix(rawURL, "rediss://") || strings.Contains(rawURL, "addr=") {
+		return nil
+	}
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil // Redis reports the URL itself
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: DefaultTLSProbeTimeout}, Config: opt.TLSConfig}
+	ctx, cancel := context.WithTimeout(ctx, DefaultTLSProbeTimeout)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", opt.Addr)
+	if err == nil {
+		return conn.Close()
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return nil // not reachable at all: the ping says so
+	}
+	shown := RedactURL(rawURL)
+	var rh tls.RecordHeaderError
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &rh) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: no TLS answer from %s within %s: the server seems to be a plain (non-TLS) Redis; use redis:// in --redis-url or REDIS_URL, or enable TLS on the server", shown, opt.Addr, DefaultTLSProbeTimeout)
+	}
+	return fmt.Errorf("%s: TLS handshake with %s failed: %v; check the server's certificate or use redis:// for a plain server", shown, opt.Addr, err)
 }

@@ -3,12 +3,12 @@ package grid
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/paulmach/orb"
 	"github.com/paulmach/orb/geo"
+
+	"shfleet/internal/userfile"
 )
 
 // Defaults for Limits.
@@ -143,26 +145,48 @@ func (e *InputError) errOrNil() error {
 	return e
 }
 
-// ParseFile reads AOIs from path, choosing the format by extension: .geojson and
-// .json are GeoJSON (ParseGeoJSON), .csv and .txt are bounding-box lists
-// (ParseBBoxCSV).
+// ParseFile reads AOIs from path, choosing the format by extension (see Parse).
+// The file is read through the bounded reader: a FIFO, device or directory is
+// refused before it is opened, and at most Limits.MaxBytes are read.
 func ParseFile(path string, lim Limits) ([]AOI, error) {
-	ext := strings.ToLower(filepath.Ext(path))
-	var parse func(string, io.Reader, Limits) ([]AOI, error)
-	switch ext {
+	return ParseFileContext(context.Background(), path, lim)
+}
+
+// ParseFileContext is ParseFile ending the read when ctx ends.
+func ParseFileContext(ctx context.Context, path string, lim Limits) ([]AOI, error) {
+	if _, err := parser(path); err != nil {
+		return nil, err
+	}
+	lim = lim.withDefaults()
+	kind := userfile.AOI
+	kind.MaxBytes = lim.MaxBytes
+	data, err := userfile.Read(ctx, "", path, kind)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, lim)
+}
+
+// Parse reads AOIs from data, the content of filename, choosing the format by
+// extension: .geojson and .json are GeoJSON (ParseGeoJSON), .csv and .txt are
+// bounding-box lists (ParseBBoxCSV).
+func Parse(filename string, data []byte, lim Limits) ([]AOI, error) {
+	parse, err := parser(filename)
+	if err != nil {
+		return nil, err
+	}
+	return parse(filename, bytes.NewReader(data), lim)
+}
+
+func parser(path string) (func(string, io.Reader, Limits) ([]AOI, error), error) {
+	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".geojson", ".json":
-		parse = ParseGeoJSON
+		return ParseGeoJSON, nil
 	case ".csv", ".txt":
-		parse = ParseBBoxCSV
+		return ParseBBoxCSV, nil
 	default:
 		return nil, fmt.Errorf("%s: unknown AOI file type %q; use .geojson/.json (GeoJSON Polygon/MultiPolygon) or .csv/.txt (lines minlon,minlat,maxlon,maxlat[,name])", path, ext)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read AOI file: %w", err)
-	}
-	defer f.Close()
-	return parse(path, f, lim)
 }
 
 func readLimited(filename string, r io.Reader, lim Limits) ([]byte, error) {
@@ -171,7 +195,11 @@ func readLimited(filename string, r io.Reader, lim Limits) ([]byte, error) {
 		return nil, fmt.Errorf("%s: read: %w", filename, err)
 	}
 	if int64(len(data)) > lim.MaxBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes; simplify the geometry or split the file (or raise Limits.MaxBytes)", filename, lim.MaxBytes)
+		return nil, fmt.Errorf("%s: larger than %d bytes; simplify the geometry or split the file", filename, lim.MaxBytes)
+	}
+	data, reason := userfile.CheckText(data)
+	if reason != "" {
+		return nil, fmt.Errorf("%s: %s; save the AOI file as UTF-8", filename, reason)
 	}
 	return data, nil
 }
@@ -202,6 +230,7 @@ type rawObject struct {
 	Properties  json.RawMessage   `json:"properties"`
 	ID          json.RawMessage   `json:"id"`
 	Coordinates json.RawMessage   `json:"coordinates"`
+	CRS         json.RawMessage   `json:"crs"`
 }
 
 // ParseGeoJSON reads AOIs from GeoJSON in WGS84 lon/lat: a FeatureCollection, a
@@ -232,6 +261,9 @@ func ParseGeoJSON(filename string, r io.Reader, lim Limits) ([]AOI, error) {
 		}
 		return nil, ie
 	}
+	if !checkCRS(top.CRS, "", ie) {
+		return nil, ie
+	}
 	stem := strings.TrimSuffix(filepath.Base(filename), filepath.Ext(filename))
 	names := newNamer(stem)
 	var aois []AOI
@@ -242,7 +274,7 @@ func ParseGeoJSON(filename string, r io.Reader, lim Limits) ([]AOI, error) {
 			return nil, ie
 		}
 		if len(top.Features) > lim.MaxFeatures {
-			ie.add("", "features", "%d features exceed the limit of %d; split the file (or raise Limits.MaxFeatures)", len(top.Features), lim.MaxFeatures)
+			ie.add("", "features", "%d features exceed the limit of %d; split the file", len(top.Features), lim.MaxFeatures)
 			return nil, ie
 		}
 		for i, raw := range top.Features {
@@ -254,6 +286,9 @@ func ParseGeoJSON(filename string, r io.Reader, lim Limits) ([]AOI, error) {
 			}
 			if f.Type != "Feature" {
 				ie.add(where, "type", "type is %q; each element of features must be a Feature", f.Type)
+				continue
+			}
+			if !checkCRS(f.CRS, where, ie) {
 				continue
 			}
 			if a, ok := parseFeature(f, where, lim, ie); ok {
@@ -284,6 +319,47 @@ func ParseGeoJSON(filename string, r io.Reader, lim Limits) ([]AOI, error) {
 		return nil, err
 	}
 	return aois, nil
+}
+
+// wgs84Names are the crs names (lower case) that mean WGS84 longitude/latitude,
+// what RFC 7946 GeoJSON always is.
+var wgs84Names = []string{"urn:ogc:def:crs:ogc:1.3:crs84", "urn:ogc:def:crs:ogc::crs84", "crs84", "ogc:crs84",
+	"http://www.opengis.net/def/crs/ogc/1.3/crs84", "epsg:4326", "urn:ogc:def:crs:epsg::4326", "urn:ogc:def:crs:epsg:4326",
+	"http://www.opengis.net/def/crs/epsg/0/4326", "wgs84"}
+
+// checkCRS accepts a missing crs member (RFC 7946) or one naming WGS84, and
+// refuses any other: positions in another CRS would be read as degrees of the
+// wrong place.
+func checkCRS(raw json.RawMessage, where string, ie *InputError) bool {
+	if len(raw) == 0 || string(raw) == "null" {
+		return true
+	}
+	var crs struct {
+		Type       string `json:"type"`
+		Properties struct {
+			Name string `json:"name"`
+			Code any    `json:"code"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(raw, &crs); err != nil {
+		ie.add(where, "crs", "crs is not an object with properties.name; remove it (GeoJSON positions are WGS84 lon/lat)")
+		return false
+	}
+	name := strings.ToLower(strings.TrimSpace(crs.Properties.Name))
+	if crs.Type == "EPSG" && fmt.Sprint(crs.Properties.Code) == "4326" {
+		return true
+	}
+	for _, n := range wgs84Names {
+		if name == n {
+			return true
+		}
+	}
+	shown := crs.Properties.Name
+	if shown == "" {
+		shown = string(raw)
+	}
+	ie.add(where, "crs", "crs %s is not WGS84, and shfleet reads positions only as WGS84 lon/lat; reproject the file (e.g. ogr2ogr -t_srs EPSG:4326 out.geojson in.geojson) and drop the crs member", shown)
+	return false
 }
 
 func featureName(f rawObject) string {
@@ -355,7 +431,7 @@ func parseFeature(f rawObject, where string, lim Limits, ie *InputError) (AOI, b
 func checkArea(mp orb.MultiPolygon, where, field string, lim Limits, ie *InputError) bool {
 	km2 := geo.Area(mp) / 1e6
 	if km2 > lim.MaxAreaKm2 {
-		ie.add(where, field, "area %.0f km² exceeds the limit of %.0f km²; split the AOI into smaller ones (or raise Limits.MaxAreaKm2)", km2, lim.MaxAreaKm2)
+		ie.add(where, field, "area %.0f km² exceeds the limit of %.0f km²; split the AOI into smaller ones (or raise the area limit, --max-area-km2)", km2, lim.MaxAreaKm2)
 		return false
 	}
 	return true
@@ -373,7 +449,10 @@ func parseGeometry(g rawGeometry, where, prefix string, ie *InputError) (orb.Mul
 			return nil, false
 		}
 		p, ok := parsePolygon(coords, where, field, ie)
-		return orb.MultiPolygon{p}, ok
+		if !ok {
+			return nil, false
+		}
+		return cutAntimeridian(p, where, field, ie)
 	case "MultiPolygon":
 		var coords [][][][]float64
 		if err := json.Unmarshal(g.Coordinates, &coords); err != nil || len(coords) == 0 {
@@ -389,8 +468,12 @@ func parseGeometry(g rawGeometry, where, prefix string, ie *InputError) (orb.Mul
 				continue
 			}
 			p, pok := parsePolygon(pc, where, fmt.Sprintf("%s[%d]", field, i), ie)
+			if pok {
+				var parts orb.MultiPolygon
+				parts, pok = cutAntimeridian(p, where, fmt.Sprintf("%s[%d]", field, i), ie)
+				mp = append(mp, parts...)
+			}
 			ok = ok && pok
-			mp = append(mp, p)
 		}
 		return mp, ok
 	case "":
@@ -399,6 +482,21 @@ func parseGeometry(g rawGeometry, where, prefix string, ie *InputError) (orb.Mul
 		ie.add(where, prefix+"type", "geometry type %s is not supported; use Polygon or MultiPolygon", g.Type)
 	}
 	return nil, false
+}
+
+// cutAntimeridian splits a polygon that crosses the antimeridian into its two
+// sides (see splitAntimeridian), or refuses one that goes round a pole.
+func cutAntimeridian(p orb.Polygon, where, field string, ie *InputError) (orb.MultiPolygon, bool) {
+	mp, ok := splitAntimeridian(p)
+	if !ok {
+		ie.add(where, field, "a ring goes round a pole (its edges, each taken the short way across the antimeridian, circle the globe); cut the AOI at the antimeridian or use a smaller one")
+		return nil, false
+	}
+	if len(mp) == 0 {
+		ie.add(where, field, "the polygon has no area after it was cut at the antimeridian")
+		return nil, false
+	}
+	return mp, true
 }
 
 func parsePolygon(coords [][][]float64, where, field string, ie *InputError) (orb.Polygon, bool) {
@@ -524,6 +622,10 @@ func ParseBBoxCSV(filename string, r io.Reader, lim Limits) ([]AOI, error) {
 	lineNo := 0
 	seenData := false
 	colNames := [4]string{"minlon", "minlat", "maxlon", "maxlat"}
+	// cols maps minlon, minlat, maxlon, maxlat and name to field indices: by
+	// position without a header, by the header's names with one.
+	cols := [5]int{0, 1, 2, 3, 4}
+	ncols := 0 // the header's width; 0 without a header (4 or 5 columns)
 	for sc.Scan() {
 		lineNo++
 		line := strings.TrimSpace(sc.Text())
@@ -541,19 +643,29 @@ func ParseBBoxCSV(filename string, r io.Reader, lim Limits) ([]AOI, error) {
 		if !seenData {
 			seenData = true
 			if _, err := strconv.ParseFloat(fields[0], 64); err != nil && looksLikeHeader(fields[0]) {
+				c, err := headerColumns(fields)
+				if err != nil {
+					ie.add(where, "", "%s", err)
+					return nil, ie
+				}
+				cols, ncols = c, len(fields)
 				continue
 			}
 		}
-		if len(fields) != 4 && len(fields) != 5 {
+		switch {
+		case ncols > 0 && len(fields) != ncols && !(len(fields) == ncols-1 && cols[4] == ncols-1):
+			ie.add(where, "", "%d columns; the header has %d", len(fields), ncols)
+			continue
+		case ncols == 0 && len(fields) != 4 && len(fields) != 5:
 			ie.add(where, "", "%d columns; write minlon,minlat,maxlon,maxlat[,name]", len(fields))
 			continue
 		}
 		var v [4]float64
 		ok := true
 		for i := 0; i < 4; i++ {
-			f, err := strconv.ParseFloat(fields[i], 64)
+			f, err := strconv.ParseFloat(fields[cols[i]], 64)
 			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				ie.add(where, colNames[i], "%q is not a number; write decimal degrees such as 14.5", fields[i])
+				ie.add(where, colNames[i], "%q is not a number; write decimal degrees such as 14.5", fields[cols[i]])
 				ok = false
 				continue
 			}
@@ -597,12 +709,12 @@ func ParseBBoxCSV(filename string, r io.Reader, lim Limits) ([]AOI, error) {
 			continue
 		}
 		if len(aois) >= lim.MaxFeatures {
-			ie.add(where, "", "more than %d boxes; split the file (or raise Limits.MaxFeatures)", lim.MaxFeatures)
+			ie.add(where, "", "more than %d boxes; split the file", lim.MaxFeatures)
 			break
 		}
 		raw := ""
-		if len(fields) == 5 {
-			raw = fields[4]
+		if cols[4] >= 0 && cols[4] < len(fields) {
+			raw = fields[cols[4]]
 		}
 		aois = append(aois, AOI{Name: names.name(raw, lineNo), Geometry: mp, Source: fmt.Sprintf("%s %s", filepath.Base(filename), where)})
 	}
@@ -616,6 +728,47 @@ func ParseBBoxCSV(filename string, r io.Reader, lim Limits) ([]AOI, error) {
 		return nil, err
 	}
 	return aois, nil
+}
+
+// headerNames are the accepted column titles (lower case) of a bbox CSV header,
+// for minlon, minlat, maxlon, maxlat and name.
+var headerNames = [5][]string{
+	{"minlon", "min_lon", "lonmin", "lon_min", "minx", "min_x", "xmin", "x_min", "west", "left", "minlng", "min_lng"},
+	{"minlat", "min_lat", "latmin", "lat_min", "miny", "min_y", "ymin", "y_min", "south", "bottom"},
+	{"maxlon", "max_lon", "lonmax", "lon_max", "maxx", "max_x", "xmax", "x_max", "east", "right", "maxlng", "max_lng"},
+	{"maxlat", "max_lat", "latmax", "lat_max", "maxy", "max_y", "ymax", "y_max", "north", "top"},
+	{"name", "id", "label"},
+}
+
+// headerColumns maps a header's titles to the field index of minlon, minlat,
+// maxlon, maxlat and name (-1: no name column). Columns may come in any order;
+// an unknown, repeated or missing title is an error.
+func headerColumns(fields []string) ([5]int, error) {
+	cols := [5]int{-1, -1, -1, -1, -1}
+	for i, f := range fields {
+		title := strings.ToLower(strings.Trim(f, `"' `))
+		k := -1
+		for j, names := range headerNames {
+			for _, n := range names {
+				if title == n {
+					k = j
+				}
+			}
+		}
+		if k < 0 {
+			return cols, fmt.Errorf("header column %d %q is not one of minlon, minlat, maxlon, maxlat, name (or west/south/east/north, xmin/ymin/xmax/ymax); rename it so the columns are read by name", i+1, f)
+		}
+		if cols[k] >= 0 {
+			return cols, fmt.Errorf("header names %s twice (columns %d and %d)", headerNames[k][0], cols[k]+1, i+1)
+		}
+		cols[k] = i
+	}
+	for k := 0; k < 4; k++ {
+		if cols[k] < 0 {
+			return cols, fmt.Errorf("header has no %s column; name the columns minlon, minlat, maxlon, maxlat[, name] in any order", headerNames[k][0])
+		}
+	}
+	return cols, nil
 }
 
 // looksLikeHeader reports whether a first field is a column title rather than a

@@ -81,8 +81,9 @@ func fmtNum(v float64) string {
 // once: Tile.AOI is the first of them (in input order), Tile.AOIs all of them.
 // For UTM grids each part of an AOI is tiled in the UTM zone (and hemisphere) it
 // lies in, so an AOI across a zone border yields tiles in two CRSs. Zones follow
-// the plain 6° rule (the Norway/Svalbard exceptions are not applied) and AOIs
-// must not cross the antimeridian.
+// the plain 6° rule (the Norway/Svalbard exceptions are not applied). An AOI
+// across the antimeridian must come cut into its two sides, as ParseGeoJSON
+// cuts it; its parts are then tiled in zones 60 and 1.
 func Split(aois []AOI, g Grid, opt SplitOptions) ([]Tile, error) {
 	if g.Kind != UTM && g.Kind != WGS84 || g.Size <= 0 {
 		return nil, fmt.Errorf("split: grid %q is not initialised; get one from grid.ParseGrid", g.Name)
@@ -277,7 +278,7 @@ func (s *splitter) addCells(a *AOI, cell float64, mp orb.MultiPolygon, mk func(c
 	var err error
 	seen := map[[2]int64]bool{}
 	tooMany := func() error {
-		return fmt.Errorf("split: AOI %s (%s) on %s: more than %d tiles; use a larger grid, a smaller AOI, or raise the limit (SplitOptions.MaxTiles): %w",
+		return fmt.Errorf("split: AOI %s (%s) on %s: more than %d tiles; use a larger grid, a smaller AOI, or raise the tile limit (--max-tiles): %w",
 			a.Name, a.Source, s.g.Name, s.maxTiles, ErrTooManyTiles)
 	}
 	for _, p := range mp {

@@ -43,3 +43,48 @@ func ValidateKey(key string) error {
 	}
 	return nil
 }
+
+// CheckUnique proves from its placeholders that t gives every item output of a
+// job its own key, so no result overwrites or hides another: the template must
+// hold <tileName> and <date> (the date or interval start that tells a tile's
+// items apart), and <outputId> when the job writes more than one output
+// (<format> does not tell outputs apart, two may share one); and no two
+// placeholders may touch, so that one value cannot run into the next. The
+// caller checks the rendered keys of the job's real tiles and outputs too
+// (values are free text).
+func (t Template) CheckUnique(outputs int) error {
+	if t.parts == nil {
+		var err error
+		if t, err = ParseTemplate(DefaultPathTemplate); err != nil {
+			return err
+		}
+	}
+	has := map[string]bool{}
+	for i, p := range t.parts {
+		if p.placeholder == "" {
+			continue
+		}
+		has[p.placeholder] = true
+		if i > 0 && t.parts[i-1].placeholder != "" {
+			return fmt.Errorf("output path template %q: <%s> directly follows <%s>; put a separator such as / or _ between placeholders so their values cannot run into each other", t.raw, p.placeholder, t.parts[i-1].placeholder)
+		}
+	}
+	var missing []string
+	for _, need := range []string{PlaceholderTileName, PlaceholderDate} {
+		if !has[need] {
+			missing = append(missing, "<"+need+">")
+		}
+	}
+	if outputs > 1 && !has[PlaceholderOutputID] {
+		missing = append(missing, "<outputId>")
+	}
+	if len(missing) > 0 {
+		why := "each tile, date and output needs its own file"
+		if outputs > 1 && !has[PlaceholderOutputID] {
+			why = fmt.Sprintf("each tile, date and output needs its own file (this job writes %d outputs)", outputs)
+		}
+		return fmt.Errorf("output path template %q has no %s: several items would map to one key and overwrite or skip each other; %s (default %s)",
+			t.raw, strings.Join(missing, " or "), why, DefaultPathTemplate)
+	}
+	return nil
+}

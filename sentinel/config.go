@@ -1,6 +1,7 @@
 package sentinel
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"shfleet/internal/userfile"
 )
 
 // Endpoints of the Sentinel Hub deployment that a zero [Config] talks to.
@@ -283,10 +286,12 @@ func (c Config) secret() (string, error) {
 }
 
 func readSecretFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	// One bounded reader: a FIFO or /dev/zero named as the secret file is
+	// refused before it is opened, never read without end.
+	b, err := userfile.Read(context.Background(), "", path, userfile.Secret)
 	if err != nil {
 		// The error names the file, never its content.
-		return "", &FieldError{Field: "ClientSecretFile", Message: fmt.Sprintf("cannot read the secret: %v", err)}
+		return "", &FieldError{Field: "ClientSecretFile", Message: fmt.Sprintf("cannot read the secret (%s or --client-secret-file): %v", EnvClientSecretFile, err)}
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {

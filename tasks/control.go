@@ -40,7 +40,7 @@ func (c Controller) Submit(ctx context.Context, spec jobs.Spec, tiles []grid.Til
 		for j, t := range g {
 			names[j] = t.Name
 		}
-		task, err := NewCatalogTask(CatalogPayload{Job: job.ID, Group: i, Tiles: names})
+		task, err := NewCatalogTask(c.Jobs.Prefix, CatalogPayload{Job: job.ID, Group: i, Tiles: names})
 		if err == nil {
 			_, err = c.Queue.EnqueueContext(ctx, task)
 		}
@@ -55,7 +55,7 @@ func (c Controller) Submit(ctx context.Context, spec jobs.Spec, tiles []grid.Til
 func (c Controller) rollback(id string, groups int) {
 	ctx := context.Background()
 	for i := 0; i < groups; i++ {
-		_ = c.Inspector.DeleteTask(QueueCatalog, CatalogTaskID(id, i, 0))
+		_ = c.Inspector.DeleteTask(QueueName(c.Jobs.Prefix, QueueCatalog), CatalogTaskID(id, i, 0))
 	}
 	_, _ = c.Jobs.Cancel(ctx, id)
 	_ = c.Jobs.Delete(ctx, id)
@@ -132,7 +132,7 @@ func (c Controller) enqueueItems(ctx context.Context, job jobs.Job, items []jobs
 			return err
 		}
 		for _, it := range items[:n] {
-			task, err := NewProcessTask(job, it.ID)
+			task, err := NewProcessTask(c.Jobs.Prefix, job, it.ID)
 			if err != nil {
 				return err
 			}
@@ -164,7 +164,7 @@ func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 		return len(re.Items), c.enqueueItems(ctx, job, re.Items)
 	}
 	for i, g := range re.Groups {
-		task, err := NewCatalogTask(CatalogPayload{Job: id, Group: g.Group, Tiles: g.Tiles, Restarts: job.Restarts})
+		task, err := NewCatalogTask(c.Jobs.Prefix, CatalogPayload{Job: id, Group: g.Group, Tiles: g.Tiles, Restarts: job.Restarts})
 		if err == nil {
 			_, err = c.Queue.EnqueueContext(ctx, task)
 		}
@@ -212,9 +212,9 @@ func (c Controller) Cancel(ctx context.Context, id string) error {
 	// Only the catalog tasks of the latest restart (or of the submit) can still be
 	// queued: a job is restarted only once its analysis is over.
 	for i := 0; i < job.Spec.CatalogGroups; i++ {
-		_ = c.Inspector.DeleteTask(QueueCatalog, CatalogTaskID(id, i, job.Restarts))
+		_ = c.Inspector.DeleteTask(QueueName(c.Jobs.Prefix, QueueCatalog), CatalogTaskID(id, i, job.Restarts))
 	}
-	queue := ProcessQueue(job.Spec)
+	queue := QueueName(c.Jobs.Prefix, ProcessQueue(job.Spec))
 	for _, it := range items {
 		if it.TaskID == "" {
 			continue
@@ -238,7 +238,7 @@ func (c Controller) Resume(ctx context.Context, id string) error {
 	if err := c.Jobs.Resume(ctx, id); err != nil {
 		return err
 	}
-	queue := ProcessQueue(job.Spec)
+	queue := QueueName(c.Jobs.Prefix, ProcessQueue(job.Spec))
 	queues, err := c.Inspector.Queues()
 	if err != nil {
 		return err
@@ -249,10 +249,24 @@ func (c Controller) Resume(ctx context.Context, id string) error {
 	if err := c.Inspector.UnpauseQueue(queue); err != nil && !isNotPaused(err) {
 		return err
 	}
-	if _, err := c.Inspector.RunAllRetryTasks(queue); err != nil {
-		return err
+	// Only this job's waiting tasks run now; other jobs' retries keep their
+	// own schedule.
+	for page := 1; ; page++ {
+		retry, err := c.Inspector.ListRetryTasks(queue, asynq.Page(page), asynq.PageSize(500))
+		if err != nil {
+			return err
+		}
+		for _, t := range retry {
+			if strings.HasPrefix(t.ID, id+":") {
+				if err := c.Inspector.RunTask(queue, t.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+					return err
+				}
+			}
+		}
+		if len(retry) < 500 {
+			return nil
+		}
 	}
-	return nil
 }
 
 func isNotPaused(err error) bool {

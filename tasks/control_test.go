@@ -64,7 +64,7 @@ func TestRestartEnqueuesFailedGroupsAndCancelRemovesThem(t *testing.T) {
 	}
 	for g, want := range [][]string{{"a0", "a1"}, {"a2", "a3"}} {
 		id := fmt.Sprintf("%s:catalog:%d:r1", job.ID, g)
-		info, err := insp.GetTaskInfo(QueueCatalog, id)
+		info, err := insp.GetTaskInfo(QueueName(c.Jobs.Prefix, QueueCatalog), id)
 		if err != nil {
 			t.Fatalf("catalog task %s: %v", id, err)
 		}
@@ -80,7 +80,7 @@ func TestRestartEnqueuesFailedGroupsAndCancelRemovesThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{job.ID + ":catalog:0:r1", job.ID + ":catalog:1:r1"} {
-		if _, err := insp.GetTaskInfo(QueueCatalog, id); !errors.Is(err, asynq.ErrTaskNotFound) {
+		if _, err := insp.GetTaskInfo(QueueName(c.Jobs.Prefix, QueueCatalog), id); !errors.Is(err, asynq.ErrTaskNotFound) {
 			t.Errorf("task %s after cancel: %v, want not found", id, err)
 		}
 	}

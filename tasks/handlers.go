@@ -234,7 +234,7 @@ func (h *Handlers) monthSpent(ctx context.Context, job jobs.Job, cause error) er
 	if err := h.Jobs.Pause(ctx, job.ID, jobs.ReasonOutOfPU, reset); err != nil && !errors.Is(err, jobs.ErrInvalidTransition) {
 		h.Log.Warn().Err(err).Str("job", job.ID).Msg("could not mark the job OUT_OF_PU")
 	}
-	queue := ProcessQueue(job.Spec)
+	queue := QueueName(h.Prefix, ProcessQueue(job.Spec))
 	if h.Inspector != nil {
 		if err := h.Inspector.PauseQueue(queue); err != nil {
 			h.Log.Warn().Err(err).Str("queue", queue).Msg("could not pause the queue")

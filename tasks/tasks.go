@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -74,27 +75,40 @@ func ProcessTaskID(job, item string, restarts int) string {
 }
 
 // NewCatalogTask builds the catalog task of one group.
-func NewCatalogTask(p CatalogPayload) (*asynq.Task, error) {
+func NewCatalogTask(prefix string, p CatalogPayload) (*asynq.Task, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
-	return asynq.NewTask(TypeCatalog, b, asynq.Queue(QueueCatalog), asynq.TaskID(CatalogTaskID(p.Job, p.Group, p.Restarts)),
+	return asynq.NewTask(TypeCatalog, b, asynq.Queue(QueueName(prefix, QueueCatalog)), asynq.TaskID(CatalogTaskID(p.Job, p.Group, p.Restarts)),
 		asynq.MaxRetry(CatalogMaxRetry), asynq.Timeout(TaskTimeout)), nil
 }
 
 // NewProcessTask builds the process task of one item on the job's queue.
-func NewProcessTask(job jobs.Job, item string) (*asynq.Task, error) {
+func NewProcessTask(prefix string, job jobs.Job, item string) (*asynq.Task, error) {
 	b, err := json.Marshal(ProcessPayload{Job: job.ID, Item: item})
 	if err != nil {
 		return nil, err
 	}
-	return asynq.NewTask(TypeProcess, b, asynq.Queue(ProcessQueue(job.Spec)),
+	return asynq.NewTask(TypeProcess, b, asynq.Queue(QueueName(prefix, ProcessQueue(job.Spec))),
 		asynq.TaskID(ProcessTaskID(job.ID, item, job.Restarts)),
 		asynq.MaxRetry(ProcessMaxRetry), asynq.Timeout(TaskTimeout)), nil
 }
 
-// ProcessQueue is the queue of a job's process tasks.
+// QueueName is the asynq queue of the named queue under a key prefix: the name
+// itself under the default prefix (or none), "<prefix>:<name>" under any other,
+// so that fleets with different prefixes on one Redis never take (and archive)
+// each other's tasks.
+func QueueName(prefix, name string) string {
+	prefix = strings.TrimSuffix(prefix, ":")
+	if prefix == "" || prefix == jobs.DefaultPrefix {
+		return name
+	}
+	return prefix + ":" + name
+}
+
+// ProcessQueue is the queue name of a job's process tasks, as the user gave it
+// (asynq's queue is QueueName(prefix, ProcessQueue(spec))).
 func ProcessQueue(spec jobs.Spec) string { return cmp.Or(spec.Queue, jobs.DefaultQueue) }
 
 // GroupTiles groups tiles for catalog searches: tiles whose centres fall in the

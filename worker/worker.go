@@ -120,9 +120,15 @@ func New(cfg Config) (*Worker, error) {
 	h := &tasks.Handlers{Redis: cfg.Redis, Prefix: prefix, Jobs: store, Limiter: lim,
 		Client: client, Queue: queue, Inspector: insp, Outputs: tasks.NewOutputs(),
 		Log: cfg.Logger, Hooks: cfg.Hooks}
-	queues := cfg.Queues
-	if len(queues) == 0 {
-		queues = map[string]int{tasks.QueueCatalog: 3, jobs.DefaultQueue: 6}
+	named := cfg.Queues
+	if len(named) == 0 {
+		named = map[string]int{tasks.QueueCatalog: 3, jobs.DefaultQueue: 6}
+	}
+	// Queues are namespaced by the prefix: a worker of another prefix never sees
+	// (nor archives) this fleet's tasks.
+	queues := make(map[string]int, len(named))
+	for q, w := range named {
+		queues[tasks.QueueName(prefix, q)] = w
 	}
 	shutdownTimeout := cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	base, abort := context.WithCancel(context.Background())

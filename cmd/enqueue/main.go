@@ -6,10 +6,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -22,9 +24,21 @@ type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...any) {}
 
+// exitGrace is how long a command may take to unwind after Ctrl-C or SIGTERM
+// before the process exits anyway.
+const exitGrace = time.Second
+
 func main() {
 	redis.SetLogger(quiet{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// Ctrl-C and SIGTERM end the command within exitGrace, whatever it is
+		// waiting for (a silent server, a slow disk).
+		<-ctx.Done()
+		time.Sleep(exitGrace)
+		fmt.Fprintln(os.Stderr, "enqueue: interrupted")
+		os.Exit(130)
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

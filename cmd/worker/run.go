@@ -62,7 +62,28 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.sentinel.USWestURL, "uswest-url", "", "base URL of the US West deployment for Landsat, HLS and MODIS (env SH_USWEST_URL; default Sentinel Hub's)")
 	fs.BoolVar(&o.skipTokenCheck, "skip-token-check", false, "start without first obtaining a token")
 	fs.IntVar(&o.tokenRPM, "token-requests-per-minute", 0, "fleet-wide limit on token requests (default 10)")
-	return o, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q: the worker takes flags only (see worker -help)", fs.Arg(0))
+	}
+	return o, o.validate()
+}
+
+// validate refuses flag values that would leave a worker idle or unbounded.
+func (o options) validate() error {
+	switch {
+	case o.concurrency < 1:
+		return fmt.Errorf("-concurrency %d: give at least 1 (tasks run at once by this process; default %d)", o.concurrency, worker.DefaultConcurrency)
+	case o.monthlyPU < 0 || o.monthlyPU != o.monthlyPU:
+		return fmt.Errorf("-pu-month %g: give a budget >= 0 PU (0: none)", o.monthlyPU)
+	case o.shutdownTimeout < 0:
+		return fmt.Errorf("-shutdown-timeout %s: give a duration >= 0", o.shutdownTimeout)
+	case o.tokenRPM < 0:
+		return fmt.Errorf("-token-requests-per-minute %d: give a number >= 0 (0: the default 10)", o.tokenRPM)
+	}
+	return nil
 }
 
 func parseQueues(s string) (map[string]int, error) {
@@ -75,13 +96,16 @@ func parseQueues(s string) (map[string]int, error) {
 		n := 1
 		if ok {
 			if _, err := fmt.Sscanf(w, "%d", &n); err != nil || n < 1 {
-				return nil, fmt.Errorf("--queues %q: weight of %s must be a positive integer", s, name)
+				return nil, fmt.Errorf("-queues %q: weight of %s must be a positive integer", s, name)
 			}
+		}
+		if name = strings.TrimSpace(name); name == "" || strings.ContainsAny(name, ": ") {
+			return nil, fmt.Errorf("-queues %q: queue name %q must be non-empty, without spaces or ':' (the -prefix namespaces queues)", s, name)
 		}
 		out[name] = n
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("--queues is empty")
+		return nil, fmt.Errorf("-queues is empty; name at least one queue, e.g. catalog=3,default=6")
 	}
 	return out, nil
 }
@@ -104,6 +128,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer mr.Close()
 		o.redisURL = "redis://" + mr.Addr() + "/0"
 		log.Warn().Str("addr", mr.Addr()).Msg("EMBEDDED IN-MEMORY REDIS: not durable (everything is lost when this worker stops) and single-machine; for the demo and trials only, use a real redis-server for real work")
+	}
+	if err := config.CheckTLS(ctx, o.redisURL); err != nil {
+		return err
 	}
 	rdb, shown, err := config.Redis(o.redisURL)
 	if err != nil {

@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"shfleet/internal/redistest"
 	"shfleet/sentinel/sentineltest"
 )
 
@@ -100,4 +102,52 @@ func TestParseQueues(t *testing.T) {
 			t.Errorf("parseQueues(%q) accepted", bad)
 		}
 	}
+}
+
+// TestRunRefusesBadFlags: worker flags that would leave it idle or unbounded,
+// and files it cannot read, are refused before it touches Redis.
+func TestRunRefusesBadFlags(t *testing.T) {
+	sim := sentineltest.NewServer(sentineltest.Config{})
+	defer sim.Close()
+	rs := redistest.Start(t)
+	rdb := rs.Client()
+	defer rdb.Close()
+	cfg := sim.ClientConfig()
+	plain := "rediss://" + strings.TrimPrefix(rs.URL(), "redis://")
+	base := []string{"-redis-url", rs.URL(), "-client-id", cfg.ClientID, "-base-url", cfg.BaseURL, "-token-url", cfg.TokenURL}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"concurrency 0", []string{"-concurrency", "0"}, "-concurrency 0: give at least 1"},
+		{"negative concurrency", []string{"-concurrency", "-3"}, "-concurrency -3: give at least 1"},
+		{"negative monthly budget", []string{"-pu-month", "-1"}, "-pu-month -1: give a budget >= 0 PU"},
+		{"negative shutdown timeout", []string{"-shutdown-timeout", "-1s"}, "-shutdown-timeout -1s"},
+		{"zero queue weight", []string{"-queues", "catalog=0"}, "weight of catalog must be a positive integer"},
+		{"queue name with a colon", []string{"-queues", "other:default=1"}, `queue name "other:default"`},
+		{"stray argument", []string{"now"}, `unexpected argument "now"`},
+		{"secret file is a device", []string{"-client-secret-file", "/dev/zero"}, "--client-secret-file /dev/zero: is a character device"},
+		{"config.toml is a device", []string{"-config-file", "/dev/zero"}, "/dev/zero: is a character device"},
+		{"rediss:// to a plain Redis", []string{"-redis-url", plain, "-client-secret-file", secretFile(t, cfg.ClientSecret)}, "plain (non-TLS) Redis"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr syncBuf
+			err := run(context.Background(), append(append([]string{}, base...), c.args...), io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want it to contain %q", err, c.want)
+			}
+			if n := rdb.DBSize(context.Background()).Val(); n != 0 {
+				t.Errorf("DBSIZE %d, want 0", n)
+			}
+		})
+	}
+}
+
+func secretFile(t *testing.T, secret string) string {
+	p := t.TempDir() + "/secret"
+	if err := os.WriteFile(p, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -120,6 +120,9 @@ func TestBadInput(t *testing.T) {
 			if n := e.dbsize(t); n != 0 {
 				t.Fatalf("DBSIZE %d after the run, want 0: the CLI wrote to Redis", n)
 			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("output root %s exists after a refused command (%v)", out, err)
+			}
 			if n, err := evictingClient.DBSize(context.Background()).Result(); err != nil || n != 0 {
 				t.Fatalf("evicting Redis: DBSIZE %d (%v), want 0", n, err)
 			}

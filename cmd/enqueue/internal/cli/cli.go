@@ -66,6 +66,9 @@ type app struct {
 
 	rdb   redis.UniversalClient
 	shown string // Redis URL without password
+	// limiter reads the fleet's month ledger for the cost guard (set by
+	// fleetPolicies when a client id names the account).
+	limiter *quota.Limiter
 }
 
 // Run runs the enqueue command line args (without the program name) and returns
@@ -200,6 +203,9 @@ Exit codes: 0 ok, 1 error, 2 usage error.`,
 // maxmemory-policy (for commands that write).
 func (a *app) redis(ctx context.Context, checkWritable bool) (redis.UniversalClient, error) {
 	if a.rdb == nil {
+		if err := config.CheckTLS(ctx, a.redisURL); err != nil {
+			return nil, err
+		}
 		rdb, shown, err := config.Redis(a.redisURL)
 		if err != nil {
 			return nil, err
@@ -211,7 +217,7 @@ func (a *app) redis(ctx context.Context, checkWritable bool) (redis.UniversalCli
 			return nil, fmt.Errorf("%s: %w", a.shown, err)
 		}
 	} else if err := a.rdb.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("%s: redis unreachable: %w; check --redis-url or REDIS_URL and that the server runs", a.shown, err)
+		return nil, fmt.Errorf("%s: redis unreachable: %w; check --redis-url or REDIS_URL (rediss:// when the server requires TLS) and that the server runs", a.shown, err)
 	}
 	return a.rdb, nil
 }
@@ -250,6 +256,11 @@ func (a *app) resolvePolicies() ([]quota.Policy, error) {
 func (a *app) fleetPolicies(ctx context.Context, rdb redis.UniversalClient, override []quota.Policy) []quota.Policy {
 	if len(override) > 0 {
 		a.policySource = "configured (--policy / " + quota.PoliciesEnv + ")"
+		if cfg, err := config.Sentinel(a.sentinel); err == nil && cfg.ClientID != "" {
+			// The cost guard reads the month's ledger against the configured
+			// monthly policy.
+			a.limiter, _ = quota.NewLimiter(quota.Config{Redis: rdb, Account: cfg.ClientID, Prefix: a.prefix, Policies: override})
+		}
 		return override
 	}
 	a.policySource = "trial default: no client id to look up the account's policies"
@@ -262,6 +273,7 @@ func (a *app) fleetPolicies(ctx context.Context, rdb redis.UniversalClient, over
 		return DefaultPolicies
 	}
 	src, err := lim.PolicySource(ctx)
+	a.limiter = lim
 	if err != nil {
 		a.policySource = "trial default: " + err.Error()
 		return DefaultPolicies

@@ -215,6 +215,13 @@ func (a *app) cancelCommand() *cobra.Command {
 
 func (a *app) resumeCommand() *cobra.Command {
 	return a.jobCommand("resume", "Resume a job stopped by the monthly PU quota (OUT_OF_PU) after the budget was raised", func(ctx context.Context, job jobs.Job) error {
+		if job.StoppedReason != jobs.ReasonOutOfPU {
+			why := "it is not paused"
+			if job.StoppedReason != "" {
+				why = "it is paused for " + job.StoppedReason
+			}
+			return fmt.Errorf("job %s is %s and %s, not stopped for %s: resume lifts only a monthly-quota stop (and clears the account's month flag); nothing was changed", job.ID, job.Status, why, jobs.ReasonOutOfPU)
+		}
 		policies, err := a.resolvePolicies()
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 
 	"shfleet/config"
 	"shfleet/grid"
+	"shfleet/internal/userfile"
 	"shfleet/jobs"
 	"shfleet/output"
 	"shfleet/sentinel"
@@ -65,6 +66,9 @@ type submitOptions struct {
 	maxAreaKm2        float64
 	credentialTimeout time.Duration
 	maxCloudSet       bool
+	maxPU             float64
+	acceptCost        bool
+	maxTiles          int
 }
 
 func (a *app) submitCommand(autoStart bool) *cobra.Command {
@@ -94,7 +98,7 @@ the time at the binding account policy. ` + "`enqueue start JOB`" + ` then proce
 	f.StringVar(&o.from, "from", "", "start of the time range, inclusive: YYYY-MM-DD (UTC) or RFC 3339")
 	f.StringVar(&o.to, "to", "", "end of the time range, exclusive: YYYY-MM-DD (UTC) or RFC 3339")
 	f.StringVar(&o.evalscript, "evalscript", "", "evalscript file (V3)")
-	f.StringVar(&o.outputURL, "output", "", "where results go: a directory, file:///abs/path, s3://bucket?region=... or mem://")
+	f.StringVar(&o.outputURL, "output", "", "where results go: a directory, file:///abs/path or s3://bucket?region=... (mem:// is refused: workers are other processes)")
 	f.StringVar(&o.gridName, "grid", DefaultGrid, "tiling grid: "+strings.Join(grid.GridNames, ", "))
 	f.Float64Var(&o.resolution, "resolution", DefaultResolution, "output resolution in the grid's units (metres for utm grids, degrees for wgs84 grids)")
 	f.BoolVar(&o.subdivide, "subdivide", false, "split grid cells larger than 2500 px into sub-tiles instead of failing")
@@ -112,6 +116,9 @@ the time at the binding account policy. ` + "`enqueue start JOB`" + ` then proce
 	f.BoolVar(&o.skipCredentials, "skip-credential-check", false, "do not fetch a token to check the Sentinel Hub credentials (offline use)")
 	f.Float64Var(&o.maxAreaKm2, "max-area-km2", grid.DefaultMaxAreaKm2, "largest area of one AOI, km²")
 	f.DurationVar(&o.credentialTimeout, "credential-timeout", DefaultCredentialTimeout, "timeout of the credential check")
+	f.Float64Var(&o.maxPU, "max-pu", 0, "refuse the job when its cost estimate exceeds this many PU (default: no fixed cap; the cost guard still applies)")
+	f.BoolVar(&o.acceptCost, "accept-cost", false, "start the job even when the cost guard finds its estimate out of proportion (to the account's remaining monthly PU or to the AOI's area); --max-pu still applies")
+	f.IntVar(&o.maxTiles, "max-tiles", grid.DefaultMaxTiles, "largest number of tiles one job may have")
 	if autoStart {
 		f.BoolVar(&o.noStart, "no-start", false, "stop after the analysis (ANALYSIS_DONE); run enqueue start JOB to process it")
 		f.BoolVar(&o.watch, "watch", false, "follow the job with a progress bar until it is final")
@@ -126,7 +133,7 @@ the time at the binding account policy. ` + "`enqueue start JOB`" + ` then proce
 
 // runSubmit validates everything, then submits; estimate waits for the analysis.
 func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, autoStart, estimate bool) error {
-	spec, tiles, err := buildSubmission(ctx, aoiFile, o)
+	spec, tiles, est, err := buildSubmission(ctx, aoiFile, o)
 	if err != nil {
 		return err
 	}
@@ -143,6 +150,9 @@ func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, au
 		return err
 	}
 	policies = a.fleetPolicies(ctx, rdb, policies)
+	if err := a.costGuard(ctx, est, o); err != nil {
+		return err
+	}
 	if !o.skipCredentials {
 		if err := a.checkCredentials(ctx, o.credentialTimeout); err != nil {
 			return err
@@ -150,6 +160,15 @@ func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, au
 	}
 	ctl := a.controller(rdb)
 	defer ctl.Queue.Close()
+	// The output location is opened (a plain directory created) only now that
+	// every other check has passed.
+	if spec.OutputURL, err = checkOutput(ctx, o.outputURL); err != nil {
+		return err
+	}
+	a.warnUnserved(ctl, spec)
+	if !a.json {
+		fmt.Fprintf(a.stderr, "enqueue: %s\n", est)
+	}
 	job, err := ctl.Submit(ctx, spec, tiles)
 	if err != nil {
 		return fmt.Errorf("submit: %w", err)
@@ -182,113 +201,136 @@ func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, au
 	return nil
 }
 
-// buildSubmission checks every local input and returns the job spec and tiles.
-// It writes nothing, except creating a plain output directory (output.Open).
-func buildSubmission(ctx context.Context, aoiFile string, o submitOptions) (jobs.Spec, []grid.Tile, error) {
+// buildSubmission checks every local input and returns the job spec, its tiles
+// and the local cost estimate. It writes nothing: the output location is only
+// checked (runSubmit opens it last).
+func buildSubmission(ctx context.Context, aoiFile string, o submitOptions) (jobs.Spec, []grid.Tile, estimate, error) {
+	spec, tiles, est, err := buildSpec(ctx, aoiFile, o)
+	return spec, tiles, est, err
+}
+
+func buildSpec(ctx context.Context, aoiFile string, o submitOptions) (jobs.Spec, []grid.Tile, estimate, error) {
 	var spec jobs.Spec
+	var est estimate
 	from, err := parseTime("--from", o.from)
 	if err != nil {
-		return spec, nil, err
+		return spec, nil, est, err
 	}
 	to, err := parseTime("--to", o.to)
 	if err != nil {
-		return spec, nil, err
+		return spec, nil, est, err
 	}
 	if !from.Before(to) {
-		return spec, nil, fmt.Errorf("--from %s is not before --to %s: the time range is empty (--to is exclusive)", o.from, o.to)
+		return spec, nil, est, fmt.Errorf("--from %s is not before --to %s: the time range is empty (--to is exclusive)", o.from, o.to)
 	}
 	coll, err := checkCollection(o.collection)
 	if err != nil {
-		return spec, nil, err
+		return spec, nil, est, err
 	}
 	var maxCloud *float64
 	if o.maxCloudSet {
 		if math.IsNaN(o.maxCloud) || o.maxCloud < 0 || o.maxCloud > 100 {
-			return spec, nil, fmt.Errorf("--max-cloud %g: give a cloud cover in percent, 0..100", o.maxCloud)
+			return spec, nil, est, fmt.Errorf("--max-cloud %g: give a cloud cover in percent, 0..100", o.maxCloud)
 		}
 		c := o.maxCloud
 		maxCloud = &c
 	}
 	if o.mosaicking != "" && !slices.Contains(mosaickingOrders, o.mosaicking) {
-		return spec, nil, fmt.Errorf("--mosaicking %q: use one of %s", o.mosaicking, strings.Join(mosaickingOrders, ", "))
+		return spec, nil, est, fmt.Errorf("--mosaicking %q: use one of %s", o.mosaicking, strings.Join(mosaickingOrders, ", "))
 	}
 	if err := coll.CheckFilters(o.maxCloudSet, o.mosaicking); err != nil {
-		return spec, nil, err
+		return spec, nil, est, err
 	}
 	mode := jobs.Mode(o.mode)
 	switch mode {
 	case jobs.ModeAcquisition:
 		if o.interval != "" {
-			return spec, nil, fmt.Errorf("--interval %s needs --mode interval", o.interval)
+			return spec, nil, est, fmt.Errorf("--interval %s needs --mode interval", o.interval)
 		}
 	case jobs.ModeInterval:
 		if o.interval == "" {
-			return spec, nil, errors.New("--mode interval needs --interval, e.g. P1M, P7D or P1D")
+			return spec, nil, est, errors.New("--mode interval needs --interval, e.g. P1M, P7D or P1D")
 		}
 		if _, err := jobs.ParseInterval(o.interval); err != nil {
-			return spec, nil, fmt.Errorf("--interval: %w", err)
+			return spec, nil, est, fmt.Errorf("--interval: %w", err)
 		}
 	default:
-		return spec, nil, fmt.Errorf("--mode %q: use acquisition or interval", o.mode)
+		return spec, nil, est, fmt.Errorf("--mode %q: use acquisition or interval", o.mode)
 	}
-	if _, err := output.ParseTemplate(o.pathTemplate); err != nil {
-		return spec, nil, fmt.Errorf("--path-template: %w", err)
+	tmpl, err := output.ParseTemplate(o.pathTemplate)
+	if err != nil {
+		return spec, nil, est, fmt.Errorf("--path-template: %w", err)
+	}
+	if math.IsNaN(o.maxPU) || o.maxPU < 0 {
+		return spec, nil, est, fmt.Errorf("--max-pu %g: give a positive number of PU (0: no fixed cap)", o.maxPU)
+	}
+	if o.maxTiles <= 0 {
+		return spec, nil, est, fmt.Errorf("--max-tiles %d: give a positive number of tiles", o.maxTiles)
+	}
+	if err := precheckOutput(o.outputURL); err != nil {
+		return spec, nil, est, err
 	}
 	if strings.TrimSpace(o.queue) == "" {
-		return spec, nil, errors.New("--queue is empty; name a queue the workers serve (default " + jobs.DefaultQueue + ")")
+		return spec, nil, est, errors.New("--queue is empty; name a queue the workers serve (default " + jobs.DefaultQueue + ")")
 	}
 
-	script, err := readEvalscript(o.evalscript)
+	script, err := readEvalscript(ctx, o.evalscript)
 	if err != nil {
-		return spec, nil, err
+		return spec, nil, est, err
 	}
 	responses, err := parseResponses(o.responses, sentinel.InspectEvalscript(script), o.evalscript)
 	if err != nil {
-		return spec, nil, err
+		return spec, nil, est, err
+	}
+	if err := tmpl.CheckUnique(len(responses)); err != nil {
+		return spec, nil, est, fmt.Errorf("--path-template: %w", err)
 	}
 
 	g, err := grid.ParseGrid(o.gridName)
 	if err != nil {
-		return spec, nil, fmt.Errorf("--grid: %w", err)
+		return spec, nil, est, fmt.Errorf("--grid: %w", err)
 	}
-	aois, err := grid.ParseFile(aoiFile, grid.Limits{MaxAreaKm2: o.maxAreaKm2})
+	aoiData, err := userfile.Read(ctx, "AOI file", aoiFile, userfile.AOI)
 	if err != nil {
-		// The grid package speaks to Go callers; name the flag instead.
-		return spec, nil, errors.New(strings.ReplaceAll(err.Error(), "Limits.MaxAreaKm2", "--max-area-km2"))
+		return spec, nil, est, err
+	}
+	aois, err := grid.Parse(aoiFile, aoiData, grid.Limits{MaxAreaKm2: o.maxAreaKm2})
+	if err != nil {
+		return spec, nil, est, err
 	}
 	if len(aois) == 0 {
-		return spec, nil, fmt.Errorf("%s: no AOI in the file; give at least one polygon or bbox", aoiFile)
+		return spec, nil, est, fmt.Errorf("%s: no AOI in the file; give at least one polygon or bbox", aoiFile)
 	}
-	tiles, err := grid.Split(aois, g, grid.SplitOptions{Resolution: o.resolution, Subdivide: o.subdivide, Buffer: o.buffer})
+	tiles, err := grid.Split(aois, g, grid.SplitOptions{Resolution: o.resolution, Subdivide: o.subdivide, Buffer: o.buffer, MaxTiles: o.maxTiles})
 	if err != nil {
 		var pe *grid.PixelLimitError
 		if errors.As(err, &pe) {
-			return spec, nil, fmt.Errorf("--resolution %g: %w", o.resolution, err)
+			return spec, nil, est, fmt.Errorf("--resolution %g: %w", o.resolution, err)
 		}
-		return spec, nil, fmt.Errorf("%s: %w", aoiFile, err)
+		return spec, nil, est, fmt.Errorf("%s: %w", aoiFile, err)
 	}
 	if len(tiles) == 0 {
-		return spec, nil, fmt.Errorf("%s: the AOIs intersect no tile of grid %s", aoiFile, g.Name)
+		return spec, nil, est, fmt.Errorf("%s: the AOIs intersect no tile of grid %s", aoiFile, g.Name)
 	}
 
-	outURL, err := checkOutput(ctx, o.outputURL)
-	if err != nil {
-		return spec, nil, err
+	if err := checkKeys(tmpl, tiles, responses, from); err != nil {
+		return spec, nil, est, fmt.Errorf("--path-template: %w", err)
 	}
 	spec = jobs.Spec{Name: o.name, AOISource: aoiFile, Grid: g.Name, Resolution: o.resolution,
 		From: from, To: to, Collection: o.collection, Evalscript: script, MaxCloudCover: maxCloud,
 		MosaickingOrder: o.mosaicking, Mode: mode, Interval: o.interval, Responses: responses,
-		OutputURL: outURL, PathTemplate: o.pathTemplate, Overwrite: o.overwrite, Queue: o.queue}
+		OutputURL: o.outputURL, PathTemplate: o.pathTemplate, Overwrite: o.overwrite, Queue: o.queue}
 	if err := spec.Validate(); err != nil {
-		return spec, nil, err
+		return spec, nil, est, err
 	}
 	// The request of the first tile as a worker will build it: the Process API's
 	// own rules (size, bbox, time range, responses) checked before anything runs.
 	item := jobs.Item{ID: jobs.ItemID(tiles[0].Name, from), Tile: tiles[0].Name, From: from, To: to}
 	if err := sentinel.ValidateProcessRequest(tasks.BuildProcessRequest(spec, tiles[0], item)); err != nil {
-		return spec, nil, fmt.Errorf("process request of tile %s: %w", tiles[0].Name, err)
+		return spec, nil, est, fmt.Errorf("process request of tile %s: %w", tiles[0].Name, err)
 	}
-	return spec, tiles, nil
+	est = estimateCost(spec, tiles, aois)
+	return spec, tiles, est, nil
 }
 
 // parseTime reads YYYY-MM-DD (UTC midnight) or RFC 3339.
@@ -310,19 +352,33 @@ func checkCollection(c string) (sentinel.Collection, error) {
 	return sentinel.Collection{}, fmt.Errorf("--collection %q is not a known collection; use one of %s, byoc-<id> or batch-<id>", c, strings.Join(KnownCollections, ", "))
 }
 
-func readEvalscript(path string) (string, error) {
-	b, err := os.ReadFile(path)
+// readEvalscript reads the evalscript through the bounded reader (regular file,
+// at most userfile.Evalscript.MaxBytes: it is stored once in the job and sent
+// with every request) and checks it is a V3 script.
+func readEvalscript(ctx context.Context, path string) (string, error) {
+	b, err := userfile.Read(ctx, "--evalscript", path, userfile.Evalscript)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("--evalscript %s: file does not exist; give the path of a V3 evalscript", path)
 		}
-		return "", fmt.Errorf("--evalscript %s: %w", path, err)
+		return "", err
 	}
 	s := string(b)
 	if strings.TrimSpace(s) == "" {
 		return "", fmt.Errorf("--evalscript %s: the file is empty; give a V3 evalscript (starting with //VERSION=3)", path)
 	}
+	first, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	if !strings.HasPrefix(strings.ReplaceAll(strings.TrimSpace(first), " ", ""), "//VERSION=3") {
+		return "", fmt.Errorf("--evalscript %s: the first line is %q, not //VERSION=3; the Process API takes V3 evalscripts only (put //VERSION=3 on the first line)", path, truncate(strings.TrimSpace(first), 40))
+	}
 	return s, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // parseResponses reads id:mime pairs, checks them against the evalscript's
@@ -417,6 +473,9 @@ func (a *app) checkCredentials(ctx context.Context, timeout time.Duration) error
 	if errors.As(err, &te) && (te.Status == 400 || te.Status == 401) {
 		return fmt.Errorf("wrong credentials: the token endpoint %s refused client id %q (HTTP %d); check SH_CLIENT_ID and SH_CLIENT_SECRET (or --client-id, --client-secret-file, the config.toml profile) and --preset/--token-url; nothing was submitted",
 			tokenURL, cfg.ClientID, te.Status)
+	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		return fmt.Errorf("credential check: the token endpoint %s did not answer within --credential-timeout %s; raise --credential-timeout, check --token-url (SH_TOKEN_URL) or --preset, or pass --skip-credential-check; nothing was submitted", tokenURL, timeout)
 	}
 	return fmt.Errorf("credential check against %s failed: %w; nothing was submitted (--skip-credential-check skips this check)", tokenURL, err)
 }
