@@ -28,6 +28,8 @@ type Client struct {
 	Process *ProcessService
 	// RateLimit reads the account's published rate-limit policies and counts.
 	RateLimit *RateLimitService
+	// Batch is the Batch Processing API v2 (enterprise accounts).
+	Batch *BatchService
 
 	cfg Config
 	ts  oauth2.TokenSource
@@ -47,6 +49,7 @@ func NewClient(cfg Config, ts oauth2.TokenSource) *Client {
 	c.Catalog = &CatalogService{client: c}
 	c.Process = &ProcessService{client: c}
 	c.RateLimit = &RateLimitService{client: c}
+	c.Batch = &BatchService{client: c}
 	return c
 }
 

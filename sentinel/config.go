@@ -47,6 +47,12 @@ const (
 	ClassicCatalogSearchPath = "/api/v1/catalog/1.0.0/search"
 	// CurrentProcessPath is the Process API path of the current OpenAPI description.
 	CurrentProcessPath = "/process/v1"
+	// ClassicBatchPath is the Batch Processing API v2 root the service and
+	// sentinelhub-py use (/api/v2/batch/process, /api/v2/batch/tilinggrids).
+	ClassicBatchPath = "/api/v2/batch"
+	// CurrentBatchPath is the same API's root in the OpenAPI description
+	// (/batch/v2/process, /batch/v2/tilinggrids).
+	CurrentBatchPath = "/batch/v2"
 	// CurrentCatalogSearchPath is the Catalog item-search path of the current
 	// OpenAPI description.
 	CurrentCatalogSearchPath = "/catalog/v1/search"
@@ -85,14 +91,17 @@ type APIPaths struct {
 	Process string
 	// CatalogSearch is the Catalog item-search path. Default [ClassicCatalogSearchPath].
 	CatalogSearch string
+	// Batch is the Batch Processing API v2 root (its /process and /tilinggrids
+	// below it). Default [ClassicBatchPath].
+	Batch string
 }
 
 var (
 	// ClassicAPIPaths are the long-standing paths (/api/v1/...), used by default.
-	ClassicAPIPaths = APIPaths{Process: ClassicProcessPath, CatalogSearch: ClassicCatalogSearchPath}
+	ClassicAPIPaths = APIPaths{Process: ClassicProcessPath, CatalogSearch: ClassicCatalogSearchPath, Batch: ClassicBatchPath}
 	// CurrentAPIPaths are the paths of the current OpenAPI description
 	// (/process/v1, /catalog/v1/search).
-	CurrentAPIPaths = APIPaths{Process: CurrentProcessPath, CatalogSearch: CurrentCatalogSearchPath}
+	CurrentAPIPaths = APIPaths{Process: CurrentProcessPath, CatalogSearch: CurrentCatalogSearchPath, Batch: CurrentBatchPath}
 )
 
 // Preset names a deployment of the Sentinel Hub APIs: its base and token URLs.
@@ -219,6 +228,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.APIPaths.CatalogSearch == "" {
 		c.APIPaths.CatalogSearch = ClassicCatalogSearchPath
+	}
+	if c.APIPaths.Batch == "" {
+		c.APIPaths.Batch = ClassicBatchPath
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "shfleet/" + Version

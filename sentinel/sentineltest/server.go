@@ -142,6 +142,14 @@ type Config struct {
 	// streamed as they are generated, instead of the [ProcessBody] GeoTIFF.
 	// Default false.
 	FullSizeBodies bool
+	// Batch enables the Batch Processing API v2 (an enterprise account);
+	// default false: every batch endpoint answers 403, as for other accounts.
+	Batch bool
+	// BatchS3 is where batch requests deliver their tiles.
+	BatchS3 BatchS3
+	// BatchStep is the pace of the simulated batch service; default
+	// [DefaultBatchStep].
+	BatchStep time.Duration
 }
 
 // withDefaults returns c with every zero field that has a default set to it.
@@ -160,6 +168,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.BatchStep <= 0 {
+		c.BatchStep = DefaultBatchStep
 	}
 	if c.MaxRecordedRequests == 0 {
 		c.MaxRecordedRequests = DefaultMaxRecordedRequests
@@ -232,6 +243,12 @@ type Stats struct {
 	MaxWindowLoad map[string]float64
 	// Served counts 2xx answers per distinct process request, keyed by [RequestKey].
 	Served map[string]int
+	// BatchRequests counts calls of the Batch API's endpoints; BatchPU is the PU
+	// batch tiles were charged (in PUSpent too); BatchDeliveryErrors counts tiles
+	// whose upload to the bucket failed.
+	BatchRequests       int
+	BatchPU             float64
+	BatchDeliveryErrors int
 }
 
 // RecordedRequest is one API request as [Server.Requests] reports it.
@@ -270,6 +287,9 @@ type Server struct {
 	stats       Stats
 	recorded    []RecordedRequest
 	mux         *http.ServeMux
+	batches     map[string]*batchTask
+	batchOrder  []string
+	batchStuck  map[string]int
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -298,11 +318,13 @@ func NewHandler(cfg Config) *Server {
 		panic(err)
 	}
 	s := &Server{
-		cfg:       cfg,
-		forbidden: map[string]bool{},
-		tokens:    map[string]issuedToken{},
-		monthlyPU: cfg.MonthlyPU,
-		share:     cfg.ExternalLoad,
+		cfg:        cfg,
+		forbidden:  map[string]bool{},
+		tokens:     map[string]issuedToken{},
+		batches:    map[string]*batchTask{},
+		batchStuck: map[string]int{},
+		monthlyPU:  cfg.MonthlyPU,
+		share:      cfg.ExternalLoad,
 		stats: Stats{
 			RequestsByStatus:    map[int]int{},
 			RateLimitedByPolicy: map[string]int{},
@@ -331,6 +353,7 @@ func NewHandler(cfg Config) *Server {
 		s.mux.HandleFunc("POST "+prefix+"/catalog/v1/search", catalog)
 		s.mux.HandleFunc("GET "+prefix+RateLimitContractPath, s.handleContract)
 		s.mux.HandleFunc("GET "+prefix+RateLimitStatisticsPath+"{user}", s.handleTokenCounts)
+		s.registerBatch(prefix, dep)
 	}
 	return s
 }
