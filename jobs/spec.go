@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -31,6 +32,12 @@ const (
 	DefaultMode = ModeAcquisition
 	// DefaultQueue is the asynq queue of a Spec that names none.
 	DefaultQueue = "default"
+)
+
+// Engines a job can run on (Spec.Engine).
+const (
+	EngineProcess = "process"
+	EngineBatch   = "batch"
 )
 
 // Spec is what a job was asked to do. It is stored once per job; task payloads
@@ -81,6 +88,13 @@ type Spec struct {
 	// CatalogGroups is the number of catalog tasks the job's tiles were grouped
 	// into (set by the submitter), so cancel can remove them by id.
 	CatalogGroups int `json:"catalog_groups,omitempty"`
+	// Engine is how the job runs: "" or [EngineProcess] (the fleet's Process API
+	// requests) or [EngineBatch] (one Batch Processing API request the fleet
+	// follows).
+	Engine string `json:"engine,omitempty"`
+	// AOIGeometry is the AOIs as one GeoJSON MultiPolygon (lon/lat), kept for
+	// the batch engine, which sends the area rather than the tiles.
+	AOIGeometry json.RawMessage `json:"aoi_geometry,omitempty"`
 	// CreatedAt is set by [Store.Create].
 	CreatedAt time.Time `json:"created_at"`
 }
@@ -113,6 +127,11 @@ func (s *Spec) Validate() error {
 		}
 	default:
 		return fmt.Errorf("job spec: Mode %q: use %q or %q", s.Mode, ModeAcquisition, ModeInterval)
+	}
+	switch s.Engine {
+	case "", EngineProcess, EngineBatch:
+	default:
+		return fmt.Errorf("job spec: Engine %q: use %q or %q", s.Engine, EngineProcess, EngineBatch)
 	}
 	if s.OutputURL == "" {
 		return errors.New("job spec: OutputURL is empty; give e.g. file:///data/out or s3://bucket/prefix")

@@ -29,6 +29,9 @@ type Controller struct {
 // tiles. It is all or nothing: when an enqueue fails, the tasks already enqueued
 // are deleted and the job removed, and the error says so.
 func (c Controller) Submit(ctx context.Context, spec jobs.Spec, tiles []grid.Tile) (jobs.Job, error) {
+	if spec.Engine == jobs.EngineBatch {
+		return c.submitBatch(ctx, spec, tiles)
+	}
 	groups := GroupTiles(tiles, c.GroupSize, c.GroupDegrees)
 	spec.CatalogGroups = len(groups)
 	job, err := c.Jobs.Create(ctx, spec, tiles)
@@ -67,6 +70,9 @@ func (c Controller) Start(ctx context.Context, id string) (jobs.Job, error) {
 	job, err := c.Jobs.Get(ctx, id)
 	if err != nil {
 		return job, err
+	}
+	if job.Spec.Engine == jobs.EngineBatch {
+		return c.startBatch(ctx, job)
 	}
 	switch job.Status {
 	case jobs.StatusAnalysisDone:
@@ -160,6 +166,10 @@ func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if job.Spec.Engine == jobs.EngineBatch {
+		// The worker polling the job re-starts the remote request's failed tiles.
+		return len(re.Items), c.startBatchPolling(ctx, id)
+	}
 	if len(re.Groups) == 0 {
 		return len(re.Items), c.enqueueItems(ctx, job, re.Items)
 	}
@@ -208,6 +218,10 @@ func (c Controller) Cancel(ctx context.Context, id string) error {
 	job, err := c.Jobs.Get(ctx, id)
 	if err != nil {
 		return err
+	}
+	if job.Spec.Engine == jobs.EngineBatch {
+		// The worker polling the job stops the remote request.
+		return c.startBatchPolling(ctx, id)
 	}
 	// Only the catalog tasks of the latest restart (or of the submit) can still be
 	// queued: a job is restarted only once its analysis is over.

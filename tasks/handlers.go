@@ -73,6 +73,9 @@ type Handlers struct {
 	// RateLimitRetries bounds re-admissions after 429s within one run. Default
 	// DefaultRateLimitRetries.
 	RateLimitRetries int
+	// BatchPoll is the pause between two polls of a batch job's request.
+	// Default DefaultBatchPoll.
+	BatchPoll time.Duration
 
 	once     sync.Once
 	burstLog zerolog.Logger
@@ -103,6 +106,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeCatalog, h.HandleCatalog)
 	mux.HandleFunc(TypeProcess, h.HandleProcess)
+	mux.HandleFunc(TypeBatch, h.HandleBatch)
 	return mux
 }
 

@@ -65,6 +65,9 @@ type Config struct {
 	Hooks tasks.Hooks
 	// Now is the limiter's clock for tests; nil uses Redis server time.
 	Now func() time.Time
+	// BatchPoll is the pause between two polls of a batch job's request;
+	// default tasks.DefaultBatchPoll.
+	BatchPoll time.Duration
 }
 
 // Worker is one running worker process.
@@ -119,7 +122,7 @@ func New(cfg Config) (*Worker, error) {
 	insp := asynq.NewInspectorFromRedisClient(cfg.Redis)
 	h := &tasks.Handlers{Redis: cfg.Redis, Prefix: prefix, Jobs: store, Limiter: lim,
 		Client: client, Queue: queue, Inspector: insp, Outputs: tasks.NewOutputs(),
-		Log: cfg.Logger, Hooks: cfg.Hooks}
+		Log: cfg.Logger, Hooks: cfg.Hooks, BatchPoll: cfg.BatchPoll}
 	named := cfg.Queues
 	if len(named) == 0 {
 		named = map[string]int{tasks.QueueCatalog: 3, jobs.DefaultQueue: 6}

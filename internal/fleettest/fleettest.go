@@ -61,6 +61,9 @@ type Options struct {
 	// requests itself and pass the rest to sim) instead of to the simulator.
 	// Default nil: the workers talk to the simulator directly.
 	Front func(sim *sentineltest.Server) http.Handler
+	// BatchPoll is the workers' pause between polls of a batch job; default
+	// the worker's.
+	BatchPoll time.Duration
 }
 
 // Fleet is a running fleet.
@@ -116,7 +119,7 @@ func (f *Fleet) Client(t testing.TB) *redis.Client {
 func (f *Fleet) AddWorker(t testing.TB) *worker.Worker {
 	t.Helper()
 	w, err := worker.New(worker.Config{Redis: f.Client(t), Sentinel: f.ClientConfig(), Policies: f.opts.WorkerPolicies,
-		Concurrency: f.opts.Concurrency, ShutdownTimeout: 5 * time.Second, Hooks: f.opts.Hooks})
+		Concurrency: f.opts.Concurrency, ShutdownTimeout: 5 * time.Second, Hooks: f.opts.Hooks, BatchPoll: f.opts.BatchPoll})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -253,14 +254,25 @@ func (s *Server) newBatchTask(raw json.RawMessage, dep string, now time.Time) (*
 	if err != nil || u.Scheme != "s3" || u.Host == "" {
 		return nil, fmt.Sprintf("output.delivery.s3.url: %q is not an s3://bucket/prefix URL", req.Output.Delivery.S3.URL)
 	}
-	ring, bmsg := boundsRing(pr.Input.Bounds)
+	rings, bmsg := boundsRings(pr.Input.Bounds)
 	if bmsg != "" {
 		return nil, "processRequest.input.bounds: " + bmsg
 	}
-	tiles, msg := tilesFor(g, ring, req.Input.Resolution)
-	if msg != "" {
-		return nil, msg
+	var tiles []simTile
+	seen := map[string]bool{}
+	for _, ring := range rings {
+		ts, msg := tilesFor(g, ring, req.Input.Resolution)
+		if msg != "" {
+			return nil, msg
+		}
+		for _, tl := range ts {
+			if !seen[tl.name] {
+				seen[tl.name] = true
+				tiles = append(tiles, tl)
+			}
+		}
 	}
+	slices.SortFunc(tiles, func(a, b simTile) int { return strings.Compare(a.name, b.name) })
 	t := &batchTask{id: newUUID(), raw: raw, req: req, dep: dep, status: sentinel.BatchCreated, userAction: "NONE",
 		created: now, updated: now, bucket: u.Host, prefix: strings.Trim(u.Path, "/")}
 	for i := range tiles {
@@ -269,9 +281,9 @@ func (s *Server) newBatchTask(raw json.RawMessage, dep string, now time.Time) (*
 	return t, ""
 }
 
-// boundsRing is the outer ring of the first polygon of the bounds (lon/lat), or
+// boundsRings are the outer rings of every polygon of the bounds (lon/lat), or
 // the bbox's ring.
-func boundsRing(b sentinel.Bounds) ([][2]float64, string) {
+func boundsRings(b sentinel.Bounds) ([][][2]float64, string) {
 	if !isWGS84(b.Properties.CRS) {
 		return nil, "the simulator reads bounds in WGS84 only"
 	}
@@ -283,28 +295,35 @@ func boundsRing(b sentinel.Bounds) ([][2]float64, string) {
 		if err := json.Unmarshal(b.Geometry, &g); err != nil {
 			return nil, "geometry is not GeoJSON"
 		}
-		var rings [][][2]float64
+		var polys [][][][2]float64
 		switch g.Type {
 		case "Polygon":
+			var rings [][][2]float64
 			if err := json.Unmarshal(g.Coordinates, &rings); err != nil || len(rings) == 0 {
 				return nil, "polygon coordinates do not parse"
 			}
+			polys = [][][][2]float64{rings}
 		case "MultiPolygon":
-			var polys [][][][2]float64
-			if err := json.Unmarshal(g.Coordinates, &polys); err != nil || len(polys) == 0 || len(polys[0]) == 0 {
+			if err := json.Unmarshal(g.Coordinates, &polys); err != nil || len(polys) == 0 {
 				return nil, "multipolygon coordinates do not parse"
 			}
-			rings = polys[0]
 		default:
 			return nil, "geometry must be a Polygon or MultiPolygon"
 		}
-		return rings[0], ""
+		var out [][][2]float64
+		for _, p := range polys {
+			if len(p) == 0 || len(p[0]) < 4 {
+				return nil, "a polygon has no outer ring"
+			}
+			out = append(out, p[0])
+		}
+		return out, ""
 	}
 	if err := validBBox(b.BBox); err != nil {
 		return nil, "bbox: " + err.Error()
 	}
 	x0, y0, x1, y1 := b.BBox[0], b.BBox[1], b.BBox[2], b.BBox[3]
-	return [][2]float64{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}, {x0, y0}}, ""
+	return [][][2]float64{{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}, {x0, y0}}}, ""
 }
 
 func (s *Server) batchList(w http.ResponseWriter, r *http.Request) {

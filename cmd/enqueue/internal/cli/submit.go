@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -69,6 +70,8 @@ type submitOptions struct {
 	maxPU             float64
 	acceptCost        bool
 	maxTiles          int
+	engine            string
+	modeSet           bool
 }
 
 func (a *app) submitCommand(autoStart bool) *cobra.Command {
@@ -92,6 +95,7 @@ the time at the binding account policy. ` + "`enqueue start JOB`" + ` then proce
 	}
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		o.maxCloudSet = cmd.Flags().Changed("max-cloud")
+		o.modeSet = cmd.Flags().Changed("mode") || cmd.Flags().Changed("interval")
 		return a.runSubmit(cmd.Context(), args[0], o, autoStart && !o.noStart, !autoStart)
 	})
 	f := cmd.Flags()
@@ -112,6 +116,7 @@ the time at the binding account policy. ` + "`enqueue start JOB`" + ` then proce
 	f.StringVar(&o.pathTemplate, "path-template", "", "output key layout (default "+output.DefaultPathTemplate+")")
 	f.BoolVar(&o.overwrite, "overwrite", false, "rewrite existing outputs instead of skipping them")
 	f.StringVar(&o.queue, "queue", jobs.DefaultQueue, "queue of the job's process tasks")
+	f.StringVar(&o.engine, "engine", jobs.EngineProcess, "process (the fleet's Process API requests) or batch (one Batch Processing API v2 request, enterprise accounts, s3:// output)")
 	f.StringVar(&o.name, "name", "", "a label for the job")
 	f.BoolVar(&o.skipCredentials, "skip-credential-check", false, "do not fetch a token to check the Sentinel Hub credentials (offline use)")
 	f.Float64Var(&o.maxAreaKm2, "max-area-km2", grid.DefaultMaxAreaKm2, "largest area of one AOI, km²")
@@ -316,7 +321,11 @@ func buildSpec(ctx context.Context, aoiFile string, o submitOptions) (jobs.Spec,
 	if err := checkKeys(tmpl, tiles, responses, from); err != nil {
 		return spec, nil, est, fmt.Errorf("--path-template: %w", err)
 	}
-	spec = jobs.Spec{Name: o.name, AOISource: aoiFile, Grid: g.Name, Resolution: o.resolution,
+	engine, geometry, err := checkEngine(o, g, aois, o.outputURL)
+	if err != nil {
+		return spec, nil, est, err
+	}
+	spec = jobs.Spec{Name: o.name, AOISource: aoiFile, Grid: g.Name, Resolution: o.resolution, Engine: engine, AOIGeometry: geometry,
 		From: from, To: to, Collection: o.collection, Evalscript: script, MaxCloudCover: maxCloud,
 		MosaickingOrder: o.mosaicking, Mode: mode, Interval: o.interval, Responses: responses,
 		OutputURL: o.outputURL, PathTemplate: o.pathTemplate, Overwrite: o.overwrite, Queue: o.queue}
@@ -478,4 +487,49 @@ func (a *app) checkCredentials(ctx context.Context, timeout time.Duration) error
 		return fmt.Errorf("credential check: the token endpoint %s did not answer within --credential-timeout %s; raise --credential-timeout, check --token-url (SH_TOKEN_URL) or --preset, or pass --skip-credential-check; nothing was submitted", tokenURL, timeout)
 	}
 	return fmt.Errorf("credential check against %s failed: %w; nothing was submitted (--skip-credential-check skips this check)", tokenURL, err)
+}
+
+// checkEngine checks the --engine flag and, for the batch engine, what it
+// needs: an S3 bucket, one of the Batch API's grids, the whole time range as
+// one output per tile. It returns the engine and, for batch, the AOIs as one
+// GeoJSON MultiPolygon.
+func checkEngine(o submitOptions, g grid.Grid, aois []grid.AOI, outURL string) (string, json.RawMessage, error) {
+	switch o.engine {
+	case "", jobs.EngineProcess:
+		return jobs.EngineProcess, nil, nil
+	case jobs.EngineBatch:
+	default:
+		return "", nil, fmt.Errorf("--engine %q: use process or batch", o.engine)
+	}
+	if _, _, err := tasks.BatchBucket(outURL); err != nil {
+		return "", nil, fmt.Errorf("--engine batch: %w", err)
+	}
+	if _, ok := g.BatchGridID(); !ok {
+		return "", nil, fmt.Errorf("--engine batch: --grid %s is not one of the Batch API's tiling grids; use utm-10km, utm-20km, utm-100km, wgs84-1deg, laea-100km or laea-20km", g.Name)
+	}
+	if o.modeSet {
+		return "", nil, errors.New("--engine batch makes one output per tile over the whole --from..--to (like --mode interval with one interval); remove --mode/--interval")
+	}
+	var coords [][][][2]float64
+	for _, a := range aois {
+		for _, p := range a.Geometry {
+			var poly [][][2]float64
+			for _, r := range p {
+				ring := make([][2]float64, len(r))
+				for i, pt := range r {
+					ring[i] = [2]float64{pt[0], pt[1]}
+				}
+				poly = append(poly, ring)
+			}
+			coords = append(coords, poly)
+		}
+	}
+	b, err := json.Marshal(struct {
+		Type        string           `json:"type"`
+		Coordinates [][][][2]float64 `json:"coordinates"`
+	}{"MultiPolygon", coords})
+	if err != nil {
+		return "", nil, fmt.Errorf("--engine batch: encode the AOIs: %w", err)
+	}
+	return jobs.EngineBatch, b, nil
 }
