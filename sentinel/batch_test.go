@@ -196,4 +196,3 @@ func TestBatchTilingGrids(t *testing.T) {
 		t.Errorf("%d grids, want 6 (ids 0, 1, 2, 3, 6, 7)", len(grids))
 	}
 }
-
