@@ -17,6 +17,9 @@ const (
 	// WGS84 grids have square cells in degrees of longitude/latitude (EPSG 4326),
 	// snapped to multiples of the cell size.
 	WGS84
+	// LAEA grids have square cells in metres of ETRS89 Lambert azimuthal
+	// equal-area (EPSG 3035), for Europe, snapped to multiples of the cell size.
+	LAEA
 )
 
 // Grid is a tiling grid. Get one from ParseGrid.
@@ -44,12 +47,18 @@ func (g Grid) Units() string {
 func (g Grid) String() string { return g.Name }
 
 // BatchGridID returns the Batch Processing API's tilingGrid id of the same grid
-// (0 UTM 20 km, 1 UTM 10 km, 2 UTM 100 km, 3 WGS84 1 degree) and whether there
-// is one.
+// (0 UTM 20 km, 1 UTM 10 km, 2 UTM 100 km, 3 WGS84 1 degree, 6 LAEA 100 km,
+// 7 LAEA 20 km) and whether there is one.
 func (g Grid) BatchGridID() (int, bool) { return g.batchID - 1, g.batchID > 0 }
 
-// suffix is the grid part of a UTM tile name, e.g. "10km".
-func (g Grid) suffix() string { return strings.TrimPrefix(g.Name, "utm-") }
+// suffix is the grid part of a UTM or LAEA tile name, e.g. "10km".
+func (g Grid) suffix() string { return strings.TrimPrefix(strings.TrimPrefix(g.Name, "utm-"), "laea-") }
+
+// The LAEA grids of the Batch Processing API (EPSG:3035, Europe).
+var laeaGrids = []Grid{
+	{Name: "laea-100km", Kind: LAEA, Size: 100000, batchID: 6 + 1},
+	{Name: "laea-20km", Kind: LAEA, Size: 20000, batchID: 7 + 1},
+}
 
 // The UTM grids of the Batch Processing API, with its tile sizes.
 var utmGrids = []Grid{
@@ -60,18 +69,19 @@ var utmGrids = []Grid{
 
 // GridNames lists the accepted grid names; "wgs84-<x>deg" takes any positive
 // size x that divides 180, e.g. 1, 0.5, 0.25, 0.1.
-var GridNames = []string{"utm-10km", "utm-20km", "utm-100km", "wgs84-1deg", "wgs84-<x>deg"}
+var GridNames = []string{"utm-10km", "utm-20km", "utm-100km", "laea-100km", "laea-20km", "wgs84-1deg", "wgs84-<x>deg"}
 
 // minDegrees is the smallest WGS84 cell accepted (about 11 m).
 const minDegrees = 0.0001
 
 // ParseGrid returns the grid called name (case-insensitive): "utm-10km" (10000 m
 // tiles), "utm-20km" (20040 m), "utm-100km" (100080 m) — the Batch Processing
-// API's UTM grids — or "wgs84-<x>deg" with x degrees, e.g. "wgs84-1deg",
+// API's UTM grids —, "laea-100km" (100000 m) or "laea-20km" (20000 m) — its
+// LAEA grids in EPSG:3035 for Europe — or "wgs84-<x>deg" with x degrees, e.g. "wgs84-1deg",
 // "wgs84-0.5deg"; x must divide 180 and be at least 0.0001.
 func ParseGrid(name string) (Grid, error) {
 	n := strings.ToLower(strings.TrimSpace(name))
-	for _, g := range utmGrids {
+	for _, g := range append(append([]Grid(nil), utmGrids...), laeaGrids...) {
 		if n == g.Name {
 			return g, nil
 		}

@@ -85,7 +85,7 @@ func fmtNum(v float64) string {
 // across the antimeridian must come cut into its two sides, as ParseGeoJSON
 // cuts it; its parts are then tiled in zones 60 and 1.
 func Split(aois []AOI, g Grid, opt SplitOptions) ([]Tile, error) {
-	if g.Kind != UTM && g.Kind != WGS84 || g.Size <= 0 {
+	if g.Kind != UTM && g.Kind != WGS84 && g.Kind != LAEA || g.Size <= 0 {
 		return nil, fmt.Errorf("split: grid %q is not initialised; get one from grid.ParseGrid", g.Name)
 	}
 	if opt.Resolution <= 0 || math.IsNaN(opt.Resolution) || math.IsInf(opt.Resolution, 0) {
@@ -171,10 +171,14 @@ func subdivision(g Grid, opt SplitOptions) (n, px int, err error) {
 // smallerGrid suggests the largest grid of the same kind that fits at res.
 func smallerGrid(g Grid, res, buf float64) string {
 	fits := func(size float64) bool { return math.Round((size+2*buf)/res) <= MaxPixels }
-	if g.Kind == UTM {
+	if g.Kind == UTM || g.Kind == LAEA {
 		best := ""
 		bestSize := 0.0
-		for _, c := range utmGrids {
+		family := utmGrids
+		if g.Kind == LAEA {
+			family = laeaGrids
+		}
+		for _, c := range family {
 			if c.Size < g.Size && fits(c.Size) && c.Size > bestSize {
 				best, bestSize = c.Name, c.Size
 			}
@@ -209,6 +213,9 @@ func (s *splitter) addAOI(a *AOI) error {
 	}
 	if s.g.Kind == WGS84 {
 		return s.addCells(a, s.g.Size/float64(s.n), a.Geometry, func(c, r int64) (Tile, bool) { return s.wgs84Tile(c, r), true })
+	}
+	if s.g.Kind == LAEA {
+		return s.addLAEA(a)
 	}
 	b := a.Geometry.Bound()
 	if b.Min[1] < utmMinLat || b.Max[1] > utmMaxLat {
@@ -607,4 +614,44 @@ func rasterize(p orb.Polygon, size float64, add func(c, r int64) bool) {
 			}
 		}
 	}
+}
+
+// LAEAEurope bounds (lon/lat) where the LAEA grids are defined: Europe with
+// Turkey, Iceland, Svalbard, the Azores and the Canary Islands (EPSG:3035's
+// area of use, rounded out).
+var LAEAEurope = orb.Bound{Min: orb.Point{-35, 24}, Max: orb.Point{45, 85}}
+
+func (s *splitter) addLAEA(a *AOI) error {
+	b := a.Geometry.Bound()
+	if !LAEAEurope.Contains(b.Min) || !LAEAEurope.Contains(b.Max) {
+		return fmt.Errorf("split: AOI %s (%s) spans lon %g..%g, lat %g..%g; the LAEA grids cover Europe (lon %g..%g, lat %g..%g): use a utm or wgs84 grid",
+			a.Name, a.Source, b.Min[0], b.Max[0], b.Min[1], b.Max[1], LAEAEurope.Min[0], LAEAEurope.Max[0], LAEAEurope.Min[1], LAEAEurope.Max[1])
+	}
+	crs := wgs84.ETRS89LambertAzimuthalEqualArea()
+	proj := projectMP(densifyMP(a.Geometry, densifyDegrees), crs)
+	return s.addCells(a, s.cell, proj, func(c, r int64) (Tile, bool) { return s.laeaTile(crs, c, r), true })
+}
+
+func (s *splitter) laeaTile(crs wgs84.ProjectedReferenceSystem, c, r int64) Tile {
+	pc, pr, suffix := s.subSuffix(c, r)
+	name := fmt.Sprintf("LAEA-%07d-%07d-%s%s", int64(math.Round(float64(pc)*s.g.Size)), int64(math.Round(float64(pr)*s.g.Size)), s.g.suffix(), suffix)
+	buf := s.opt.Buffer
+	x0, y0 := float64(c)*s.cell-buf, float64(r)*s.cell-buf
+	x1, y1 := float64(c+1)*s.cell+buf, float64(r+1)*s.cell+buf
+	// The lon/lat box of the cell: LAEA's edges are curves in lon/lat, so
+	// sample each edge.
+	bb := [4]float64{math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)}
+	const n = 16
+	for i := 0; i <= n; i++ {
+		t := float64(i) / n
+		for _, p := range [4][2]float64{{x0 + t*(x1-x0), y0}, {x0 + t*(x1-x0), y1}, {x0, y0 + t*(y1-y0)}, {x1, y0 + t*(y1-y0)}} {
+			lon, lat := crs.Projection.ToLonLat(p[0], p[1], crs.Datum)
+			bb[0], bb[1] = math.Min(bb[0], lon), math.Min(bb[1], lat)
+			bb[2], bb[3] = math.Max(bb[2], lon), math.Max(bb[3], lat)
+		}
+	}
+	for i := range bb {
+		bb[i] = math.Round(bb[i]*1e9) / 1e9
+	}
+	return Tile{Name: name, EPSG: 3035, BBox: [4]float64{x0, y0, x1, y1}, WGS84: bb, Width: s.px, Height: s.px}
 }

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/paulmach/orb"
 
 	"shfleet/grid"
 	"shfleet/internal/fleettest"
@@ -205,5 +209,69 @@ func TestBatchEngineNotEnterpriseFails(t *testing.T) {
 	job = f.WaitFor(t, job.ID, time.Minute, "FAILED", func(j jobs.Job) bool { return j.Status.Final() })
 	if job.Status != jobs.StatusFailed || !bytes.Contains([]byte(job.Error), []byte("enterprise")) {
 		t.Fatalf("%s %q, want FAILED saying the Batch API is for enterprise accounts", job.Status, job.Error)
+	}
+}
+
+// TestLAEAGridsBothEnginesGDAL: a Europe AOI on laea-100km and laea-20km gives
+// tiles in EPSG:3035, under the process and the batch engine alike, and GDAL
+// reads their CRS as ETRS89 / LAEA Europe.
+func TestLAEAGridsBothEnginesGDAL(t *testing.T) {
+	if _, err := exec.LookPath("gdalinfo"); err != nil {
+		t.Fatal("gdalinfo not found: install gdal-bin (the CI does)")
+	}
+	f, gw := batchFleet(t)
+	ctx := context.Background()
+	// Around EPSG:3035's origin (10°E 52°N): one cell of each grid.
+	aoi := []grid.AOI{{Name: "origin", Source: "test", Geometry: orb.MultiPolygon{{{{9.99, 51.995}, {10.01, 51.995}, {10.01, 52.005}, {9.99, 52.005}, {9.99, 51.995}}}}}}
+	geom := json.RawMessage(`{"type":"MultiPolygon","coordinates":[[[[9.99,51.995],[10.01,51.995],[10.01,52.005],[9.99,52.005],[9.99,51.995]]]]}`)
+	for _, c := range []struct {
+		grid string
+		res  float64
+		tile string
+	}{{"laea-100km", 100, "LAEA-4300000-3200000-100km"}, {"laea-20km", 20, "LAEA-4320000-3200000-20km"}} {
+		g, _ := grid.ParseGrid(c.grid)
+		tiles, err := grid.Split(aoi, g, grid.SplitOptions{Resolution: c.res})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, engine := range []string{jobs.EngineProcess, jobs.EngineBatch} {
+			bucket := "proc"
+			spec, _ := fleettest.SampleSpec(t, "")
+			spec.Grid, spec.Resolution = c.grid, c.res
+			if engine == jobs.EngineBatch {
+				bucket = "batch"
+				spec.Engine, spec.AOIGeometry = jobs.EngineBatch, geom
+			} else {
+				spec.Mode, spec.Interval = jobs.ModeInterval, "P1M"
+			}
+			spec.OutputURL = gw.URL(bucket)
+			job, err := f.Ctl.Submit(ctx, spec, tiles)
+			if err != nil {
+				t.Fatal(err)
+			}
+			job = f.WaitFinal(t, job.ID, 2*time.Minute)
+			done := doneTiles(t, f, job.ID)
+			outs, ok := done[c.tile]
+			if job.Status != jobs.StatusDone || len(done) != 1 || !ok {
+				t.Fatalf("%s %s: %s, tiles %v; want DONE with tile %s", c.grid, engine, job.Status, slices.Collect(mapKeys(done)), c.tile)
+			}
+			out, err := exec.Command("gdalinfo", "-json", filepath.Join(gw.Root, bucket, outs[0].Key)).Output()
+			if err != nil {
+				t.Fatalf("gdalinfo: %v", err)
+			}
+			var info struct {
+				CoordinateSystem struct {
+					WKT string `json:"wkt"`
+				} `json:"coordinateSystem"`
+				Size []int `json:"size"`
+			}
+			if err := json.Unmarshal(out, &info); err != nil {
+				t.Fatal(err)
+			}
+			// 100 km at 100 m and 20 km at 20 m are both 1000 px.
+			if !strings.Contains(info.CoordinateSystem.WKT, `ID["EPSG",3035]`) || len(info.Size) != 2 || info.Size[0] != 1000 {
+				t.Fatalf("%s %s: GDAL reads size %v, CRS %s; want 1000 px in EPSG:3035", c.grid, engine, info.Size, info.CoordinateSystem.WKT)
+			}
+		}
 	}
 }
