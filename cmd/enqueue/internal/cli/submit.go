@@ -18,6 +18,7 @@ import (
 	"shfleet/internal/userfile"
 	"shfleet/jobs"
 	"shfleet/output"
+	"shfleet/quota"
 	"shfleet/sentinel"
 	"shfleet/tasks"
 )
@@ -72,7 +73,11 @@ type submitOptions struct {
 	maxTiles          int
 	engine            string
 	modeSet           bool
+	estimate          bool
 }
+
+// engineBoth is estimate's --engine value that prints both engines' estimates.
+const engineBoth = "both"
 
 func (a *app) submitCommand(autoStart bool) *cobra.Command {
 	var o submitOptions
@@ -96,6 +101,7 @@ the time at the binding account policy. ` + "`enqueue start JOB`" + ` then proce
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		o.maxCloudSet = cmd.Flags().Changed("max-cloud")
 		o.modeSet = cmd.Flags().Changed("mode") || cmd.Flags().Changed("interval")
+		o.estimate = !autoStart
 		return a.runSubmit(cmd.Context(), args[0], o, autoStart && !o.noStart, !autoStart)
 	})
 	f := cmd.Flags()
@@ -184,7 +190,13 @@ func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, au
 		if err != nil {
 			return err
 		}
-		return a.printEstimate(job, policies)
+		if err := a.printEstimate(job, policies); err != nil {
+			return err
+		}
+		if o.engine == engineBoth && !a.json {
+			a.printBatchEstimate(job, spec, tiles, policies)
+		}
+		return nil
 	case o.watch:
 		if !a.json {
 			fmt.Fprintf(a.stdout, "submitted job %s: %d tiles, %s\n", job.ID, job.Progress.Tiles, job.Status)
@@ -497,6 +509,14 @@ func checkEngine(o submitOptions, g grid.Grid, aois []grid.AOI, outURL string) (
 	switch o.engine {
 	case "", jobs.EngineProcess:
 		return jobs.EngineProcess, nil, nil
+	case engineBoth:
+		if !o.estimate {
+			return "", nil, errors.New("--engine both is for enqueue estimate; submit runs one engine: process or batch")
+		}
+		if _, ok := g.BatchGridID(); !ok {
+			return "", nil, fmt.Errorf("--engine both: --grid %s is not one of the Batch API's tiling grids; use utm-10km, utm-20km, utm-100km, wgs84-1deg, laea-100km or laea-20km", g.Name)
+		}
+		return jobs.EngineProcess, nil, nil
 	case jobs.EngineBatch:
 	default:
 		return "", nil, fmt.Errorf("--engine %q: use process or batch", o.engine)
@@ -532,4 +552,34 @@ func checkEngine(o submitOptions, g grid.Grid, aois []grid.AOI, outURL string) (
 		return "", nil, fmt.Errorf("--engine batch: encode the AOIs: %w", err)
 	}
 	return jobs.EngineBatch, b, nil
+}
+
+// printBatchEstimate prints, after the Process API fleet's estimate, how the
+// Batch API would estimate the same job (one data sample per 3 days for
+// ORBIT/TILE mosaicking, x 1/3) and the time its PU take at the account's
+// policies.
+func (a *app) printBatchEstimate(j jobs.Job, spec jobs.Spec, tiles []grid.Tile, policies []quota.Policy) {
+	var mpu int64
+	for _, t := range tiles {
+		mpu += sentinel.MilliPU(tasks.BatchEstimatePU(spec, t))
+	}
+	bj := j
+	bj.Progress = jobs.Progress{Tiles: len(tiles), TilesAnalysed: len(tiles), EstimatedMilliPU: mpu}
+	v := newEstimateView(bj, policies)
+	pv := newEstimateView(j, policies)
+	w := a.stdout
+	fmt.Fprintf(w, "batch engine (Batch Processing API v2, one request, the service's estimate):\n")
+	fmt.Fprintf(w, "  tiles              %d\n", len(tiles))
+	fmt.Fprintf(w, "  processing units   %s PU (one sample per 3 days for ORBIT/TILE, x 1/3)\n", fmtPU(v.EstimatedPU))
+	if v.BindingPolicy != "" {
+		fmt.Fprintf(w, "  time               %s at %s (the batch PU are charged on the same policies)\n", fmtDuration(time.Duration(v.DurationSeconds*float64(time.Second))), v.BindingPolicy)
+	}
+	switch {
+	case v.EstimatedPU < pv.EstimatedPU:
+		fmt.Fprintf(w, "batch is cheaper by %s PU (%.0f%%); `enqueue submit --engine batch` runs it (enterprise accounts, s3:// output)\n", fmtPU(pv.EstimatedPU-v.EstimatedPU), 100*(pv.EstimatedPU-v.EstimatedPU)/pv.EstimatedPU)
+	case v.EstimatedPU > pv.EstimatedPU:
+		fmt.Fprintf(w, "the process engine is cheaper by %s PU: the catalog found under a third of the one sample per 3 days the Batch API assumes\n", fmtPU(v.EstimatedPU-pv.EstimatedPU))
+	default:
+		fmt.Fprintf(w, "both engines cost the same\n")
+	}
 }
