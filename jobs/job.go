@@ -1,11 +1,9 @@
 package jobs
 
 import (
-	"math"
 	"time"
 
 	"shfleet/grid"
-	"shfleet/quota"
 )
 
 // Job is a job as stored: its spec, status and counters.
@@ -92,47 +90,6 @@ func (j Job) Remaining() Estimate {
 		e.EstimatedMilliPU = p.EstimatedMilliPU * int64(p.Remaining()) / int64(p.Total)
 	}
 	return e
-}
-
-// Capacity is what one account policy admits per period: Requests requests
-// and/or MilliPU milli-PU (zero: that policy does not limit it).
-type Capacity struct {
-	Requests int64
-	MilliPU  int64
-	Period   time.Duration
-}
-
-// CapacityOf converts an account policy into the terms of [Estimate.Duration]:
-// requests rounded (at least 1), PU in milli-PU. The CLI and the job page both
-// use it, so they show the same time left.
-func CapacityOf(p quota.Policy) Capacity {
-	if p.Kind == quota.PU {
-		return Capacity{MilliPU: int64(math.Round(p.Capacity * 1000)), Period: p.Period}
-	}
-	return Capacity{Requests: int64(math.Max(1, math.Round(p.Capacity))), Period: p.Period}
-}
-
-// Duration is how long the estimate's process requests and PU take when the
-// fleet runs at the binding (slowest) capacity, ignoring the initial burst; 0
-// when no capacity limits anything. Catalog requests are not counted: the
-// analysis has made them already.
-func (e Estimate) Duration(caps ...Capacity) time.Duration {
-	var worst float64
-	for _, c := range caps {
-		if c.Period <= 0 {
-			continue
-		}
-		if c.Requests > 0 {
-			worst = math.Max(worst, float64(e.ProcessRequests)/float64(c.Requests)*float64(c.Period))
-		}
-		if c.MilliPU > 0 {
-			worst = math.Max(worst, float64(e.EstimatedMilliPU)/float64(c.MilliPU)*float64(c.Period))
-		}
-	}
-	if worst > math.MaxInt64 {
-		return time.Duration(math.MaxInt64)
-	}
-	return time.Duration(worst)
 }
 
 // Item is one unit of work: one tile at one acquisition date (ModeAcquisition) or

@@ -9,8 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"time"
-
-	"shfleet/sentinel"
 )
 
 // Mode says how a job's time range becomes work items.
@@ -62,15 +60,17 @@ type Spec struct {
 	Evalscript string `json:"evalscript"`
 	// MaxCloudCover filters acquisitions by cloud cover in percent; nil: no filter.
 	MaxCloudCover *float64 `json:"max_cloud_cover,omitempty"`
-	// MosaickingOrder is sentinel.MosaickingMostRecent etc.; empty: server default.
+	// MosaickingOrder is the Process API's mosaicking order ("mostRecent",
+	// "leastRecent", "leastCC"); empty: the server's default.
 	MosaickingOrder string `json:"mosaicking_order,omitempty"`
 	// Mode is ModeAcquisition or ModeInterval. Default: [DefaultMode].
 	Mode Mode `json:"mode"`
 	// Interval is the item length in ModeInterval as an ISO-8601 period of years,
 	// months, weeks and days, e.g. "P1M", "P7D", "P1D" (see [ParseInterval]).
 	Interval string `json:"interval,omitempty"`
-	// Responses are the evalscript outputs to request.
-	Responses []sentinel.OutputResponse `json:"responses,omitempty"`
+	// Responses are the evalscript outputs to request; empty: one GeoTIFF
+	// "default" output.
+	Responses []Response `json:"responses,omitempty"`
 	// OutputURL is where results go (file://, s3://, mem://). Required; must not
 	// contain a password.
 	OutputURL string `json:"output_url"`
@@ -97,6 +97,22 @@ type Spec struct {
 	AOIGeometry json.RawMessage `json:"aoi_geometry,omitempty"`
 	// CreatedAt is set by [Store.Create].
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// Response is one evalscript output a job requests: its identifier in the
+// evalscript's setup() and its MIME type. It is stored with the same JSON as
+// the Process API's output response, so stored specs read back unchanged;
+// package tasks converts it into the request.
+type Response struct {
+	// Identifier matches an output id of the evalscript, e.g. "default".
+	Identifier string `json:"identifier"`
+	// Format is the output's MIME type.
+	Format ResponseFormat `json:"format"`
+}
+
+// ResponseFormat is the MIME type of one output, e.g. "image/tiff".
+type ResponseFormat struct {
+	Type string `json:"type"`
 }
 
 var idPattern = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$`)

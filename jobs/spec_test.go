@@ -3,7 +3,6 @@ package jobs
 import (
 	"errors"
 	"fmt"
-	"shfleet/quota"
 	"slices"
 	"strings"
 	"testing"
@@ -104,24 +103,6 @@ func TestSpecValidate(t *testing.T) {
 	}
 }
 
-func TestEstimateDuration(t *testing.T) {
-	e := Estimate{ProcessRequests: 600, EstimatedMilliPU: 300_000}
-	cases := []struct {
-		caps []Capacity
-		want time.Duration
-	}{
-		{[]Capacity{{Requests: 300, Period: time.Minute}, {MilliPU: 300_000, Period: time.Minute}}, 2 * time.Minute},
-		{[]Capacity{{Requests: 1200, MilliPU: 100_000, Period: time.Minute}}, 3 * time.Minute},
-		{nil, 0},
-		{[]Capacity{{Requests: 10}}, 0}, // no period: ignored
-	}
-	for i, c := range cases {
-		if got := e.Duration(c.caps...); got != c.want {
-			t.Errorf("case %d: %v, want %v", i, got, c.want)
-		}
-	}
-}
-
 func TestErrors(t *testing.T) {
 	var err error = &TransitionError{Job: "J", Op: "start", From: "CANCELED", To: "PROCESSING"}
 	if !errors.Is(err, ErrInvalidTransition) || !errors.Is(err, ErrCanceled) || errors.Is(err, ErrNotFound) {
@@ -131,17 +112,6 @@ func TestErrors(t *testing.T) {
 	if errors.Is(err, ErrCanceled) || !strings.Contains(err.Error(), "DONE") || !strings.Contains(err.Error(), "PROCESSING") {
 		t.Errorf("transition error %v", err)
 	}
-}
-
-// ExampleEstimate_Duration shows how long a job takes at the binding policy of
-// an account allowing 300 requests and 300 PU per minute.
-func ExampleEstimate_Duration() {
-	e := Estimate{ProcessRequests: 1200, EstimatedMilliPU: 450_000}
-	fmt.Println(e.Duration(
-		Capacity{Requests: 300, Period: time.Minute},
-		Capacity{MilliPU: 300_000, Period: time.Minute},
-	))
-	// Output: 4m0s
 }
 
 func TestIntervalSplitMonthEnds(t *testing.T) {
@@ -165,14 +135,5 @@ func TestIntervalSplitMonthEnds(t *testing.T) {
 	}
 	if !ws[len(ws)-1].To.Equal(d(5, 1)) {
 		t.Fatalf("last window ends %s, want the range end", ws[len(ws)-1].To)
-	}
-}
-
-func TestCapacityOf(t *testing.T) {
-	req := CapacityOf(quota.Policy{Kind: quota.Requests, Capacity: 299.6, Period: time.Minute})
-	pu := CapacityOf(quota.Policy{Kind: quota.PU, Capacity: 2.5, Period: time.Hour})
-	tiny := CapacityOf(quota.Policy{Kind: quota.Requests, Capacity: 0.2, Period: time.Second})
-	if req != (Capacity{Requests: 300, Period: time.Minute}) || pu != (Capacity{MilliPU: 2500, Period: time.Hour}) || tiny.Requests != 1 {
-		t.Fatalf("CapacityOf: %+v %+v %+v", req, pu, tiny)
 	}
 }

@@ -7,8 +7,9 @@
 //
 //	m := ops.NewMetrics()
 //	w, _ := worker.New(worker.Config{..., Hooks: m.Hooks()})
-//	h, _ := ops.NewHandler(ops.Config{Redis: rdb, Worker: w, Metrics: m,
-//		Account: clientID, Policies: policies, Logger: log})
+//	h, _ := ops.NewHandler(ops.Config{Redis: rdb, Metrics: m, Account: clientID,
+//		Sources: ops.Sources{Limiter: w.Limiter, Tokens: w.Tokens, Jobs: w.Jobs, Inspector: w.Inspector},
+//		Logger: log})
 //	defer h.Close()
 //	go ops.Serve(ctx, ":8080", h)
 //

@@ -28,7 +28,9 @@ func newFleet(t *testing.T, n, concurrency int, simCfg sentineltest.Config) *fle
 	t.Helper()
 	m := ops.NewMetrics()
 	f := &fleet{Fleet: fleettest.Start(t, fleettest.Options{Workers: n, Concurrency: concurrency, Sim: simCfg, Hooks: m.Hooks()}), metrics: m}
-	h, err := ops.NewHandler(ops.Config{Redis: f.Client(t), Worker: f.Workers[0], Metrics: f.metrics,
+	w := f.Workers[0]
+	h, err := ops.NewHandler(ops.Config{Redis: f.Client(t), Metrics: f.metrics,
+		Sources: ops.Sources{Limiter: w.Limiter, Tokens: w.Tokens, Jobs: w.Jobs, Inspector: w.Inspector},
 		Account: f.Sim.ClientConfig().ClientID})
 	if err != nil {
 		t.Fatal(err)

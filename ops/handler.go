@@ -17,7 +17,6 @@ import (
 
 	"shfleet/jobs"
 	"shfleet/quota"
-	"shfleet/worker"
 )
 
 // Defaults of Config and Serve.
@@ -35,11 +34,9 @@ const (
 type Config struct {
 	// Redis is the fleet's Redis (health check, job store, asynqmon). Required.
 	Redis redis.UniversalClient
-	// Worker supplies the Sources fields left nil (limiter, token source, job
-	// store, inspector). Optional.
-	Worker *worker.Worker
-	// Sources are what the pages and metrics read; nil fields come from Worker,
-	// else Jobs and Inspector are made over Redis and the rest stays absent.
+	// Sources are what the pages and metrics read (a worker's limiter, token
+	// source, job store and inspector). Default: Jobs and Inspector over Redis,
+	// the rest absent (its metrics and the token state are then missing).
 	Sources Sources
 	// Metrics is served at /metrics; Attach is called with Sources. Default:
 	// NewMetrics() (no hook counters then: pass its Hooks to the worker).
@@ -81,24 +78,9 @@ var _ http.Handler = (*Handler)(nil)
 //	/jobs          live HTML page of every job (refreshes itself every 2 s)
 //	/jobs.json     the same data as JSON
 func NewHandler(cfg Config) (*Handler, error) {
-	if cfg.Redis == nil {
-		return nil, errors.New("ops: Config.Redis is nil; pass the fleet's Redis client (REDIS_URL)")
-	}
-	cfg.Prefix = cmp.Or(cfg.Prefix, jobs.DefaultPrefix)
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	ws := SourcesOf(cfg.Worker)
-	s := &cfg.Sources
-	s.Limiter = cmp.Or(s.Limiter, ws.Limiter)
-	s.Tokens = cmp.Or(s.Tokens, ws.Tokens)
-	s.Jobs = cmp.Or(s.Jobs, ws.Jobs, &jobs.Store{Redis: cfg.Redis, Prefix: cfg.Prefix})
-	s.Inspector = cmp.Or(s.Inspector, ws.Inspector)
-	if s.Inspector == nil {
-		s.Inspector = asynq.NewInspectorFromRedisClient(cfg.Redis)
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics()
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if err := cfg.Metrics.Attach(cfg.Sources); err != nil {
 		return nil, err
@@ -117,6 +99,35 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /jobs.json", h.serveJobsJSON)
 	h.mux.HandleFunc("GET /{$}", h.serveIndex)
 	return h, nil
+}
+
+// withDefaults returns c with the defaults of empty fields filled in; the
+// caller's Config is never changed.
+func (c Config) withDefaults() Config {
+	c.Prefix = cmp.Or(c.Prefix, jobs.DefaultPrefix)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics()
+	}
+	if c.Redis != nil {
+		if c.Sources.Jobs == nil {
+			c.Sources.Jobs = &jobs.Store{Redis: c.Redis, Prefix: c.Prefix}
+		}
+		if c.Sources.Inspector == nil {
+			c.Sources.Inspector = asynq.NewInspectorFromRedisClient(c.Redis)
+		}
+	}
+	return c
+}
+
+// validate names the first field NewHandler cannot work with.
+func (c Config) validate() error {
+	if c.Redis == nil {
+		return errors.New("ops: Config.Redis is nil; pass the fleet's Redis client (REDIS_URL)")
+	}
+	return nil
 }
 
 // ServeHTTP implements http.Handler.

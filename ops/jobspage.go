@@ -128,15 +128,6 @@ type JobView struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
-// capacities converts policies to the capacities jobs.Estimate.Duration takes.
-func capacities(ps []quota.Policy) []jobs.Capacity {
-	out := make([]jobs.Capacity, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, jobs.CapacityOf(p))
-	}
-	return out
-}
-
 // policies returns Config.Policies, else the limiter's.
 func (h *Handler) policies(ctx context.Context) ([]quota.Policy, error) {
 	if len(h.cfg.Policies) > 0 || h.cfg.Sources.Limiter == nil {
@@ -179,7 +170,6 @@ func (h *Handler) snapshot(ctx context.Context) Snapshot {
 		s.Errors = append(s.Errors, "jobs: "+err.Error())
 	}
 	slices.SortStableFunc(list, func(a, b jobs.Job) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	caps := capacities(pols)
 	for _, j := range list {
 		p := j.Progress
 		v := JobView{ID: j.ID, Name: j.Spec.Name, Status: j.Status, StoppedReason: j.StoppedReason, ResumeAt: j.ResumeAt,
@@ -188,7 +178,8 @@ func (h *Handler) snapshot(ctx context.Context) Snapshot {
 			SpentPU: float64(p.SpentMilliPU) / 1000, EstimatedPU: float64(p.EstimatedMilliPU) / 1000,
 			CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, FinishedAt: j.FinishedAt}
 		if !j.Status.Final() && p.Total > 0 {
-			if d := j.Remaining().Duration(caps...); d > 0 {
+			r := j.Remaining()
+			if d, _ := quota.TimeFor(int64(r.ProcessRequests), r.EstimatedMilliPU, pols...); d > 0 {
 				v.ETASeconds = d.Round(time.Second).Seconds()
 				v.ETA = d.Round(time.Second).String()
 			}

@@ -14,7 +14,6 @@ import (
 	"shfleet/jobs"
 	"shfleet/quota"
 	"shfleet/tasks"
-	"shfleet/worker"
 )
 
 // Namespace starts the name of every shfleet metric; asynq's queue metrics keep
@@ -36,14 +35,6 @@ type Sources struct {
 	Jobs *jobs.Store
 	// Inspector: asynq's queue metrics.
 	Inspector *asynq.Inspector
-}
-
-// SourcesOf returns the sources of a worker.
-func SourcesOf(w *worker.Worker) Sources {
-	if w == nil {
-		return Sources{}
-	}
-	return Sources{Limiter: w.Limiter, Tokens: w.Tokens, Jobs: w.Jobs, Inspector: w.Inspector}
 }
 
 // Metrics is one process's Prometheus registry with the quota's and the

@@ -74,7 +74,7 @@ type TokenConfig struct {
 	// it is never stored or logged. Required.
 	ClientSecret string
 	// Upstream fetches a new token from the token endpoint: use
-	// SentinelUpstream(cfg). It must send a request on every call: a caching source
+	// sentinelquota.Upstream(cfg). It must send a request on every call: a caching source
 	// (sentinel.NewTokenSource, oauth2.ReuseTokenSource) would hand back a token the
 	// fleet just invalidated. When it also has a TokenContext(ctx) method, that is
 	// used, bounded by LockTTL. Required.
@@ -113,7 +113,7 @@ func (c TokenConfig) validate() error {
 	case c.ClientSecret == "":
 		return errors.New("quota: TokenConfig.ClientSecret is empty; it is needed to encrypt the shared token")
 	case c.Upstream == nil:
-		return errors.New("quota: TokenConfig.Upstream is nil; pass quota.SentinelUpstream(sentinelConfig)")
+		return errors.New("quota: TokenConfig.Upstream is nil; pass sentinelquota.Upstream(sentinelConfig)")
 	case c.RefreshMargin < 0:
 		return fmt.Errorf("quota: TokenConfig.RefreshMargin is negative (%s)", c.RefreshMargin)
 	case c.LockTTL < 0:
@@ -543,7 +543,7 @@ func (s *SharedTokenSource) refreshLocked(ctx context.Context, owner string, pre
 	again := fp == s.rejected
 	s.mu.Unlock()
 	if again {
-		return nil, fmt.Errorf("shared token: Upstream returned the token that was just invalidated (fp %s): it caches tokens; use quota.SentinelUpstream, not sentinel.NewTokenSource or oauth2.ReuseTokenSource",
+		return nil, fmt.Errorf("shared token: Upstream returned the token that was just invalidated (fp %s): it caches tokens; use sentinelquota.Upstream, not sentinel.NewTokenSource or oauth2.ReuseTokenSource",
 			tokenShortFP(fp))
 	}
 	now = s.now()
@@ -578,24 +578,6 @@ func (s *SharedTokenSource) refreshLocked(ctx context.Context, owner string, pre
 	s.log.Info().Str("fp", tokenShortFP(fp)).Time("expiry", exp).Msg("shared token refreshed")
 	rec := tokenRecord{V: tokenRecordVersion, FP: fp, Exp: exp.UnixMilli(), Iat: now.UnixMilli()}
 	return s.keep(tokenState{tok: stored, rec: rec}), nil
-}
-
-// SentinelUpstream returns a TokenConfig.Upstream that sends one token request
-// per call with sentinel.FetchToken (errors are *sentinel.TokenError). Unlike
-// sentinel.NewTokenSource it does not cache, so an invalidated token is really
-// replaced.
-func SentinelUpstream(cfg sentinel.Config) oauth2.TokenSource {
-	return tokenSentinelUpstream{cfg: cfg}
-}
-
-type tokenSentinelUpstream struct{ cfg sentinel.Config }
-
-func (u tokenSentinelUpstream) Token() (*oauth2.Token, error) {
-	return sentinel.FetchToken(context.Background(), u.cfg)
-}
-
-func (u tokenSentinelUpstream) TokenContext(ctx context.Context) (*oauth2.Token, error) {
-	return sentinel.FetchToken(ctx, u.cfg)
 }
 
 // tokenContextSource is an Upstream that accepts a context.

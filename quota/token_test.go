@@ -644,7 +644,7 @@ func TestNewSharedTokenSourceValidates(t *testing.T) {
 }
 
 // tokenSentinelSources returns n sources, each with its own Redis client, fetching from
-// the Sentinel Hub simulator through SentinelUpstream.
+// the Sentinel Hub simulator through fetchUpstream (as sentinelquota.Upstream does).
 func tokenSentinelSources(t *testing.T, srv *redistest.Server, sim *sentineltest.Server, n int, mod func(*TokenConfig)) []*SharedTokenSource {
 	t.Helper()
 	prefix := redistest.Prefix(t)
@@ -654,7 +654,7 @@ func tokenSentinelSources(t *testing.T, srv *redistest.Server, sim *sentineltest
 		rdb := srv.Client()
 		t.Cleanup(func() { rdb.Close() })
 		cfg := TokenConfig{Redis: rdb, ClientID: cc.ClientID, ClientSecret: cc.ClientSecret,
-			Upstream: SentinelUpstream(cc), Prefix: prefix, PollInterval: 50 * time.Millisecond}
+			Upstream: fetchUpstream{cc}, Prefix: prefix, PollInterval: 50 * time.Millisecond}
 		if mod != nil {
 			mod(&cfg)
 		}
@@ -781,7 +781,7 @@ func ExampleSharedTokenSource() {
 			Redis:        rdb,
 			ClientID:     cc.ClientID,
 			ClientSecret: cc.ClientSecret,
-			Upstream:     SentinelUpstream(cc),
+			Upstream:     fetchUpstream{cc},
 			Prefix:       "example",
 		})
 		if err != nil {
@@ -804,4 +804,12 @@ func ExampleSharedTokenSource() {
 	// worker 1: same token true
 	// worker 2: same token true
 	// token requests: 1
+}
+
+// fetchUpstream sends one token request per call, as sentinelquota.Upstream
+// does (which this package's tests cannot import: it imports quota).
+type fetchUpstream struct{ cfg sentinel.Config }
+
+func (u fetchUpstream) Token() (*oauth2.Token, error) {
+	return sentinel.FetchToken(context.Background(), u.cfg)
 }

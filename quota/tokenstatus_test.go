@@ -8,6 +8,7 @@ import (
 
 	"shfleet/internal/redistest"
 	"shfleet/quota"
+	"shfleet/quota/sentinelquota"
 	"shfleet/sentinel/sentineltest"
 )
 
@@ -26,7 +27,7 @@ func TestReadTokenStatus(t *testing.T) {
 		t.Fatalf("before any token: %+v, %v; want nothing", st, err)
 	}
 	src, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: rdb, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-		Upstream: quota.SentinelUpstream(cfg), Prefix: prefix})
+		Upstream: sentinelquota.Upstream(cfg), Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

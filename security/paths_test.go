@@ -74,7 +74,7 @@ func TestHostileNamesStayUnderOutputRoot(t *testing.T) {
 	spec := smallSpec(t, outDir)
 	spec.Name, spec.AOISource = "../../etc", "../../etc.geojson"
 	spec.PathTemplate = "<tileName>/<date>/<outputId>.<format>"
-	spec.Responses = []sentinel.OutputResponse{{Identifier: "../../evil", Format: sentinel.ResponseFormat{Type: "image/tiff"}}}
+	spec.Responses = []jobs.Response{{Identifier: "../../evil", Format: jobs.ResponseFormat{Type: "image/tiff"}}}
 	job, err := f.ctl.Submit(ctx, spec, tiles)
 	if err != nil {
 		t.Fatal(err)

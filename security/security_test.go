@@ -33,6 +33,7 @@ import (
 	"shfleet/internal/redistest"
 	"shfleet/jobs"
 	"shfleet/quota"
+	"shfleet/quota/sentinelquota"
 	"shfleet/sentinel"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
@@ -570,7 +571,7 @@ func TestTokenAtRestNeedsTheSecret(t *testing.T) {
 	defer sim.Close()
 	source := func(prefix string, cfg sentinel.Config, secret string) *quota.SharedTokenSource {
 		ts, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: rdb, ClientID: clientID, ClientSecret: secret,
-			Upstream: quota.SentinelUpstream(cfg), Prefix: prefix})
+			Upstream: sentinelquota.Upstream(cfg), Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -688,7 +689,7 @@ func TestTokenEndpointEchoIsScrubbed(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	logs := &syncBuffer{}
 	ts, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: rdb, ClientID: cfg.ClientID, ClientSecret: secret,
-		Upstream: quota.SentinelUpstream(cfg), Prefix: prefix, Logger: zerolog.New(logs).Level(zerolog.DebugLevel)})
+		Upstream: sentinelquota.Upstream(cfg), Prefix: prefix, Logger: zerolog.New(logs).Level(zerolog.DebugLevel)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"shfleet/jobs"
 	"shfleet/output"
 	"shfleet/quota"
+	"shfleet/quota/sentinelquota"
 	"shfleet/sentinel"
 )
 
@@ -173,7 +174,7 @@ func (h *Handlers) rateLimited(ctx context.Context, rle *sentinel.RateLimitError
 	if err := h.Jobs.CountRateLimited(ctx, job); err != nil {
 		h.Log.Debug().Err(err).Str("job", job).Msg("could not count a 429")
 	}
-	if err := h.Limiter.Observe429(ctx, quotaRateLimit(rle)); err != nil {
+	if err := h.Limiter.Observe429(ctx, sentinelquota.RateLimit(rle)); err != nil {
 		h.Log.Warn().Err(err).Str("job", job).Msg("could not share a 429 with the fleet")
 	}
 	policy := ""
@@ -185,16 +186,6 @@ func (h *Handlers) rateLimited(ctx context.Context, rle *sentinel.RateLimitError
 	}
 	h.burstLog.Warn().Str("job", job).Str("policy", policy).Dur("retry_after", rle.Wait()).
 		Msg("Sentinel Hub answered 429; the whole fleet holds (logged once per burst)")
-}
-
-// quotaRateLimit converts a 429 to the limiter's own observation type.
-func quotaRateLimit(e *sentinel.RateLimitError) quota.RateLimit {
-	r := quota.RateLimit{RetryAfter: e.RetryAfter, HasRetryAfter: e.HasRetryAfter,
-		PURetryAfter: e.PURetryAfter, HasPURetryAfter: e.HasPURetryAfter}
-	if p := e.Policy; p != nil {
-		r.Policy = &quota.ObservedPolicy{Kind: quota.PolicyKind(p.Kind), Capacity: p.Capacity, Period: p.Period()}
-	}
-	return r
 }
 
 // judgeForbidden turns a 403 into the error its evidence supports: a

@@ -155,12 +155,17 @@ func collectionOf(spec jobs.Spec) sentinel.Collection {
 	return sentinel.Collection{ID: id, CatalogID: id, Deployment: sentinel.DeploymentMain, TimeRange: true}
 }
 
-// Responses returns the spec's responses, or one GeoTIFF "default" output.
+// Responses returns the spec's responses as the Process API's, or one GeoTIFF
+// "default" output when the spec names none.
 func Responses(spec jobs.Spec) []sentinel.OutputResponse {
-	if len(spec.Responses) > 0 {
-		return spec.Responses
+	if len(spec.Responses) == 0 {
+		return []sentinel.OutputResponse{{Identifier: "default", Format: sentinel.ResponseFormat{Type: "image/tiff"}}}
 	}
-	return []sentinel.OutputResponse{{Identifier: "default", Format: sentinel.ResponseFormat{Type: "image/tiff"}}}
+	out := make([]sentinel.OutputResponse, len(spec.Responses))
+	for i, r := range spec.Responses {
+		out[i] = sentinel.OutputResponse{Identifier: r.Identifier, Format: sentinel.ResponseFormat{Type: r.Format.Type}}
+	}
+	return out
 }
 
 // BuildProcessRequest is the Process API request of one item: the tile's bbox in

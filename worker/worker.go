@@ -19,6 +19,7 @@ import (
 	"shfleet/config"
 	"shfleet/jobs"
 	"shfleet/quota"
+	"shfleet/quota/sentinelquota"
 	"shfleet/sentinel"
 	"shfleet/tasks"
 )
@@ -105,7 +106,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	prefix := cmp.Or(cfg.Prefix, jobs.DefaultPrefix)
 	tokens, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: cfg.Redis, ClientID: cfg.Sentinel.ClientID,
-		ClientSecret: secret, Upstream: quota.SentinelUpstream(cfg.Sentinel), Prefix: prefix,
+		ClientSecret: secret, Upstream: sentinelquota.Upstream(cfg.Sentinel), Prefix: prefix,
 		TokenRequestsPerMinute: cfg.TokenRequestsPerMinute, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
@@ -113,7 +114,7 @@ func New(cfg Config) (*Worker, error) {
 	client := sentinel.NewClient(cfg.Sentinel, tokens)
 	lim, err := quota.NewLimiter(quota.Config{Redis: cfg.Redis, Account: cfg.Sentinel.ClientID, Prefix: prefix,
 		Policies: cfg.Policies, MonthlyPU: cfg.MonthlyPU, Headroom: cfg.Headroom, Logger: cfg.Logger, Now: cfg.Now,
-		AccountAPI: quota.SentinelAccount(client.RateLimit)})
+		AccountAPI: sentinelquota.Account(client.RateLimit)})
 	if err != nil {
 		return nil, err
 	}

@@ -16,9 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"shfleet/grid"
-	"shfleet/internal/redistest"
 	"shfleet/jobs"
 	"shfleet/quota"
+	"shfleet/redisserver"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
 	"shfleet/worker"
@@ -159,7 +159,7 @@ func runAnalysis(ctx context.Context, o AnalysisOptions, progress io.Writer) (An
 	if err := writeBBoxGeoJSON(aoiPath, o.BBox); err != nil {
 		return res, err
 	}
-	srv, err := redistest.StartServer(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		return res, err
 	}

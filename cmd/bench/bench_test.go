@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"shfleet/internal/redistest"
 	"shfleet/quota"
+	"shfleet/redisserver"
 	"shfleet/sentinel/sentineltest"
 )
 
@@ -18,7 +18,7 @@ import (
 // redis-server and the simulator, and checks the row is computed from the
 // simulator's record.
 func TestRunRowTiny(t *testing.T) {
-	srv, err := redistest.StartServer(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestRunRowTiny(t *testing.T) {
 	}
 }
 
-func testRunRowTiny(t *testing.T, srv *redistest.Server, mode Mode) {
+func testRunRowTiny(t *testing.T, srv *redisserver.Server, mode Mode) {
 	sc := Scenario{Name: "tiny", Policies: mustPolicies("requests:10:PT1S"), Workload: smallWorkload}
 	o := Options{Duration: 2 * time.Second, Latency: -1, Jitter: -1}.withDefaults()
 	res, err := runRow(context.Background(), o, srv, sc, RowSpec{mode, 4})

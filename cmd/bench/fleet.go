@@ -25,9 +25,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"shfleet/grid"
-	"shfleet/internal/redistest"
 	"shfleet/jobs"
 	"shfleet/quota"
+	"shfleet/redisserver"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
 )
@@ -261,7 +261,7 @@ type fleetSample struct {
 
 // fleetEnv is a redis-server, the simulator process and worker processes.
 type fleetEnv struct {
-	redis   *redistest.Server
+	redis   *redisserver.Server
 	sim     *proc
 	base    string
 	workers []*proc
@@ -277,7 +277,7 @@ func startFleet(ctx context.Context, dir string, bins binaries, simArgs []string
 		return nil, err
 	}
 	e := &fleetEnv{}
-	srv, err := redistest.StartServer(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +371,7 @@ func loggedSource(path string) (string, error) {
 // fleetSource asks a Limiter on the workers' Redis (default prefix, the
 // simulator's account; it neither fetches nor resyncs) where the fleet's policies
 // come from: "account: requests:600:PT1M, pu:100000:PT1M".
-func fleetSource(ctx context.Context, srv *redistest.Server) (string, error) {
+func fleetSource(ctx context.Context, srv *redisserver.Server) (string, error) {
 	rdb := srv.Client()
 	defer rdb.Close()
 	lim, err := quota.NewLimiter(quota.Config{Redis: rdb, Account: sentineltest.DefaultClientID})

@@ -18,8 +18,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
-	"shfleet/internal/redistest"
 	"shfleet/quota"
+	"shfleet/quota/sentinelquota"
+	"shfleet/redisserver"
 	"shfleet/sentinel"
 	"shfleet/sentinel/sentineltest"
 )
@@ -57,7 +58,7 @@ const (
 	// ModeShfleet: every client has its own quota.Limiter and SharedTokenSource on
 	// the shared Redis, as separate worker processes would, set up as a worker is
 	// by default: no configured policies, Config.AccountAPI =
-	// quota.SentinelAccount(client.RateLimit), SyncContract before the first
+	// sentinelquota.Account(client.RateLimit), SyncContract before the first
 	// request and RunAccountSync in a goroutine (the account's contract, resynced
 	// every 2 s with the units remaining).
 	ModeShfleet Mode = "shfleet"
@@ -380,7 +381,7 @@ func RunQuota(ctx context.Context, o Options, stdout, progress io.Writer) error 
 	if err != nil {
 		return err
 	}
-	srv, err := redistest.StartServer(redistest.Options{Args: []string{"--maxclients", "20000"}})
+	srv, err := redisserver.Start(redisserver.Options{Args: []string{"--maxclients", "20000"}})
 	if err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
@@ -417,7 +418,7 @@ func (s *clientStats) fail(err error) {
 }
 
 // runRow runs one row against a fresh simulator and a fresh key prefix.
-func runRow(ctx context.Context, o Options, srv *redistest.Server, sc Scenario, spec RowSpec) (Result, error) {
+func runRow(ctx context.Context, o Options, srv *redisserver.Server, sc Scenario, spec RowSpec) (Result, error) {
 	var simPolicies []sentineltest.Policy
 	for _, p := range sc.Policies {
 		simPolicies = append(simPolicies, sentineltest.Policy{Kind: string(p.Kind), Capacity: p.Capacity, Period: p.Period})
@@ -646,17 +647,6 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 	return s[max(0, min(i, len(s)-1))]
 }
 
-// quotaRateLimit converts a 429 to the limiter's observation type (as
-// tasks.Handlers does).
-func quotaRateLimit(e *sentinel.RateLimitError) quota.RateLimit {
-	r := quota.RateLimit{RetryAfter: e.RetryAfter, HasRetryAfter: e.HasRetryAfter,
-		PURetryAfter: e.PURetryAfter, HasPURetryAfter: e.HasPURetryAfter}
-	if p := e.Policy; p != nil {
-		r.Policy = &quota.ObservedPolicy{Kind: quota.PolicyKind(p.Kind), Capacity: p.Capacity, Period: p.Period()}
-	}
-	return r
-}
-
 // fleetClient is one shfleet worker: its own Redis client, Limiter, shared token
 // source and sentinel client.
 type fleetClient struct {
@@ -674,7 +664,7 @@ type fleetClient struct {
 func newFleetClient(rdb redis.UniversalClient, cfg sentinel.Config, prefix string, sc Scenario, sync bool) (*fleetClient, error) {
 	ts, err := quota.NewSharedTokenSource(quota.TokenConfig{
 		Redis: rdb, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Prefix: prefix,
-		Upstream: quota.SentinelUpstream(cfg), RefreshMargin: sc.RefreshMargin,
+		Upstream: sentinelquota.Upstream(cfg), RefreshMargin: sc.RefreshMargin,
 	})
 	if err != nil {
 		return nil, err
@@ -682,7 +672,7 @@ func newFleetClient(rdb redis.UniversalClient, cfg sentinel.Config, prefix strin
 	client := sentinel.NewClient(cfg, ts)
 	qc := quota.Config{Redis: rdb, Account: cfg.ClientID, Prefix: prefix}
 	if sync {
-		qc.AccountAPI = quota.SentinelAccount(client.RateLimit)
+		qc.AccountAPI = sentinelquota.Account(client.RateLimit)
 	} else {
 		qc.Policies = sc.Policies
 	}
@@ -738,7 +728,7 @@ func (c *fleetClient) run(ctx, sendCtx context.Context, wl Workload, rng *rand.R
 			if err != nil {
 				var rl *sentinel.RateLimitError
 				if errors.As(err, &rl) {
-					if err := c.lim.Observe429(ctx, quotaRateLimit(rl)); err != nil {
+					if err := c.lim.Observe429(ctx, sentinelquota.RateLimit(rl)); err != nil {
 						st.fail(err)
 					}
 					continue

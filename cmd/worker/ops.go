@@ -14,7 +14,8 @@ import (
 // serveOps serves /monitoring (asynqmon), /metrics, /healthz and /jobs until ctx
 // ends.
 func serveOps(ctx context.Context, ln net.Listener, w *worker.Worker, m *ops.Metrics, account string, log zerolog.Logger) {
-	h, err := ops.NewHandler(ops.Config{Redis: w.Handlers.Redis, Worker: w, Metrics: m, Account: account, Logger: log})
+	h, err := ops.NewHandler(ops.Config{Redis: w.Handlers.Redis, Metrics: m,
+		Sources: ops.Sources{Limiter: w.Limiter, Tokens: w.Tokens, Jobs: w.Jobs, Inspector: w.Inspector}, Account: account, Logger: log})
 	if err != nil {
 		log.Error().Err(err).Msg("ops server not started")
 		return

@@ -125,7 +125,7 @@ func (a *app) costGuard(ctx context.Context, e estimate, o submitOptions) error 
 // checkKeys renders the keys of every tile and output for two dates and
 // refuses the template when two of them collide (values are free text, so
 // Template.CheckUnique alone does not prove it).
-func checkKeys(tmpl output.Template, tiles []grid.Tile, responses []sentinel.OutputResponse, from time.Time) error {
+func checkKeys(tmpl output.Template, tiles []grid.Tile, responses []jobs.Response, from time.Time) error {
 	seen := make(map[string]string, 2*len(tiles)*len(responses))
 	for _, d := range []time.Time{from, from.AddDate(0, 0, 1)} {
 		date := d.UTC().Format(time.DateOnly)

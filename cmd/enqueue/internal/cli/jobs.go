@@ -16,6 +16,7 @@ import (
 	"shfleet/config"
 	"shfleet/jobs"
 	"shfleet/quota"
+	"shfleet/quota/sentinelquota"
 	"shfleet/sentinel"
 )
 
@@ -238,11 +239,11 @@ func (a *app) resumeCommand() *cobra.Command {
 		var account quota.AccountAPI
 		if secret, err := cfg.Secret(); err == nil && secret != "" {
 			tokens, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: a.rdb, ClientID: cfg.ClientID, ClientSecret: secret,
-				Upstream: quota.SentinelUpstream(cfg), Prefix: a.prefix})
+				Upstream: sentinelquota.Upstream(cfg), Prefix: a.prefix})
 			if err != nil {
 				return err
 			}
-			account = quota.SentinelAccount(sentinel.NewClient(cfg, tokens).RateLimit)
+			account = sentinelquota.Account(sentinel.NewClient(cfg, tokens).RateLimit)
 		}
 		lim, err := quota.NewLimiter(quota.Config{Redis: a.rdb, Account: cfg.ClientID, Prefix: a.prefix, Policies: policies, AccountAPI: account})
 		if err != nil {

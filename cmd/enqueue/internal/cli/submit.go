@@ -404,19 +404,19 @@ func truncate(s string, n int) string {
 
 // parseResponses reads id:mime pairs, checks them against the evalscript's
 // outputs, and defaults to every output as GeoTIFF.
-func parseResponses(list []string, info sentinel.EvalscriptInfo, scriptPath string) ([]sentinel.OutputResponse, error) {
+func parseResponses(list []string, info sentinel.EvalscriptInfo, scriptPath string) ([]jobs.Response, error) {
 	outputs := info.Outputs
 	if len(outputs) == 0 {
 		outputs = []string{"default"}
 	}
 	if len(list) == 0 {
-		out := make([]sentinel.OutputResponse, len(outputs))
+		out := make([]jobs.Response, len(outputs))
 		for i, id := range outputs {
-			out[i] = sentinel.OutputResponse{Identifier: id, Format: sentinel.ResponseFormat{Type: "image/tiff"}}
+			out[i] = jobs.Response{Identifier: id, Format: jobs.ResponseFormat{Type: "image/tiff"}}
 		}
 		return out, nil
 	}
-	var out []sentinel.OutputResponse
+	var out []jobs.Response
 	seen := map[string]bool{}
 	for _, r := range list {
 		id, mime, ok := strings.Cut(r, ":")
@@ -433,7 +433,7 @@ func parseResponses(list []string, info sentinel.EvalscriptInfo, scriptPath stri
 			return nil, fmt.Errorf("--response %q: output %q is requested twice", r, id)
 		}
 		seen[id] = true
-		out = append(out, sentinel.OutputResponse{Identifier: id, Format: sentinel.ResponseFormat{Type: mime}})
+		out = append(out, jobs.Response{Identifier: id, Format: jobs.ResponseFormat{Type: mime}})
 	}
 	return out, nil
 }

@@ -80,14 +80,11 @@ func milliToPU(m int64) float64 { return float64(m) / 1000 }
 
 // binding returns how long e takes at the slowest policy, and that policy.
 func binding(e jobs.Estimate, policies []quota.Policy) (time.Duration, string) {
-	var worst time.Duration
-	name := ""
-	for _, p := range policies {
-		if d := e.Duration(jobs.CapacityOf(p)); d > worst {
-			worst, name = d, p.String()
-		}
+	d, p := quota.TimeFor(int64(e.ProcessRequests), e.EstimatedMilliPU, policies...)
+	if d == 0 {
+		return 0, ""
 	}
-	return worst, name
+	return d, p.String()
 }
 
 func newJobView(j jobs.Job, policies []quota.Policy) JobView {
