@@ -31,6 +31,10 @@ bench-quota: ## quota proof benchmark: fleet vs simulator, Markdown table (DURAT
 chaos: ## end-to-end fault suite: real worker processes, redis-server, shsim (minutes)
 	$(GO) test -tags chaos -count=1 -timeout 60m -v ./chaos/
 
+.PHONY: bench-smoke
+bench-smoke: ## tiny rows of the pipeline benchmarks (build and run worker/shsim processes; not part of make test)
+	$(GO) test -tags benchprocs -count=1 -run 'FleetRowTiny|AnalysisTiny|MemoryRowTiny' ./cmd/bench/
+
 .PHONY: bench-pipeline
 bench-pipeline: ## pipeline benchmarks (real worker processes, redis-server, shsim): fleet rate, 100k-tile analysis, worker memory (~6 min)
 	$(GO) run ./cmd/bench fleet

@@ -39,8 +39,8 @@ func TestObserve429HoldsEveryLimiter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := r2.At.Sub(r1.At); d < inc(600, time.Minute, 1000)-2*time.Microsecond {
-		t.Fatalf("second slot after the hold %s after the first, want the emission interval %s", d, inc(600, time.Minute, 1000))
+	if d := r2.At.Sub(r1.At); d < inc600perMin-2*time.Microsecond {
+		t.Fatalf("second slot after the hold %s after the first, want the emission interval %s", d, inc600perMin)
 	}
 
 	// A 429 during the hold (from a request sent before it) is the same episode.
@@ -172,8 +172,8 @@ func TestLearnStricterPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := r2.At.Sub(r1.At); d < inc(5, time.Minute, 1000)-2*time.Microsecond || d > inc(5, time.Minute, 1000)+2*time.Microsecond {
-		t.Fatalf("PU slots %s apart, want %s (5 PU/min)", d, inc(5, time.Minute, 1000))
+	if d := r2.At.Sub(r1.At); d < inc5PUperMin-2*time.Microsecond || d > inc5PUperMin+2*time.Microsecond {
+		t.Fatalf("PU slots %s apart, want %s (5 PU/min)", d, inc5PUperMin)
 	}
 	// A policy the configuration lacks joins the set.
 	if err := a.Observe429(ctx, quota.RateLimit{Policy: &quota.ObservedPolicy{Kind: quota.Requests, Capacity: 1000, Period: time.Hour}}); err != nil {

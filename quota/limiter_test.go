@@ -87,18 +87,35 @@ func (f *fixture) tat(id string) string {
 	return v
 }
 
-// inc is the TAT increment of units milli-units on a policy of capacity per period
-// at the default headroom, as the limiter computes it.
-func inc(capacity float64, period time.Duration, units int64) time.Duration {
-	per := float64(period/time.Microsecond) / (capacity * 1000 * (1 - quota.DefaultHeadroom))
-	return time.Duration(math.Ceil(float64(units)*per)) * time.Microsecond
-}
-
-// tau is the burst tolerance: (1-headroom) x capacity units, at least one unit.
-func tau(capacity float64, period time.Duration) time.Duration {
-	per := float64(period/time.Microsecond) / (capacity * 1000 * (1 - quota.DefaultHeadroom))
-	return time.Duration(math.Ceil(max(capacity*(1-quota.DefaultHeadroom), 1)*1000*per)) * time.Microsecond
-}
+// Emission intervals and burst tolerances of the policies below, worked out by
+// hand at the default 1 % headroom: a policy of C units per period P admits
+// 0.99 x C units per P, so one milli-unit costs P / (990 x C) and a charge of u
+// milli-units adds ceil(u x P / (990 x C)) microseconds to the TAT (each charge
+// rounds up on its own); the burst tolerance is 0.99 x C units (at least one
+// unit) worth of that, i.e. P itself whenever 0.99 x C >= 1.
+const (
+	// requests:10:PT1S, one request: 1000 x 1e6 / 9900 = 101010.1 -> 101011 us.
+	inc10perSec = 101011 * time.Microsecond
+	// pu:4:PT1S, 700 milli-PU: 700 x 1e6 / 3960 = 176767.7 -> 176768 us.
+	inc4PUperSec700 = 176768 * time.Microsecond
+	// requests:60:PT1M, one request: 1000 x 60e6 / 59400 = 1010101.01 -> 1010102 us.
+	inc60perMin = 1010102 * time.Microsecond
+	// requests:1:PT1M, one request: 1000 x 60e6 / 990 = 60606060.6 -> 60606061 us,
+	// and its tolerance is one whole request (0.99 < 1): the same 60606061 us.
+	inc1perMin = 60606061 * time.Microsecond
+	tau1perMin = 60606061 * time.Microsecond
+	// requests:1000:PT1M, one request: 1000 x 60e6 / 990000 = 60606.06 -> 60607 us;
+	// pu:1000:PT1M, 500 milli-PU: 30303.03 -> 30304 us.
+	inc1000perMin    = 60607 * time.Microsecond
+	inc1000PUperMin5 = 30304 * time.Microsecond
+	// requests:600:PT1M, one request: 1000 x 60e6 / 594000 = 101010.1 -> 101011 us.
+	inc600perMin = 101011 * time.Microsecond
+	// pu:5:PT1M, 1000 milli-PU: 1000 x 60e6 / 4950 = 12121212.1 -> 12121213 us.
+	inc5PUperMin = 12121213 * time.Microsecond
+	// Tolerances of policies with 0.99 x C >= 1: the period.
+	tauSec = time.Second
+	tauMin = time.Minute
+)
 
 // costOf is one request estimated at pu processing units.
 func costOf(pu float64) quota.Cost {
@@ -177,8 +194,8 @@ func TestReserveAtomicAcrossPoliciesConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	sort.Slice(slots, func(i, j int) bool { return slots[i].Before(slots[j]) })
-	incR, tauR := inc(10, time.Second, 1000), tau(10, time.Second)
-	incP, tauP := inc(4, time.Second, 700), tau(4, time.Second)
+	incR, tauR := inc10perSec, tauSec
+	incP, tauP := inc4PUperSec700, tauSec
 	for k, got := range slots {
 		want := t0
 		for _, at := range []time.Time{t0.Add(time.Duration(k+1)*incR - tauR), t0.Add(time.Duration(k+1)*incP - tauP)} {
@@ -191,6 +208,14 @@ func TestReserveAtomicAcrossPoliciesConcurrent(t *testing.T) {
 		}
 		if k > 0 && got.Before(slots[k-1]) {
 			t.Fatalf("slot %d before slot %d", k, k-1)
+		}
+	}
+	// By hand: requests allow slots k+1 <= 9 at t0 (9 x 101011 us < 1 s), PU
+	// only k+1 <= 5 (5 x 176768 us < 1 s); slot 5 is PU's 6 x 176768 - 1e6 =
+	// 60608 us, slot 9 PU's 10 x 176768 - 1e6 = 767680 us (requests: 10110 us).
+	for k, want := range map[int]time.Duration{0: 0, 4: 0, 5: 60608 * time.Microsecond, 9: 767680 * time.Microsecond} {
+		if !near(slots[k], t0.Add(want)) {
+			t.Errorf("slot %d = +%s, want +%s", k, slots[k].Sub(t0), want)
 		}
 	}
 	// Each policy's TAT is exactly n charges past t0 (the slots never waited on
@@ -230,14 +255,14 @@ func TestReserveFIFOEvenPacing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	l := f.limiter("requests:60:PT1M", func(c *quota.Config) { c.MaxAhead = time.Hour })
-	T := inc(60, time.Minute, 1000)
+	T := inc60perMin
 	var prev time.Time
 	for k := 0; k < 100; k++ {
 		r, err := l.Reserve(context.Background(), quota.Cost{Requests: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := t0.Add(time.Duration(k+1)*T - tau(60, time.Minute))
+		want := t0.Add(time.Duration(k+1)*T - tauMin)
 		if want.Before(t0) {
 			want = t0
 		}
@@ -385,12 +410,15 @@ func TestSettleMovesNextSlot(t *testing.T) {
 			t.Fatalf("Stats.Settled = %d", s.Settled)
 		}
 	}
-	est := inc(10, time.Minute, 1000)
-	if d := probe[1000].Sub(probe[400]); d < est-inc(10, time.Minute, 400)-2*time.Microsecond || d > est-inc(10, time.Minute, 400)+2*time.Microsecond {
-		t.Fatalf("settling 400 of 1000 moved the next slot earlier by %s, want %s", d, est-inc(10, time.Minute, 400))
+	// Settling refunds or charges the difference of the rounded increments of
+	// pu:10:PT1M (u milli-PU cost ceil(u x 60e6 / 9900) us: 1000 -> 6060607,
+	// 400 -> 2424243, 1600 -> 9696970): 400 instead of 1000 milli-PU moves the next slot earlier by 6060607 -
+	// 2424243 = 3636364 us, 1600 moves it later by 9696970 - 6060607 = 3636363 us.
+	if d := probe[1000].Sub(probe[400]); d != 3636364*time.Microsecond {
+		t.Fatalf("settling 400 of 1000 moved the next slot earlier by %s, want 3.636364s", d)
 	}
-	if d := probe[1600].Sub(probe[1000]); d < inc(10, time.Minute, 1600)-est-2*time.Microsecond || d > inc(10, time.Minute, 1600)-est+2*time.Microsecond {
-		t.Fatalf("settling 1600 of 1000 moved the next slot later by %s, want %s", d, inc(10, time.Minute, 1600)-est)
+	if d := probe[1600].Sub(probe[1000]); d != 3636363*time.Microsecond {
+		t.Fatalf("settling 1600 of 1000 moved the next slot later by %s, want 3.636363s", d)
 	}
 }
 
@@ -559,9 +587,9 @@ func TestServerClockAndExpiry(t *testing.T) {
 		t.Fatalf("first reservation %+v, %v; want now", r1, err)
 	}
 	r2, err := l.Reserve(ctx, costOf(2))
-	T := inc(1, time.Minute, 1000)
-	if err != nil || r2.Delay <= 0 || r2.Delay > 2*T-tau(1, time.Minute) {
-		t.Fatalf("second reservation in %s (%v), want within (0, %s]", r2.Delay, err, 2*T-tau(1, time.Minute))
+	// The second request's slot is 2 x 60606061 - 60606061 us after the first.
+	if err != nil || r2.Delay <= 0 || r2.Delay > 2*inc1perMin-tau1perMin {
+		t.Fatalf("second reservation in %s (%v), want within (0, 1m0.606061s]", r2.Delay, err)
 	}
 	if r2.At.Before(before) {
 		t.Fatalf("At %s is before the call", r2.At)
@@ -615,8 +643,12 @@ func TestMonthlyBudgetConcurrentAllOrNothing(t *testing.T) {
 	if admitted != 20 || refused != 30 {
 		t.Fatalf("admitted %d, refused %d; want 20 and 30 (10 PU budget, 0.5 PU each)", admitted, refused)
 	}
-	wantR := strconv.FormatInt(t0.Add(20*inc(1000, time.Minute, 1000)).UnixMicro(), 10)
-	wantP := strconv.FormatInt(t0.Add(20*inc(1000, time.Minute, 500)).UnixMicro(), 10)
+	// 20 charges of 60607 us and of 30304 us: 1212140 us and 606080 us past t0.
+	wantR := strconv.FormatInt(t0.Add(20*inc1000perMin).UnixMicro(), 10)
+	wantP := strconv.FormatInt(t0.Add(20*inc1000PUperMin5).UnixMicro(), 10)
+	if 20*inc1000perMin != 1212140*time.Microsecond || 20*inc1000PUperMin5 != 606080*time.Microsecond {
+		t.Fatal("hand-worked constants disagree")
+	}
 	if r, p := f.tat("requests:PT1M"), f.tat("pu:PT1M"); r != wantR || p != wantP {
 		t.Fatalf("TATs requests %s, pu %s; want %s and %s (20 charges each)", r, p, wantR, wantP)
 	}

@@ -437,7 +437,8 @@ func TestSecretsAndTokensNeverLeak(t *testing.T) {
 			t.Errorf("wrong secret error %q does not say the secret was rejected", err)
 		}
 		errs = append(errs, err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", te))
-		// Not started, so no Shutdown (it panics on a worker that never started).
+		// A worker that was never started just closes (see Worker.Shutdown).
+		w.Shutdown()
 	}
 	{
 		// A secret file that does not exist: the error names the file only.

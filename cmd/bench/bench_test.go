@@ -44,10 +44,10 @@ func testRunRowTiny(t *testing.T, srv *redisserver.Server, mode Mode) {
 	if mode == ModeNoSync && (len(res.Sources) != 0 || res.AuxRequests != 0) {
 		t.Errorf("sources %v, %d rate-limit API calls; want none without an AccountAPI", res.Sources, res.AuxRequests)
 	}
-	// Zero 429s is the benchmark's claim, measured over minutes; two seconds at
-	// 10/s under -race only show there is no 429 storm (timing is not asserted).
-	if res.Errors != 0 || res.RateLimited > max(1, res.OK/10) {
-		t.Errorf("got %d 429s for %d OK and %d errors (first: %s); want no storm and no errors", res.RateLimited, res.OK, res.Errors, res.FirstError)
+	// Zero 429s is the limiter's claim, and the simulator counts them itself: a
+	// single one means the fleet sent past the account's policy.
+	if res.Errors != 0 || res.RateLimited != 0 {
+		t.Errorf("got %d 429s (at %v) for %d OK and %d errors (first: %s); want none", res.RateLimited, res.RateLimitedAt, res.OK, res.Errors, res.FirstError)
 	}
 	if res.OK == 0 || !(res.Achieved > 0) || !res.Drained || res.Measured <= 0 {
 		t.Errorf("row not computed: OK %d, achieved %v, drained %v, measured %s", res.OK, res.Achieved, res.Drained, res.Measured)
@@ -55,8 +55,15 @@ func testRunRowTiny(t *testing.T, srv *redisserver.Server, mode Mode) {
 	if res.TokenRequests != 1 || res.ExpectedTokens != 1 {
 		t.Errorf("token requests %d (expected %d); want 1: the 4 clients share one token", res.TokenRequests, res.ExpectedTokens)
 	}
-	if res.Binding.String() != "requests:10:PT1S" || res.WaitP99 < res.WaitP50 {
-		t.Errorf("binding %s, p50 %s, p99 %s", res.Binding, res.WaitP50, res.WaitP99)
+	if res.Binding.String() != "requests:10:PT1S" {
+		t.Errorf("binding %s, want requests:10:PT1S", res.Binding)
+	}
+	// 4 clients sending as fast as they may for 2 s at 10/s use the burst (9.9
+	// requests) within the first second, so later requests must have waited
+	// for their slots: p99 = 0 would mean nothing paced them. And no slot is
+	// booked more than MaxAhead ahead, so no admitted call waited longer.
+	if mode == ModeShfleet && (res.WaitP99 <= 0 || res.WaitP99 > quota.DefaultMaxAhead) {
+		t.Errorf("wait p99 %s; want in (0, %s]", res.WaitP99, quota.DefaultMaxAhead)
 	}
 	var buf bytes.Buffer
 	if err := WriteTable(&buf, []Result{res}); err != nil {

@@ -146,13 +146,13 @@ func fmtPU(pu float64) string {
 	return strconv.FormatFloat(math.Round(pu*1000)/1000, 'f', -1, 64)
 }
 
-// fmtDuration rounds a duration for people: 2h03m, 4m10s, 12s.
+// fmtDuration rounds a duration for people: to the second below an hour
+// ("4m10s", "12s"), to the minute below 48 hours ("2h3m"), in days with one
+// decimal beyond ("3.0 days").
 func fmtDuration(d time.Duration) string {
 	switch {
 	case d <= 0:
 		return "0s"
-	case d < time.Minute:
-		return d.Round(time.Second).String()
 	case d < time.Hour:
 		return d.Round(time.Second).String()
 	case d < 48*time.Hour:
