@@ -22,7 +22,7 @@ func BenchmarkItemLifecycle(b *testing.B) {
 	if _, err := s.RecordAnalysis(ctx, j.ID, []string{"T000"}, tileItems("T000", b.N, 100), 1); err != nil {
 		b.Fatal(err)
 	}
-	items, err := s.Start(ctx, j.ID)
+	items, err := startItems(ctx, s, j.ID)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -50,6 +50,10 @@ var (
 	luaDelete string
 	//go:embed lua/fail_analysis.lua
 	luaFailAnalysis string
+	//go:embed lua/feed.lua
+	luaFeed string
+	//go:embed lua/unfeed.lua
+	luaUnfeed string
 
 	scriptCreate   = redis.NewScript(luaCommon + luaCreate)
 	scriptJob      = redis.NewScript(luaCommon + luaJob)
@@ -62,6 +66,8 @@ var (
 	scriptRestart  = redis.NewScript(luaCommon + luaRestart)
 	scriptDelete   = redis.NewScript(luaCommon + luaDelete)
 	scriptFailAn   = redis.NewScript(luaCommon + luaFailAnalysis)
+	scriptFeed     = redis.NewScript(luaCommon + luaFeed)
+	scriptUnfeed   = redis.NewScript(luaCommon + luaUnfeed)
 )
 
 // Store keeps jobs in Redis. The zero value with Redis set works.
@@ -93,16 +99,20 @@ func (s *Store) nowArg() string { return s.now().Format(time.RFC3339Nano) }
 
 func (s *Store) indexKey() string { return s.prefix() + ":jobs" }
 
-// keys are the eleven keys every script gets, in the order lua/common.lua names
+// activeKey is the index of PROCESSING jobs the feeder looks at (see
+// [Store.ActiveJobs]).
+func (s *Store) activeKey() string { return s.prefix() + ":jobs:active" }
+
+// keys are the twelve keys every script gets, in the order lua/common.lua names
 // them: job, tiles, analysed, items, the five status sets, failed tiles, failed
-// groups.
+// groups, feed-first list.
 func (s *Store) keys(id string) []string {
 	base := s.prefix() + ":job:{" + id + "}"
 	k := []string{base, base + ":tiles", base + ":analysed", base + ":items"}
 	for _, st := range ItemStatuses {
 		k = append(k, base+":items:"+string(st))
 	}
-	return append(k, base+":failed:tiles", base+":failed:groups")
+	return append(k, base+":failed:tiles", base+":failed:groups", base+":feed")
 }
 
 // keyFailedGroups is the index of the failed-groups hash in keys().
@@ -496,6 +506,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.Redis.ZRem(ctx, s.indexKey(), id).Err(); err != nil {
 		return fmt.Errorf("job %s: delete from index: %w", id, err)
 	}
+	if err := s.Deactivate(ctx, id); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -523,7 +536,10 @@ func (s *Store) BeginAnalysis(ctx context.Context, id string) error {
 // idempotent per tile: tiles recorded before are skipped with their items and
 // requests, so a re-run task adds nothing. Every item must belong to one of
 // tiles. When the last tile is recorded the job becomes ANALYSIS_DONE, and
-// exactly that call returns true (its caller starts processing); when tiles
+// exactly that call returns true; a job that auto-starts (Spec.AutoStart, or a
+// restart that re-runs failed groups; never a batch job) becomes PROCESSING in
+// the same call and enters the active index ([Store.ActiveJobs]), so the feeder
+// queues its items: nothing is enqueued here. When tiles
 // failed ([Store.FailAnalysis]) and no item was found at all, it becomes FAILED
 // instead and the call returns false. Tiles that failed are not recorded until
 // a restart.
@@ -563,7 +579,22 @@ func (s *Store) RecordAnalysis(ctx context.Context, id string, tiles []string, i
 	if err != nil {
 		return false, scriptErr(err, id, "record analysis")
 	}
+	return s.afterAnalysis(ctx, id, res)
+}
+
+// afterAnalysis reads the {flipped, status} reply of the analysis scripts and
+// puts a PROCESSING job (just auto-started, or a re-run of the call that started
+// it and may have failed to index it) into the active index.
+func (s *Store) afterAnalysis(ctx context.Context, id string, res []any) (bool, error) {
+	if len(res) != 2 {
+		return false, fmt.Errorf("job %s: analysis script answered %d values, want 2", id, len(res))
+	}
 	flipped, _ := res[0].(int64)
+	if st, _ := res[1].(string); Status(st) == StatusProcessing {
+		if err := s.Activate(ctx, id); err != nil {
+			return false, err
+		}
+	}
 	return flipped == 1, nil
 }
 
@@ -582,8 +613,8 @@ const MaxErrorLen = 1024
 //
 // When this completes the analysis (every tile analysed or failed): a job
 // without any item becomes FAILED at once (FinishedAt set); otherwise it becomes
-// ANALYSIS_DONE and exactly that call returns true, as with RecordAnalysis, for
-// its caller to start processing. Such a job ends PARTIAL even when every item
+// ANALYSIS_DONE (PROCESSING when it auto-starts) and exactly that call returns
+// true, as with RecordAnalysis. Such a job ends PARTIAL even when every item
 // is DONE (FAILED when none is). A CANCELED job gives an error matching
 // ErrCanceled.
 func (s *Store) FailAnalysis(ctx context.Context, id string, group int, tiles []string, reason string) (bool, error) {
@@ -608,8 +639,7 @@ func (s *Store) FailAnalysis(ctx context.Context, id string, group int, tiles []
 	if err != nil {
 		return false, scriptErr(err, id, "fail analysis")
 	}
-	flipped, _ := res[0].(int64)
-	return flipped == 1, nil
+	return s.afterAnalysis(ctx, id, res)
 }
 
 // TruncateError makes msg valid UTF-8 and at most [MaxErrorLen] bytes, cutting
@@ -643,18 +673,106 @@ func (s *Store) FailedGroups(ctx context.Context, id string) ([]FailedGroup, err
 	return decodeGroups(id, kv)
 }
 
-// Start moves an ANALYSIS_DONE job to PROCESSING and returns its PENDING items,
-// for the caller to enqueue (then Schedule). A job without items goes straight
-// to DONE and Start returns no items.
-func (s *Store) Start(ctx context.Context, id string) ([]Item, error) {
+// Start moves an ANALYSIS_DONE job to PROCESSING and puts it into the active
+// index, where the feeder finds it; O(1) in the number of items. A job without
+// items goes straight to DONE. It returns the status after the call.
+func (s *Store) Start(ctx context.Context, id string) (Status, error) {
 	st, err := s.jobOp(ctx, id, "start")
 	if err != nil {
+		return "", err
+	}
+	if st == StatusProcessing {
+		return st, s.Activate(ctx, id)
+	}
+	return st, nil
+}
+
+// Activate puts a job into the index of active jobs that [Store.ActiveJobs]
+// lists (idempotent). The Store does it whenever a job becomes PROCESSING;
+// calling it again repairs a job whose indexing failed after its status
+// changed. The feeder drops jobs that are no longer PROCESSING.
+func (s *Store) Activate(ctx context.Context, id string) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	if err := s.Redis.ZAddNX(ctx, s.activeKey(), redis.Z{Score: float64(s.now().UnixMilli()), Member: id}).Err(); err != nil {
+		return fmt.Errorf("job %s: index as active: %w", id, err)
+	}
+	return nil
+}
+
+// Deactivate removes a job from the index of active jobs (idempotent).
+func (s *Store) Deactivate(ctx context.Context, id string) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	if err := s.Redis.ZRem(ctx, s.activeKey(), id).Err(); err != nil {
+		return fmt.Errorf("job %s: drop from the active index: %w", id, err)
+	}
+	return nil
+}
+
+// ActiveJobs returns the ids in the index of active jobs, oldest start first:
+// every PROCESSING job, plus jobs that ended or were canceled since and that the
+// feeder has not dropped yet ([Store.Deactivate]). It reads one key, whatever
+// the number of jobs and items.
+func (s *Store) ActiveJobs(ctx context.Context) ([]string, error) {
+	if s.Redis == nil {
+		return nil, errors.New("jobs: Store.Redis is nil")
+	}
+	ids, err := s.Redis.ZRange(ctx, s.activeKey(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list active jobs: %w", err)
+	}
+	return ids, nil
+}
+
+// Feed takes up to n PENDING items of a PROCESSING job and makes them
+// SCHEDULED, in one script call, for the feeder to queue one task each: items
+// that were returned, restarted or handed back ([Store.Unfeed]) first, then any
+// other PENDING item. A job that is not PROCESSING, or paused
+// ([Store.Pause]), gives none. Concurrent calls never take the same item.
+func (s *Store) Feed(ctx context.Context, id string, n int) ([]Item, error) {
+	if err := s.check(id); err != nil {
 		return nil, err
 	}
-	if st != StatusProcessing {
+	if n <= 0 {
 		return nil, nil
 	}
-	return s.Items(ctx, id, ItemPending)
+	raw, err := scriptFeed.Run(ctx, s.Redis, s.keys(id), s.nowArg(), n).StringSlice()
+	if err != nil {
+		return nil, scriptErr(err, id, "feed")
+	}
+	out := make([]Item, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal([]byte(r), &out[i]); err != nil {
+			return nil, fmt.Errorf("job %s: fed item does not decode: %w", id, err)
+		}
+	}
+	return out, nil
+}
+
+// Unfeed hands items back that [Store.Feed] took but whose task could not be
+// queued: SCHEDULED items become PENDING again, first in line for the next
+// Feed, without counting a return; items in any other status (their task ran
+// after all) are left alone. It returns how many went back.
+func (s *Store) Unfeed(ctx context.Context, id string, itemIDs ...string) (int, error) {
+	if err := s.check(id); err != nil {
+		return 0, err
+	}
+	back := 0
+	for chunk := range slices.Chunk(itemIDs, batchSize) {
+		args := []any{s.nowArg()}
+		for _, it := range chunk {
+			args = append(args, it)
+		}
+		n, err := scriptUnfeed.Run(ctx, s.Redis, s.keys(id), args...).Int()
+		if err != nil {
+			return back, scriptErr(err, id, "unfeed")
+		}
+		back += n
+	}
+	return back, nil
 }
 
 // Scheduled pairs an item with the queue task that will process it.
@@ -764,37 +882,51 @@ func (s *Store) FailItem(ctx context.Context, id, itemID, errMsg string, permane
 	return Outcome{Item: ItemStatus(res[0]), Finished: Status(res[1])}, nil
 }
 
+// RestartPage is how many FAILED items one script call of [Store.Restart]
+// moves back to PENDING.
+const RestartPage = 1000
+
 // Restart puts a PARTIAL or FAILED job back to work: all its FAILED items are
-// PENDING again (attempts, returns and task id reset) and its error is cleared.
-// Without failed catalog groups the job is PROCESSING again and the caller
-// enqueues Restarted.Items under new task ids. With failed groups
+// PENDING again (attempts, returns and task id reset; first in line for the
+// feeder) and its error is cleared. It works in pages of [RestartPage] items, one
+// script call each, and the job keeps its final status until the last page, so
+// a restart that is cut short is finished by the next call. Without failed
+// catalog groups the job is then PROCESSING again and in the active index: the
+// feeder queues its items under new task ids. With failed groups
 // ([Store.FailAnalysis]) their tiles are un-analysed again, the record of failed
 // groups is cleared, and the job is ANALYSING with auto-start on: the caller
 // enqueues one catalog task per Restarted.Groups entry, and the analysis they
-// complete starts processing every PENDING item (Restarted.Items included).
-// Restart counts in Job.Restarts either way.
+// complete starts processing every PENDING item. Restart counts in
+// Job.Restarts either way.
 func (s *Store) Restart(ctx context.Context, id string) (Restarted, error) {
 	if err := s.check(id); err != nil {
 		return Restarted{}, err
 	}
-	res, err := scriptRestart.Run(ctx, s.Redis, s.keys(id), s.nowArg()).Slice()
-	if err != nil {
-		return Restarted{}, scriptErr(err, id, "restart")
+	moved := 0
+	for {
+		res, err := scriptRestart.Run(ctx, s.Redis, s.keys(id), s.nowArg(), RestartPage).Slice()
+		if err != nil {
+			return Restarted{Items: moved}, scriptErr(err, id, "restart")
+		}
+		if len(res) != 3 {
+			return Restarted{Items: moved}, fmt.Errorf("job %s: restart: script answered %d values, want 3", id, len(res))
+		}
+		n, _ := res[0].(int64)
+		moved += int(n)
+		if flipped, _ := res[1].(int64); flipped == 0 {
+			continue
+		}
+		groups, err := decodeGroups(id, stringsOf(res[2]))
+		if err != nil {
+			return Restarted{Items: moved}, err
+		}
+		if len(groups) == 0 {
+			if err := s.Activate(ctx, id); err != nil {
+				return Restarted{Items: moved}, err
+			}
+		}
+		return Restarted{Items: moved, Groups: groups}, nil
 	}
-	if len(res) != 2 {
-		return Restarted{}, fmt.Errorf("job %s: restart: script answered %d values, want 2", id, len(res))
-	}
-	ids := stringsOf(res[0])
-	groups, err := decodeGroups(id, stringsOf(res[1]))
-	if err != nil {
-		return Restarted{}, err
-	}
-	items, err := s.itemsByID(ctx, id, ids)
-	if err != nil {
-		return Restarted{}, err
-	}
-	slices.SortFunc(items, func(a, b Item) int { return cmp.Compare(a.ID, b.ID) })
-	return Restarted{Items: items, Groups: groups}, nil
 }
 
 // stringsOf converts a script's array reply to strings (non-strings skipped).
@@ -835,15 +967,19 @@ func decodeGroups(id string, kv []string) ([]FailedGroup, error) {
 }
 
 // Cancel moves a job that is not final to CANCELED (canceling a CANCELED job
-// again is a no-op) and returns its items that are PENDING, SCHEDULED or
-// PROCESSING, so the caller can delete their queued tasks by TaskID. Later
-// BeginItem calls return false.
+// again is a no-op), drops it from the active index, and returns its items that
+// are SCHEDULED or PROCESSING — the ones that may have a queued or running task,
+// at most the feeder's window — so the caller can delete their tasks. PENDING
+// items have no task and are not read. Later BeginItem calls return false.
 func (s *Store) Cancel(ctx context.Context, id string) ([]Item, error) {
 	if _, err := s.jobOp(ctx, id, "cancel"); err != nil {
 		return nil, err
 	}
+	if err := s.Deactivate(ctx, id); err != nil {
+		return nil, err
+	}
 	var out []Item
-	for _, st := range []ItemStatus{ItemPending, ItemScheduled, ItemProcessing} {
+	for _, st := range []ItemStatus{ItemScheduled, ItemProcessing} {
 		items, err := s.Items(ctx, id, st)
 		if err != nil {
 			return nil, err

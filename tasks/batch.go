@@ -333,7 +333,7 @@ func (h *Handlers) batchAnalysed(ctx context.Context, job jobs.Job) error {
 // batchStartJob moves an analysed batch job to PROCESSING (its items SCHEDULED
 // on the service).
 func (h *Handlers) batchStartJob(ctx context.Context, job jobs.Job) error {
-	items, err := h.Jobs.Start(ctx, job.ID)
+	items, err := startBatchItems(ctx, h.Jobs, job.ID)
 	if err != nil {
 		return err
 	}
@@ -345,6 +345,16 @@ func (h *Handlers) batchStartJob(ctx context.Context, job jobs.Job) error {
 		return nil
 	}
 	return h.Jobs.Schedule(ctx, job.ID, entries...)
+}
+
+// startBatchItems starts an analysed batch job and returns its PENDING items
+// (one per tile: a batch job's items are never fed, the remote request runs
+// them; the feeder skips batch jobs).
+func startBatchItems(ctx context.Context, store *jobs.Store, id string) ([]jobs.Item, error) {
+	if _, err := store.Start(ctx, id); err != nil {
+		return nil, err
+	}
+	return store.Items(ctx, id, jobs.ItemPending)
 }
 
 // batchCollect completes the items whose outputs are in the bucket; once the
@@ -560,7 +570,7 @@ func (c Controller) submitBatch(ctx context.Context, spec jobs.Spec, tiles []gri
 func (c Controller) startBatch(ctx context.Context, job jobs.Job) (jobs.Job, error) {
 	switch job.Status {
 	case jobs.StatusAnalysisDone:
-		items, err := c.Jobs.Start(ctx, job.ID)
+		items, err := startBatchItems(ctx, c.Jobs, job.ID)
 		if err != nil {
 			return job, err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -65,7 +64,10 @@ func (c Controller) rollback(id string, groups int) {
 }
 
 // Start starts processing of an analysed job (ANALYSIS_DONE), or asks a job still
-// analysing to start as soon as its analysis is done.
+// analysing to start as soon as its analysis is done. Starting is a status
+// change, whatever the job's size: the job enters the index of active jobs and
+// the fleet's feeder ([Feeder]) queues its items a window at a time. Start on a
+// PROCESSING job puts it back into that index (a repair, harmless otherwise).
 func (c Controller) Start(ctx context.Context, id string) (jobs.Job, error) {
 	job, err := c.Jobs.Get(ctx, id)
 	if err != nil {
@@ -76,87 +78,36 @@ func (c Controller) Start(ctx context.Context, id string) (jobs.Job, error) {
 	}
 	switch job.Status {
 	case jobs.StatusAnalysisDone:
-		return job, c.startAnalysed(ctx, job)
+		if _, err := c.Jobs.Start(ctx, id); err != nil {
+			return job, err
+		}
+		return c.Jobs.Get(ctx, id)
+	case jobs.StatusProcessing:
+		return job, c.Jobs.Activate(ctx, id)
 	case jobs.StatusCreated, jobs.StatusAnalysing:
 		if err := c.Jobs.SetAutoStart(ctx, id); err != nil {
 			return job, err
 		}
-		// The analysis may have finished in between.
+		// The analysis may have finished in between (without auto-start).
 		job, err = c.Jobs.Get(ctx, id)
 		if err == nil && job.Status == jobs.StatusAnalysisDone {
-			err = c.startAnalysed(ctx, job)
+			if _, err = c.Jobs.Start(ctx, id); err == nil {
+				job, err = c.Jobs.Get(ctx, id)
+			}
 		}
 		return job, err
 	}
 	return job, &jobs.TransitionError{Job: id, Op: "start", From: string(job.Status), To: string(jobs.StatusProcessing)}
 }
 
-// startAnalysed moves an analysed job to PROCESSING and enqueues its items;
-// called again on a PROCESSING job it enqueues what is still pending
-// (idempotent: task ids are deterministic).
-func (c Controller) startAnalysed(ctx context.Context, job jobs.Job) error {
-	var items []jobs.Item
-	var err error
-	if job.Status == jobs.StatusAnalysisDone {
-		items, err = c.Jobs.Start(ctx, job.ID)
-	} else if job.Status == jobs.StatusProcessing {
-		items, err = c.pending(ctx, job.ID)
-	}
-	if err != nil {
-		return err
-	}
-	job, err = c.Jobs.Get(ctx, job.ID)
-	if err != nil {
-		return err
-	}
-	return c.enqueueItems(ctx, job, items)
-}
-
-func (c Controller) pending(ctx context.Context, id string) ([]jobs.Item, error) {
-	var out []jobs.Item
-	for _, st := range []jobs.ItemStatus{jobs.ItemPending, jobs.ItemScheduled} {
-		items, err := c.Jobs.Items(ctx, id, st)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, items...)
-	}
-	return out, nil
-}
-
-// enqueueItems schedules then enqueues one process task per item; a task id that
-// exists already is fine (enqueued before).
-func (c Controller) enqueueItems(ctx context.Context, job jobs.Job, items []jobs.Item) error {
-	const batch = 500
-	for len(items) > 0 {
-		n := min(batch, len(items))
-		entries := make([]jobs.Scheduled, n)
-		for i, it := range items[:n] {
-			entries[i] = jobs.Scheduled{ItemID: it.ID, TaskID: ProcessTaskID(job.ID, it.ID, job.Restarts)}
-		}
-		if err := c.Jobs.Schedule(ctx, job.ID, entries...); err != nil {
-			return err
-		}
-		for _, it := range items[:n] {
-			task, err := NewProcessTask(c.Jobs.Prefix, job, it.ID)
-			if err != nil {
-				return err
-			}
-			if _, err := c.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-				return fmt.Errorf("enqueue item %s: %w", it.ID, err)
-			}
-		}
-		items = items[n:]
-	}
-	return nil
-}
-
-// Restart re-queues the FAILED items of a PARTIAL or FAILED job and returns
-// how many. When catalog groups of the job failed ([jobs.Store.FailAnalysis]),
-// it enqueues one catalog task per group instead, under a fresh task id (the
-// job's restart count is part of it); the job is ANALYSING until they are done,
-// and the analysis they complete enqueues every PENDING item, the restarted
-// ones included.
+// Restart puts the FAILED items of a PARTIAL or FAILED job back to PENDING (in
+// pages, see [jobs.Store.Restart]) and returns how many; the job is PROCESSING
+// again and the feeder queues them first, under fresh task ids (the job's
+// restart count is part of them). When catalog groups of the job failed
+// ([jobs.Store.FailAnalysis]), it enqueues one catalog task per group, under a
+// fresh task id too; the job is ANALYSING until they are done, and the analysis
+// they complete starts processing every PENDING item, the restarted ones
+// included.
 func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 	re, err := c.Jobs.Restart(ctx, id)
 	if err != nil {
@@ -168,10 +119,7 @@ func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 	}
 	if job.Spec.Engine == jobs.EngineBatch {
 		// The worker polling the job re-starts the remote request's failed tiles.
-		return len(re.Items), c.startBatchPolling(ctx, id)
-	}
-	if len(re.Groups) == 0 {
-		return len(re.Items), c.enqueueItems(ctx, job, re.Items)
+		return re.Items, c.startBatchPolling(ctx, id)
 	}
 	for i, g := range re.Groups {
 		task, err := NewCatalogTask(c.Jobs.Prefix, CatalogPayload{Job: id, Group: g.Group, Tiles: g.Tiles, Restarts: job.Restarts})
@@ -179,10 +127,10 @@ func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 			_, err = c.Queue.EnqueueContext(ctx, task)
 		}
 		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return len(re.Items), c.unqueued(ctx, job, re.Groups[i:], err)
+			return re.Items, c.unqueued(ctx, job, re.Groups[i:], err)
 		}
 	}
-	return len(re.Items), nil
+	return re.Items, nil
 }
 
 // unqueued records the catalog groups a restart could not enqueue as failed
@@ -191,25 +139,20 @@ func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 func (c Controller) unqueued(ctx context.Context, job jobs.Job, groups []jobs.FailedGroup, cause error) error {
 	ctx = context.WithoutCancel(ctx)
 	reason := fmt.Sprintf("restart could not enqueue the catalog search: %v", cause)
-	flipped := false
 	for _, g := range groups {
-		f, err := c.Jobs.FailAnalysis(ctx, job.ID, g.Group, g.Tiles, reason)
-		if err != nil {
+		// The call that completes the analysis also starts the job (auto-start).
+		if _, err := c.Jobs.FailAnalysis(ctx, job.ID, g.Group, g.Tiles, reason); err != nil {
 			return fmt.Errorf("restart job %s: enqueue catalog group %d: %w; recording that failed too (%v): cancel the job", job.ID, g.Group, cause, err)
-		}
-		flipped = flipped || f
-	}
-	if flipped {
-		if j, err := c.Jobs.Get(ctx, job.ID); err == nil {
-			_ = c.startAnalysed(ctx, j)
 		}
 	}
 	return fmt.Errorf("restart job %s: enqueue catalog group %d: %w; %d groups were not re-run, `enqueue restart %s` tries again once the job ends",
 		job.ID, groups[0].Group, cause, len(groups), job.ID)
 }
 
-// Cancel stops a job at any state: the job is CANCELED (handlers drop its work),
-// its queued tasks are deleted and its running ones cancelled.
+// Cancel stops a job at any state: the job is CANCELED (the feeder stops, and
+// handlers drop its work without a request), and the tasks of its SCHEDULED and
+// PROCESSING items — at most the feeder's window — are deleted or cancelled.
+// PENDING items never had a task.
 func (c Controller) Cancel(ctx context.Context, id string) error {
 	items, err := c.Jobs.Cancel(ctx, id)
 	if err != nil {
@@ -230,13 +173,13 @@ func (c Controller) Cancel(ctx context.Context, id string) error {
 	}
 	queue := QueueName(c.Jobs.Prefix, ProcessQueue(job.Spec))
 	for _, it := range items {
-		if it.TaskID == "" {
-			continue
-		}
+		// The feeder queues an item under the task id of the job's current
+		// restart; no item of an older restart can still be in flight.
+		taskID := ProcessTaskID(id, it.ID, job.Restarts)
 		if it.Status == jobs.ItemProcessing {
-			_ = c.Inspector.CancelProcessing(it.TaskID)
+			_ = c.Inspector.CancelProcessing(taskID)
 		}
-		_ = c.Inspector.DeleteTask(queue, it.TaskID)
+		_ = c.Inspector.DeleteTask(queue, taskID)
 	}
 	return nil
 }
@@ -253,20 +196,18 @@ func (c Controller) Resume(ctx context.Context, id string) error {
 		return err
 	}
 	queue := QueueName(c.Jobs.Prefix, ProcessQueue(job.Spec))
-	queues, err := c.Inspector.Queues()
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(queues, queue) {
-		return nil // the queue never held a task: nothing is paused or waiting
-	}
+	// A queue may be paused before it ever held a task (the feeder had not fed
+	// the job yet): unpause whether asynq lists it or not.
 	if err := c.Inspector.UnpauseQueue(queue); err != nil && !isNotPaused(err) {
 		return err
 	}
-	// Only this job's waiting tasks run now; other jobs' retries keep their
-	// own schedule.
+	// Only this job's waiting tasks (at most its window) run now; other jobs'
+	// retries keep their own schedule.
 	for page := 1; ; page++ {
 		retry, err := c.Inspector.ListRetryTasks(queue, asynq.Page(page), asynq.PageSize(500))
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			return nil // the queue never held a task: nothing waits
+		}
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,7 @@ end
 local now, spec, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 -- The job hash is written last: its existence is the job's existence.
 redis.call('DEL', K_TILES, K_ANALYSED, K_ITEMS, SETS.PENDING, SETS.SCHEDULED, SETS.PROCESSING, SETS.DONE, SETS.FAILED,
-  K_FAILED_TILES, K_FAILED_GROUPS)
+  K_FAILED_TILES, K_FAILED_GROUPS, K_FEED)
 for i = 0, n - 1 do
   redis.call('HSET', K_TILES, ARGV[4 + 2 * i], ARGV[5 + 2 * i])
 end

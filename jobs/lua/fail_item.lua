@@ -1,6 +1,7 @@
 -- fail_item.lua: ARGV now, item id, error message, permanent ("1"/"0"), max returns.
 -- A permanent failure, or a stuck item returned max times already, becomes FAILED;
--- otherwise the item goes back to PENDING. Returns {item status, final job status or ""}.
+-- otherwise the item goes back to PENDING (and to the
+-- feed-first list). Returns {item status, final job status or ""}.
 local now, id, msg, permanent, maxret = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', tonumber(ARGV[5])
 local st = job_status()
 if not st then
@@ -21,6 +22,7 @@ if permanent or num(item.returns) >= maxret then
 else
   item.returns = num(item.returns) + 1
   move_item(item, 'PENDING', now)
+  redis.call('RPUSH', K_FEED, id)
 end
 save_item(item)
 redis.call('HSET', K_JOB, 'updated_at', now)
