@@ -249,6 +249,10 @@ type Stats struct {
 	BatchRequests       int
 	BatchPU             float64
 	BatchDeliveryErrors int
+	// BatchCreated counts batch requests created (201), BatchStops the stop
+	// calls accepted (204), BatchTilesDelivered the tiles whose outputs were
+	// written to the bucket.
+	BatchCreated, BatchStops, BatchTilesDelivered int
 }
 
 // RecordedRequest is one API request as [Server.Requests] reports it.
@@ -290,6 +294,8 @@ type Server struct {
 	batches     map[string]*batchTask
 	batchOrder  []string
 	batchStuck  map[string]int
+	batchHold   map[string]bool // tiles kept PROCESSING (SetBatchHold)
+	holdAnalyse bool            // requests kept ANALYSING (HoldBatchAnalysis)
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -323,6 +329,7 @@ func NewHandler(cfg Config) *Server {
 		tokens:     map[string]issuedToken{},
 		batches:    map[string]*batchTask{},
 		batchStuck: map[string]int{},
+		batchHold:  map[string]bool{},
 		monthlyPU:  cfg.MonthlyPU,
 		share:      cfg.ExternalLoad,
 		stats: Stats{

@@ -1,0 +1,232 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"shfleet/internal/fleettest"
+	"shfleet/internal/s3test"
+	"shfleet/jobs"
+	"shfleet/sentinel"
+	"shfleet/sentinel/sentineltest"
+)
+
+// batchFleetWith is batchFleet with the options changed by edit.
+func batchFleetWith(t *testing.T, edit func(*fleettest.Options)) (*fleettest.Fleet, s3test.Gateway) {
+	t.Helper()
+	gw := s3test.Start(t)
+	gw.CreateBucket(t, "batch")
+	opts := fleettest.Options{Workers: 2, BatchPoll: 30 * time.Millisecond, Sim: sentineltest.Config{
+		Batch: true, BatchStep: 5 * time.Millisecond,
+		BatchS3: sentineltest.BatchS3{Endpoint: gw.Endpoint, Region: s3test.Region, AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}}}
+	if edit != nil {
+		edit(&opts)
+	}
+	return fleettest.Start(t, opts), gw
+}
+
+// onlyBatch is the fleet's single batch request.
+func onlyBatch(t *testing.T, f *fleettest.Fleet) sentineltest.BatchInfo {
+	t.Helper()
+	bs := f.Sim.Batches()
+	if len(bs) != 1 {
+		t.Fatalf("the simulator has %d batch requests, want 1: %+v", len(bs), bs)
+	}
+	return bs[0]
+}
+
+// waitSim polls the simulator until ok holds (at most a minute).
+func waitSim(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited a minute for %s", what)
+		}
+	}
+}
+
+// bucketFiles counts the files under the batch bucket's request directory.
+func bucketFiles(t *testing.T, gw s3test.Gateway, request string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(gw.Root, "batch", request), func(_ string, d os.DirEntry, err error) error {
+		if errors.Is(err, os.ErrNotExist) {
+			return filepath.SkipDir
+		}
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestBatchEngineCancelWhileProcessing: one of the sample's 8 tiles is slow;
+// once the 7 others are in the bucket the job is canceled. The request gets
+// one stop and ends STOPPED (USER_ACTION), the job CANCELED with its 7 done
+// items, and the slow tile, released after the stop, is never delivered: 7
+// tiles written, 7 files in the bucket.
+func TestBatchEngineCancelWhileProcessing(t *testing.T) {
+	f, gw := batchFleetWith(t, nil)
+	ctx := context.Background()
+	spec, tiles := sample20(t, gw.URL("batch"))
+	spec.Engine, spec.AOIGeometry = jobs.EngineBatch, aoiGeometry(t)
+	slow := tiles[0].Name
+	f.Sim.SetBatchHold(slow, true)
+	job, err := f.Ctl.Submit(ctx, spec, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WaitFor(t, job.ID, 2*time.Minute, "7 tiles done", func(j jobs.Job) bool { return j.Progress.Done == 7 })
+	if err := f.Ctl.Cancel(ctx, job.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitSim(t, "the request STOPPED", func() bool { return onlyBatch(t, f).Status == sentinel.BatchStopped })
+	f.Sim.SetBatchHold(slow, false)
+	// Give a wrongly running request 40 simulator steps to deliver the tile.
+	time.Sleep(40 * 5 * time.Millisecond)
+	b := onlyBatch(t, f)
+	st := f.Sim.Stats()
+	job, err = f.Store.Get(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.StoppedReason != sentinel.BatchStoppedUserAction || st.BatchStops != 1 {
+		t.Errorf("request %s (%s) after %d stops; want STOPPED by USER_ACTION after 1", b.Status, b.StoppedReason, st.BatchStops)
+	}
+	if st.BatchTilesDelivered != 7 || bucketFiles(t, gw, b.ID) != 7 {
+		t.Errorf("%d tiles delivered, %d files in the bucket; want 7 and 7 (none after the stop)", st.BatchTilesDelivered, bucketFiles(t, gw, b.ID))
+	}
+	for _, tl := range f.Sim.BatchTiles(b.ID) {
+		if tl.Name == slow && tl.Status == sentineltest.TileDone {
+			t.Errorf("the slow tile %s is DONE after the stop", slow)
+		}
+	}
+	if job.Status != jobs.StatusCanceled || job.Progress.Done != 7 {
+		t.Errorf("job %s %+v; want CANCELED with 7 done", job.Status, job.Progress)
+	}
+}
+
+// TestBatchEngineCancelWhileAnalysing: a job canceled while the service
+// analyses its request sends one stop; the analysis completes first (the
+// request stays ANALYSING until then), then the request is STOPPED without a
+// tile processed: 0 delivered, all 8 tiles PENDING, the job CANCELED.
+func TestBatchEngineCancelWhileAnalysing(t *testing.T) {
+	f, gw := batchFleetWith(t, nil)
+	ctx := context.Background()
+	spec, tiles := sample20(t, gw.URL("batch"))
+	spec.Engine, spec.AOIGeometry = jobs.EngineBatch, aoiGeometry(t)
+	f.Sim.HoldBatchAnalysis(true)
+	job, err := f.Ctl.Submit(ctx, spec, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSim(t, "the request ANALYSING", func() bool {
+		bs := f.Sim.Batches()
+		return len(bs) == 1 && bs[0].Status == sentinel.BatchAnalysing
+	})
+	if err := f.Ctl.Cancel(ctx, job.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitSim(t, "the stop", func() bool { return f.Sim.Stats().BatchStops == 1 })
+	// Three more polls while the analysis runs: none may send a second stop.
+	calls := f.Sim.Stats().BatchRequests
+	waitSim(t, "three more polls", func() bool { return f.Sim.Stats().BatchRequests >= calls+3 })
+	if b := onlyBatch(t, f); b.Status != sentinel.BatchAnalysing {
+		t.Fatalf("request %s right after the stop; want still ANALYSING (the analysis completes first)", b.Status)
+	}
+	f.Sim.HoldBatchAnalysis(false)
+	waitSim(t, "the request STOPPED", func() bool { return onlyBatch(t, f).Status == sentinel.BatchStopped })
+	time.Sleep(40 * 5 * time.Millisecond) // 40 steps for a wrong start to show
+	b := onlyBatch(t, f)
+	st := f.Sim.Stats()
+	if b.Status != sentinel.BatchStopped || b.StoppedReason != sentinel.BatchStoppedUserAction || st.BatchStops != 1 || st.BatchTilesDelivered != 0 {
+		t.Errorf("request %s (%s), %d stops, %d tiles delivered; want STOPPED by USER_ACTION, 1 stop, 0 tiles", b.Status, b.StoppedReason, st.BatchStops, st.BatchTilesDelivered)
+	}
+	simTiles := f.Sim.BatchTiles(b.ID)
+	pending := 0
+	for _, tl := range simTiles {
+		if tl.Status == sentineltest.TilePending {
+			pending++
+		}
+	}
+	if len(simTiles) != 8 || pending != 8 {
+		t.Errorf("%d tiles, %d PENDING; want the sample's 8, all PENDING", len(simTiles), pending)
+	}
+	if job, _ = f.Store.Get(ctx, job.ID); job.Status != jobs.StatusCanceled {
+		t.Errorf("job %s; want CANCELED", job.Status)
+	}
+}
+
+// TestBatchEngineCreateIsIdempotent: the first save of the request's id fails
+// (a worker dying right after the create); the retried round finds the
+// request by its description and the job ends DONE with exactly one request
+// created in the simulator.
+func TestBatchEngineCreateIsIdempotent(t *testing.T) {
+	var calls atomic.Int32
+	f, gw := batchFleetWith(t, func(o *fleettest.Options) {
+		o.Hooks.BatchCreated = func(job, request string) error {
+			if calls.Add(1) == 1 {
+				return errors.New("injected: the worker died before saving the request id")
+			}
+			return nil
+		}
+	})
+	ctx := context.Background()
+	spec, tiles := sample20(t, gw.URL("batch"))
+	spec.Engine, spec.AOIGeometry = jobs.EngineBatch, aoiGeometry(t)
+	job, err := f.Ctl.Submit(ctx, spec, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = f.WaitFinal(t, job.ID, 2*time.Minute)
+	b := onlyBatch(t, f)
+	if job.Status != jobs.StatusDone || job.Progress.Done != 8 {
+		t.Fatalf("job %s %+v (%s); want DONE with 8 done", job.Status, job.Progress, job.Error)
+	}
+	if n := f.Sim.Stats().BatchCreated; n != 1 || calls.Load() != 1 || b.Description != "shfleet job "+job.ID {
+		t.Fatalf("%d requests created, %d creates seen by the hook, description %q; want 1, 1, %q", n, calls.Load(), b.Description, "shfleet job "+job.ID)
+	}
+}
+
+// TestBatchEngineOutOfPUPausesThenResumes: a month budget of 1 PU lets the
+// service charge 3 of the sample's tiles (0.953674/3 = 0.317891 PU each: 3 are
+// 0.953674, a 4th would be 1.2716) and stop the request for OUT_OF_PU; the job
+// stays PROCESSING paused OUT_OF_PU until the 1st of next month with 3 tiles
+// done. With the budget raised, `enqueue resume` starts the request again and
+// the job ends DONE with 8 tiles from the one request.
+func TestBatchEngineOutOfPUPausesThenResumes(t *testing.T) {
+	f, gw := batchFleetWith(t, func(o *fleettest.Options) { o.Sim.MonthlyPU = 1 })
+	ctx := context.Background()
+	spec, tiles := sample20(t, gw.URL("batch"))
+	spec.Engine, spec.AOIGeometry = jobs.EngineBatch, aoiGeometry(t)
+	job, err := f.Ctl.Submit(ctx, spec, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = f.WaitFor(t, job.ID, 2*time.Minute, "paused OUT_OF_PU with 3 done", func(j jobs.Job) bool {
+		return j.StoppedReason == jobs.ReasonOutOfPU && j.Progress.Done == 3
+	})
+	b := onlyBatch(t, f)
+	now := time.Now().UTC()
+	reset := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	if job.Status != jobs.StatusProcessing || !job.ResumeAt.Equal(reset) || b.Status != sentinel.BatchStopped || b.StoppedReason != sentinel.BatchStoppedOutOfPU {
+		t.Fatalf("job %s resume at %s, request %s (%s); want PROCESSING until %s, STOPPED for OUT_OF_PU", job.Status, job.ResumeAt, b.Status, b.StoppedReason, reset)
+	}
+	f.Sim.SetMonthlyPU(0)
+	if err := f.Ctl.Resume(ctx, job.ID); err != nil {
+		t.Fatal(err)
+	}
+	job = f.WaitFinal(t, job.ID, 2*time.Minute)
+	if job.Status != jobs.StatusDone || job.Progress.Done != 8 || len(f.Sim.Batches()) != 1 {
+		t.Fatalf("after resume: job %s %+v, %d requests; want DONE with 8 done from 1 request", job.Status, job.Progress, len(f.Sim.Batches()))
+	}
+}
