@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -526,6 +527,9 @@ func checkEngine(o submitOptions, g grid.Grid, aois []grid.AOI, outURL string) (
 	}
 	if _, ok := g.BatchGridID(); !ok {
 		return "", nil, fmt.Errorf("--engine batch: --grid %s is not one of the Batch API's tiling grids; use utm-10km, utm-20km, utm-100km, wgs84-1deg, laea-100km or laea-20km", g.Name)
+	}
+	if err := g.CheckBatchResolution(o.resolution); err != nil {
+		return "", nil, fmt.Errorf("--engine batch --resolution %s: %w", strconv.FormatFloat(o.resolution, 'f', -1, 64), err)
 	}
 	if o.modeSet {
 		return "", nil, errors.New("--engine batch makes one output per tile over the whole --from..--to (like --mode interval with one interval); remove --mode/--interval")
