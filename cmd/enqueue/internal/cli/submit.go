@@ -191,11 +191,16 @@ func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, au
 		if err != nil {
 			return err
 		}
-		if err := a.printEstimate(job, policies); err != nil {
+		var batch *BatchEstimateView
+		if o.engine == engineBoth {
+			b := batchEstimate(job, spec, tiles, policies)
+			batch = &b
+		}
+		if err := a.printEstimate(job, policies, batch); err != nil {
 			return err
 		}
-		if o.engine == engineBoth && !a.json {
-			a.printBatchEstimate(job, spec, tiles, policies)
+		if batch != nil && !a.json {
+			a.printBatchEstimate(*batch)
 		}
 		return nil
 	case o.watch:
@@ -558,32 +563,74 @@ func checkEngine(o submitOptions, g grid.Grid, aois []grid.AOI, outURL string) (
 	return jobs.EngineBatch, b, nil
 }
 
-// printBatchEstimate prints, after the Process API fleet's estimate, how the
-// Batch API would estimate the same job (one data sample per 3 days for
-// ORBIT/TILE mosaicking, x 1/3) and the time its PU take at the account's
-// policies.
-func (a *app) printBatchEstimate(j jobs.Job, spec jobs.Spec, tiles []grid.Tile, policies []quota.Policy) {
+// BatchEstimateView is the Batch API's side of `estimate --engine both`
+// (EstimateView.Batch with --json).
+type BatchEstimateView struct {
+	Tiles       int     `json:"tiles"`
+	EstimatedPU float64 `json:"estimated_pu"`
+	// DurationSeconds is the time its PU take at the binding policy (the batch
+	// PU are charged on the same policies).
+	DurationSeconds float64 `json:"duration_seconds"`
+	BindingPolicy   string  `json:"binding_policy,omitempty"`
+	// Cheaper is "batch", "process" or "same"; SavingPU what the cheaper saves.
+	Cheaper  string  `json:"cheaper"`
+	SavingPU float64 `json:"saving_pu"`
+	// Resolutions are what the Batch API takes on the grid; ResolutionOK says
+	// whether the job's --resolution is one (else submit --engine batch refuses it).
+	Resolutions  []float64 `json:"resolutions"`
+	ResolutionOK bool      `json:"resolution_ok"`
+}
+
+// batchEstimate is how the Batch API would estimate the job (one data sample
+// per 3 days for ORBIT/TILE mosaicking, x 1/3) beside the fleet's estimate pj.
+func batchEstimate(pj jobs.Job, spec jobs.Spec, tiles []grid.Tile, policies []quota.Policy) BatchEstimateView {
 	var mpu int64
 	for _, t := range tiles {
 		mpu += sentinel.MilliPU(tasks.BatchEstimatePU(spec, t))
 	}
-	bj := j
+	bj := pj
 	bj.Progress = jobs.Progress{Tiles: len(tiles), TilesAnalysed: len(tiles), EstimatedMilliPU: mpu}
-	v := newEstimateView(bj, policies)
-	pv := newEstimateView(j, policies)
-	w := a.stdout
-	fmt.Fprintf(w, "batch engine (Batch Processing API v2, one request, the service's estimate):\n")
-	fmt.Fprintf(w, "  tiles              %d\n", len(tiles))
-	fmt.Fprintf(w, "  processing units   %s PU (one sample per 3 days for ORBIT/TILE, x 1/3)\n", fmtPU(v.EstimatedPU))
-	if v.BindingPolicy != "" {
-		fmt.Fprintf(w, "  time               %s at %s (the batch PU are charged on the same policies)\n", fmtDuration(time.Duration(v.DurationSeconds*float64(time.Second))), v.BindingPolicy)
-	}
+	v, pv := newEstimateView(bj, policies), newEstimateView(pj, policies)
+	b := BatchEstimateView{Tiles: len(tiles), EstimatedPU: v.EstimatedPU, DurationSeconds: v.DurationSeconds, BindingPolicy: v.BindingPolicy}
 	switch {
 	case v.EstimatedPU < pv.EstimatedPU:
-		fmt.Fprintf(w, "batch is cheaper by %s PU (%.0f%%); `enqueue submit --engine batch` runs it (enterprise accounts, s3:// output)\n", fmtPU(pv.EstimatedPU-v.EstimatedPU), 100*(pv.EstimatedPU-v.EstimatedPU)/pv.EstimatedPU)
+		b.Cheaper, b.SavingPU = "batch", pv.EstimatedPU-v.EstimatedPU
 	case v.EstimatedPU > pv.EstimatedPU:
-		fmt.Fprintf(w, "the process engine is cheaper by %s PU: the catalog found under a third of the one sample per 3 days the Batch API assumes\n", fmtPU(v.EstimatedPU-pv.EstimatedPU))
+		b.Cheaper, b.SavingPU = "process", v.EstimatedPU-pv.EstimatedPU
+	default:
+		b.Cheaper = "same"
+	}
+	b.SavingPU = math.Round(b.SavingPU*1000) / 1000
+	if g, err := grid.ParseGrid(spec.Grid); err == nil {
+		b.Resolutions = g.BatchResolutions()
+		b.ResolutionOK = g.CheckBatchResolution(spec.Resolution) == nil
+	}
+	return b
+}
+
+// printBatchEstimate prints, after the Process API fleet's estimate, the
+// Batch API's estimate of the same job and which engine is cheaper.
+func (a *app) printBatchEstimate(b BatchEstimateView) {
+	w := a.stdout
+	fmt.Fprintf(w, "batch engine (Batch Processing API v2, one request, the service's estimate):\n")
+	fmt.Fprintf(w, "  tiles              %d\n", b.Tiles)
+	fmt.Fprintf(w, "  processing units   %s PU (one sample per 3 days for ORBIT/TILE, x 1/3)\n", fmtPU(b.EstimatedPU))
+	if b.BindingPolicy != "" {
+		fmt.Fprintf(w, "  time               %s at %s (the batch PU are charged on the same policies)\n", fmtDuration(time.Duration(b.DurationSeconds*float64(time.Second))), b.BindingPolicy)
+	}
+	switch b.Cheaper {
+	case "batch":
+		fmt.Fprintf(w, "batch is cheaper by %s PU (%.0f%%); `enqueue submit --engine batch` runs it (enterprise accounts, s3:// output)\n", fmtPU(b.SavingPU), 100*b.SavingPU/(b.EstimatedPU+b.SavingPU))
+	case "process":
+		fmt.Fprintf(w, "the process engine is cheaper by %s PU: the catalog found under a third of the one sample per 3 days the Batch API assumes\n", fmtPU(b.SavingPU))
 	default:
 		fmt.Fprintf(w, "both engines cost the same\n")
+	}
+	if !b.ResolutionOK && len(b.Resolutions) > 0 {
+		vals := make([]string, len(b.Resolutions))
+		for i, r := range b.Resolutions {
+			vals[i] = strconv.FormatFloat(r, 'f', -1, 64)
+		}
+		fmt.Fprintf(w, "note: the Batch API does not take this --resolution on this grid; `enqueue submit --engine batch` needs one of %s\n", strings.Join(vals, ", "))
 	}
 }
