@@ -482,6 +482,7 @@ func (h *Handlers) batchCollect(ctx context.Context, job jobs.Job, st batchState
 	if err != nil {
 		return err
 	}
+	log := h.Log.With().Str("job", job.ID).Str("batch_request", st.Request).Logger()
 	var open []jobs.Item
 	for _, s := range []jobs.ItemStatus{jobs.ItemPending, jobs.ItemScheduled, jobs.ItemProcessing} {
 		its, err := h.Jobs.Items(ctx, job.ID, s)
@@ -531,12 +532,8 @@ func (h *Handlers) batchCollect(ctx context.Context, job jobs.Job, st batchState
 		if err != nil {
 			return err
 		}
-		if h.Hooks.ItemFinished != nil {
-			h.Hooks.ItemFinished(job.ID, jobs.ItemDone, float64(share)/1000)
-		}
-		if out.Finished != "" {
-			h.Log.Info().Str("job", job.ID).Str("status", string(out.Finished)).Msg("batch job finished")
-		}
+		// As for process jobs: the hook, and the manifest once the job is over.
+		h.finished(ctx, log, job.ID, out, jobs.ItemDone, float64(share)/1000)
 	}
 	if !remoteFinal {
 		return nil
@@ -549,9 +546,7 @@ func (h *Handlers) batchCollect(ctx context.Context, job jobs.Job, st batchState
 		if err != nil {
 			return err
 		}
-		if out.Finished != "" {
-			h.Log.Info().Str("job", job.ID).Str("status", string(out.Finished)).Msg("batch job finished")
-		}
+		h.finished(ctx, log, job.ID, out, jobs.ItemFailed, 0)
 	}
 	return nil
 }

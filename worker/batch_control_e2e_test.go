@@ -2,18 +2,23 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"shfleet/grid"
 	"shfleet/internal/fleettest"
 	"shfleet/internal/s3test"
 	"shfleet/jobs"
+	"shfleet/output"
 	"shfleet/sentinel"
 	"shfleet/sentinel/sentineltest"
+	"shfleet/tasks"
 )
 
 // batchFleetWith is batchFleet with the options changed by edit.
@@ -194,6 +199,41 @@ func TestBatchEngineCreateIsIdempotent(t *testing.T) {
 	}
 	if n := f.Sim.Stats().BatchCreated; n != 1 || calls.Load() != 1 || b.Description != "shfleet job "+job.ID {
 		t.Fatalf("%d requests created, %d creates seen by the hook, description %q; want 1, 1, %q", n, calls.Load(), b.Description, "shfleet job "+job.ID)
+	}
+	checkBatchManifest(t, gw, job, b.ID, tiles)
+}
+
+// checkBatchManifest waits for the job's manifest.json at the bucket's root
+// and checks it lists one entry per tile at <request>/<tile>/default.tif,
+// whose PU add up to what the job spent.
+func checkBatchManifest(t *testing.T, gw s3test.Gateway, job jobs.Job, request string, tiles []grid.Tile) {
+	t.Helper()
+	p := filepath.Join(gw.Root, "batch", tasks.ManifestKey(job.ID))
+	var data []byte
+	waitSim(t, "the manifest", func() bool {
+		var err error
+		data, err = os.ReadFile(p)
+		return err == nil
+	})
+	var m struct {
+		Entries []output.ManifestEntry `json:"entries"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("manifest %s: %v", p, err)
+	}
+	if len(m.Entries) != len(tiles) {
+		t.Fatalf("manifest has %d entries, want one per tile (%d)", len(m.Entries), len(tiles))
+	}
+	var pu float64
+	for i, e := range m.Entries {
+		// Entries are sorted by tile, as the tiles are.
+		if want := request + "/" + tiles[i].Name + "/default.tif"; e.Tile != tiles[i].Name || e.Key != want || e.Size <= 0 {
+			t.Errorf("manifest entry %d: %+v, want tile %s at %s with a size", i, e, tiles[i].Name, want)
+		}
+		pu += e.PU
+	}
+	if spent := float64(job.Progress.SpentMilliPU) / 1000; math.Abs(pu-spent) > 0.0005 {
+		t.Errorf("manifest PU add up to %.4f, the job spent %.3f", pu, spent)
 	}
 }
 
