@@ -617,7 +617,7 @@ func BuildBatchRequest(spec jobs.Spec) (sentinel.BatchRequest, error) {
 	return sentinel.BatchRequest{
 		ProcessRequest: pr,
 		Input:          sentinel.BatchInput{Type: sentinel.BatchInputTilingGrid, ID: gid, Resolution: spec.Resolution},
-		Output: sentinel.BatchOutput{Type: sentinel.BatchOutputRaster, Overwrite: spec.Overwrite,
+		Output: sentinel.BatchOutput{Type: sentinel.BatchOutputRaster, Overwrite: spec.Overwrite, CogOutput: spec.COG,
 			Delivery: sentinel.BatchDelivery{S3: sentinel.BatchS3{URL: "s3://" + bucket, Region: region}}},
 		Description: "shfleet job " + spec.ID,
 	}, nil

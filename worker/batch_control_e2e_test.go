@@ -270,3 +270,34 @@ func TestBatchEngineOutOfPUPausesThenResumes(t *testing.T) {
 		t.Fatalf("after resume: job %s %+v, %d requests; want DONE with 8 done from 1 request", job.Status, job.Progress, len(f.Sim.Batches()))
 	}
 }
+
+// TestBatchEngineStartAfterEstimate: a batch job submitted without starting
+// (enqueue estimate, submit --no-start) has its request analysed only: the job
+// ANALYSIS_DONE with the sample's 8 items and no tile processed; `enqueue
+// start` starts that same request and the job ends DONE. The job asked for
+// COGs, and the request carries cogOutput.
+func TestBatchEngineStartAfterEstimate(t *testing.T) {
+	f, gw := batchFleetWith(t, nil)
+	ctx := context.Background()
+	spec, tiles := sample20(t, gw.URL("batch"))
+	spec.Engine, spec.AOIGeometry, spec.AutoStart, spec.COG = jobs.EngineBatch, aoiGeometry(t), false, true
+	job, err := f.Ctl.Submit(ctx, spec, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = f.WaitFor(t, job.ID, 2*time.Minute, "ANALYSIS_DONE", func(j jobs.Job) bool { return j.Status == jobs.StatusAnalysisDone })
+	b := onlyBatch(t, f)
+	// 8 tiles of 500 x 500 px, 3 bands UINT8 SIMPLE: 0.953674/3 = 0.317891 PU
+	// each, 318 milli-PU rounded up, 2544 for 8.
+	if job.Progress.Total != 8 || job.Progress.EstimatedMilliPU != 2544 || b.Status != sentinel.BatchAnalysisDone || f.Sim.Stats().BatchTilesDelivered != 0 || !b.COG {
+		t.Fatalf("job %+v, request %s (COG %v), %d tiles delivered; want 8 items estimated at 2544 milli-PU, ANALYSIS_DONE with cogOutput, 0 tiles",
+			job.Progress, b.Status, b.COG, f.Sim.Stats().BatchTilesDelivered)
+	}
+	if job, err = f.Ctl.Start(ctx, job.ID); err != nil || job.Status != jobs.StatusProcessing {
+		t.Fatalf("start: %s, %v; want PROCESSING", job.Status, err)
+	}
+	job = f.WaitFinal(t, job.ID, 2*time.Minute)
+	if job.Status != jobs.StatusDone || job.Progress.Done != 8 || onlyBatch(t, f).ID != b.ID || f.Sim.Stats().BatchTilesDelivered != 8 {
+		t.Fatalf("after start: job %s %+v, %d tiles delivered; want DONE with 8 done from request %s", job.Status, job.Progress, f.Sim.Stats().BatchTilesDelivered, b.ID)
+	}
+}

@@ -60,6 +60,7 @@ type submitOptions struct {
 	responses         []string
 	pathTemplate      string
 	overwrite         bool
+	cog               bool
 	queue             string
 	name              string
 	noStart           bool
@@ -122,6 +123,7 @@ the time at the binding account policy. ` + "`enqueue start JOB`" + ` then proce
 	f.StringArrayVar(&o.responses, "response", nil, "evalscript output to request as id:mime, e.g. default:image/tiff, repeatable (default: every output of the evalscript as image/tiff)")
 	f.StringVar(&o.pathTemplate, "path-template", "", "output key layout (default "+output.DefaultPathTemplate+")")
 	f.BoolVar(&o.overwrite, "overwrite", false, "rewrite existing outputs instead of skipping them")
+	f.BoolVar(&o.cog, "cog", false, "write Cloud Optimized GeoTIFFs (--engine batch: the request's cogOutput)")
 	f.StringVar(&o.queue, "queue", jobs.DefaultQueue, "queue of the job's process tasks")
 	f.StringVar(&o.engine, "engine", jobs.EngineProcess, "process (the fleet's Process API requests) or batch (one Batch Processing API v2 request, enterprise accounts, s3:// output)")
 	f.StringVar(&o.name, "name", "", "a label for the job")
@@ -346,7 +348,7 @@ func buildSpec(ctx context.Context, aoiFile string, o submitOptions) (jobs.Spec,
 	spec = jobs.Spec{Name: o.name, AOISource: aoiFile, Grid: g.Name, Resolution: o.resolution, Engine: engine, AOIGeometry: geometry,
 		From: from, To: to, Collection: o.collection, Evalscript: script, MaxCloudCover: maxCloud,
 		MosaickingOrder: o.mosaicking, Mode: mode, Interval: o.interval, Responses: responses,
-		OutputURL: o.outputURL, PathTemplate: o.pathTemplate, Overwrite: o.overwrite, Queue: o.queue}
+		OutputURL: o.outputURL, PathTemplate: o.pathTemplate, Overwrite: o.overwrite, COG: o.cog, Queue: o.queue}
 	if err := spec.Validate(); err != nil {
 		return spec, nil, est, err
 	}
@@ -514,6 +516,10 @@ func (a *app) checkCredentials(ctx context.Context, timeout time.Duration) error
 func checkEngine(o submitOptions, g grid.Grid, aois []grid.AOI, outURL string) (string, json.RawMessage, error) {
 	switch o.engine {
 	case "", jobs.EngineProcess:
+		if o.cog {
+			// The process engine writes the service's GeoTIFFs as they come.
+			return "", nil, errors.New("--cog needs --engine batch (the Batch API writes the COGs); the process engine writes plain GeoTIFFs")
+		}
 		return jobs.EngineProcess, nil, nil
 	case engineBoth:
 		if !o.estimate {
