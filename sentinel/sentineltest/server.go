@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -150,6 +151,9 @@ type Config struct {
 	// BatchStep is the pace of the simulated batch service; default
 	// [DefaultBatchStep].
 	BatchStep time.Duration
+	// BatchStuck makes tiles (by name) get stuck that many times, as
+	// [Server.SetBatchStuck] does; default none.
+	BatchStuck map[string]int
 }
 
 // withDefaults returns c with every zero field that has a default set to it.
@@ -340,6 +344,7 @@ func NewHandler(cfg Config) *Server {
 			Served:              map[string]int{},
 		},
 	}
+	maps.Copy(s.batchStuck, cfg.BatchStuck)
 	for _, c := range cfg.ForbiddenCollections {
 		s.forbidden[c] = true
 	}
