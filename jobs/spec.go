@@ -78,6 +78,9 @@ type Spec struct {
 	PathTemplate string `json:"path_template,omitempty"`
 	// Overwrite rewrites existing outputs instead of skipping them.
 	Overwrite bool `json:"overwrite,omitempty"`
+	// COG writes Cloud Optimized GeoTIFFs (the batch engine asks the service
+	// for them: output.cogOutput).
+	COG bool `json:"cog,omitempty"`
 	// Queue is the asynq queue for the job's process tasks. Default: [DefaultQueue].
 	Queue string `json:"queue,omitempty"`
 	// AutoStart starts processing as soon as the analysis is done (enqueue submit);
