@@ -6,9 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"shfleet/grid"
 	"shfleet/internal/fleettest"
 	"shfleet/jobs"
 	"shfleet/ops"
@@ -46,6 +48,11 @@ func (f *fleet) submit(t *testing.T) jobs.Job {
 	t.Helper()
 	spec, tiles := fleettest.SampleSpec(t, "file://"+t.TempDir())
 	spec.Name = "ops test <sample AOI>"
+	aois, err := grid.ParseFile(filepath.Join(fleettest.Examples(), "aoi.geojson"), grid.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.AOIOutline = jobs.OutlineOf(aois) // as enqueue submit stores it
 	job, err := f.Ctl.Submit(context.Background(), spec, tiles)
 	if err != nil {
 		t.Fatal(err)
