@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"shfleet/grid"
 	"shfleet/internal/fleettest"
 	"shfleet/jobs"
@@ -40,7 +42,27 @@ func newFleet(t *testing.T, n, concurrency int, simCfg sentineltest.Config) *fle
 	t.Cleanup(func() { h.Close() })
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
+	startFlush(t, m, f.Client(t))
 	return f
+}
+
+// startFlush runs m's fleet-counter flush (every 100 ms) until the test ends.
+func startFlush(t *testing.T, m *ops.Metrics, rdb redis.Cmdable) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Series().RunFleetFlush(ctx, rdb, "", 100*time.Millisecond, nil)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// flush adds what the fleet's shared metrics counted to Redis now.
+func (f *fleet) flush(t *testing.T) {
+	t.Helper()
+	if err := f.metrics.Series().Flush(context.Background(), f.Client(t), ""); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // submit submits the sample job (fleettest.SampleSpec), auto-started.

@@ -48,8 +48,10 @@ type Snapshot struct {
 	Month *MonthView `json:"month,omitempty"`
 	// Jobs are every job, newest first.
 	Jobs []JobView `json:"jobs"`
-	// Series are the requests admitted and PU spent per minute by this process,
-	// the last SeriesMinutes minutes, oldest first.
+	// Series are the requests admitted and PU spent per minute by the whole
+	// fleet (every worker's Series, flushed to Redis: see FleetPoints), the
+	// last SeriesMinutes minutes, oldest first. Every worker's page shows the
+	// same numbers.
 	Series []Point `json:"series"`
 	// Errors are what could not be read (e.g. Redis unreachable).
 	Errors []string `json:"errors,omitempty"`
@@ -161,7 +163,11 @@ func (h *Handler) policies(ctx context.Context) ([]quota.Policy, error) {
 func (h *Handler) snapshot(ctx context.Context) Snapshot {
 	ctx, cancel := context.WithTimeout(ctx, ScrapeTimeout)
 	defer cancel()
-	s := Snapshot{GeneratedAt: h.cfg.Now().UTC(), Series: h.cfg.Metrics.Series().Points(), Jobs: []JobView{}}
+	s := Snapshot{GeneratedAt: h.cfg.Now().UTC(), Jobs: []JobView{}}
+	var err error
+	if s.Series, err = FleetPoints(ctx, h.cfg.Redis, h.cfg.Prefix, s.GeneratedAt); err != nil {
+		s.Errors = append(s.Errors, err.Error())
+	}
 	pols, err := h.policies(ctx)
 	if err != nil {
 		s.Errors = append(s.Errors, "policies: "+err.Error())
@@ -281,9 +287,9 @@ func (h *Handler) serveJobsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	s := h.snapshot(r.Context())
 	s.Charts = []template.HTML{
-		chartSVG("Requests per minute (this worker) and request limits", s.Series,
+		chartSVG("Requests per minute (fleet) and request limits", s.Series,
 			func(p Point) float64 { return float64(p.Requests) }, s.Policies, string(quota.Requests)),
-		chartSVG("PU per minute (this worker) and PU limits", s.Series,
+		chartSVG("PU per minute (fleet) and PU limits", s.Series,
 			func(p Point) float64 { return p.PU }, s.Policies, string(quota.PU)),
 	}
 	name := "jobs.html"
