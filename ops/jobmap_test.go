@@ -1,12 +1,16 @@
 package ops_test
 
 import (
+	"context"
 	"fmt"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"shfleet/grid"
+	"shfleet/internal/redistest"
 	"shfleet/jobs"
 	"shfleet/ops"
 )
@@ -180,5 +184,81 @@ func TestJobMapRaster(t *testing.T) {
 	}
 	if strings.Contains(svg, "<title>") {
 		t.Errorf("more than MapTitledTiles cells carry titles")
+	}
+}
+
+// TestJobMapPage serves the map of a stored 3-tile job (no outline stored)
+// through the page: the map fragment alone, the date selector, and what a bad
+// date or an unknown job shows.
+func TestJobMapPage(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	rdb := rs.Client()
+	defer rdb.Close()
+	prefix := redistest.Prefix(t)
+	ctx := context.Background()
+	st := &jobs.Store{Redis: rdb, Prefix: prefix}
+	day := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	spec := jobs.Spec{Name: "map <page>", Collection: "sentinel-2-l2a", Evalscript: "//VERSION=3", From: day, To: day.AddDate(0, 0, 2),
+		OutputURL: "file:///tmp/x"}
+	tiles := []grid.Tile{
+		{Name: "A", EPSG: 4326, WGS84: [4]float64{0, 0, 1, 1}, Width: 10, Height: 10},
+		{Name: "B", EPSG: 4326, WGS84: [4]float64{1, 0, 2, 1}, Width: 10, Height: 10},
+		{Name: "C", EPSG: 4326, WGS84: [4]float64{0, -1, 1, 0}, Width: 10, Height: 10},
+	}
+	job, err := st.Create(ctx, spec, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A and B have an item on 2025-06-01 and 2025-06-02; C is not analysed.
+	var items []jobs.Item
+	for _, tile := range []string{"A", "B"} {
+		for _, d := range []time.Time{day, day.AddDate(0, 0, 1)} {
+			items = append(items, jobs.Item{ID: jobs.ItemID(tile, d), Tile: tile, Date: d.Format(time.DateOnly), From: d, To: d.AddDate(0, 0, 1)})
+		}
+	}
+	if _, err := st.RecordAnalysis(ctx, job.ID, []string{"A", "B"}, items, 1); err != nil {
+		t.Fatal(err)
+	}
+	h, err := ops.NewHandler(ops.Config{Redis: rdb, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	_, page := get(t, srv.URL, "/jobs") // the newest (only) job, all dates
+	for _, want := range []string{
+		`<section class="jobmap" id="jobmap" data-job="` + job.ID + `" data-date="" data-refresh="5">`,
+		`(map &lt;page&gt;)`,
+		`<option value="2025-06-01">2025-06-01</option><option value="2025-06-02">2025-06-02</option>`,
+		// Worked as in TestJobMapThreeTiles: the same three boxes.
+		`<rect x="160.0" y="20.0" width="220.0" height="220.0" fill="#b3b9c0" stroke="#fff" stroke-width="0.5" data-state="pending"><title>A: pending (0 done, 0 running, 2 pending, 0 failed)</title>`,
+		`<rect x="160.0" y="240.0" width="220.0" height="220.0" fill="#b3b9c0" stroke="#fff" stroke-width="0.5" data-state="pending"><title>C: pending (0 done, 0 running, 0 pending, 0 failed)</title>`,
+		"stored without its AOI outline",
+	} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("/jobs lacks %s", want)
+		}
+	}
+	_, frag := get(t, srv.URL, "/jobs?fragment=map&job="+job.ID+"&date=2025-06-02")
+	if strings.Contains(string(frag), "<html") || strings.Contains(string(frag), "<option") || !strings.Contains(string(frag), `<svg class="map"`) ||
+		!strings.Contains(string(frag), `data-state="pending"><title>B: pending (0 done, 0 running, 1 pending, 0 failed)`) {
+		t.Errorf("map fragment of 2025-06-02: %.300s", frag)
+	}
+	_, sel := get(t, srv.URL, "/jobs?job="+job.ID+"&date=2025-06-02")
+	if !strings.Contains(string(sel), `<option value="2025-06-02" selected>2025-06-02</option>`) {
+		t.Errorf("the date selector does not show 2025-06-02 selected")
+	}
+	for q, want := range map[string]string{
+		"job=" + job.ID + "&date=June": `date &#34;June&#34;: give a day as YYYY-MM-DD, or none for all dates`,
+		"job=NOPE":                     "job NOPE: not found; list jobs with `enqueue list`",
+		"job=a/b":                      `job &#34;a/b&#34;: not a valid job id`,
+	} {
+		_, body := get(t, srv.URL, "/jobs?fragment=map&"+q)
+		if !strings.Contains(string(body), `<div class="errors">`) || !strings.Contains(string(body), want) {
+			t.Errorf("?%s: %s; want an error with %s", q, body, want)
+		}
 	}
 }

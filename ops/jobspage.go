@@ -79,7 +79,17 @@ type MapView struct {
 	Note  string
 	// Error says what could not be read or what was asked wrongly.
 	Error string
+	// RefreshSeconds is how often the page redraws the map: MapRefresh, or
+	// MapRefreshLarge for a job of more than MapTitledTiles tiles (each redraw
+	// reads every tile and item id).
+	RefreshSeconds int
 }
+
+// How often the page redraws a job's map (see MapView.RefreshSeconds).
+const (
+	MapRefresh      = 5 * time.Second
+	MapRefreshLarge = 30 * time.Second
+)
 
 // PolicyView is one account policy.
 type PolicyView struct {
@@ -231,7 +241,7 @@ func (h *Handler) jobMap(ctx context.Context, id, date string) *MapView {
 	ctx, cancel := context.WithTimeout(ctx, ScrapeTimeout)
 	defer cancel()
 	st := h.cfg.Sources.Jobs
-	v := &MapView{Date: date}
+	v := &MapView{Date: date, RefreshSeconds: int(MapRefresh / time.Second)}
 	if id == "" {
 		list, err := st.List(ctx)
 		if err != nil {
@@ -260,6 +270,9 @@ func (h *Handler) jobMap(ctx context.Context, id, date string) *MapView {
 		return v
 	}
 	v.Dates, v.Tiles = ts.Dates, len(tiles)
+	if len(tiles) > MapTitledTiles {
+		v.RefreshSeconds = int(MapRefreshLarge / time.Second)
+	}
 	m := JobMap(MapInput{Tiles: tiles, Status: ts.Tiles, Outline: job.Spec.AOIOutline})
 	v.SVG = m.SVG
 	if m.Cells > 0 {
@@ -274,7 +287,7 @@ func (h *Handler) jobMap(ctx context.Context, id, date string) *MapView {
 
 // serveJobsPage renders the page, or with ?fragment=1 only its content (what the
 // page's script swaps in every 2 s), or with ?fragment=map only the map of
-// ?job= on ?date= (swapped in every 5 s).
+// ?job= on ?date= (swapped in every MapView.RefreshSeconds).
 func (h *Handler) serveJobsPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
