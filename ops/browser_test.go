@@ -2,6 +2,7 @@ package ops_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"image/png"
@@ -17,8 +18,9 @@ import (
 	"shfleet/sentinel/sentineltest"
 )
 
-// artifactDir keeps what the browser test saw (gitignored, see ops/.gitignore).
-const artifactDir = "testdata/artifacts"
+// artifactDir keeps what the browser test saw: $SHFLEET_ARTIFACTS (CI keeps
+// it), else testdata/artifacts (gitignored, see ops/.gitignore).
+var artifactDir = cmp.Or(os.Getenv("SHFLEET_ARTIFACTS"), "testdata/artifacts")
 
 // chromium runs Debian's chromium headless with args and the url, and returns
 // its stdout.
@@ -233,6 +235,7 @@ func TestBrowserJobsPage(t *testing.T) {
 	if b := img.Bounds(); b.Dx() != 1280 || b.Dy() != 1200 {
 		t.Errorf("screenshot is %v, want 1280x1200", b)
 	}
+	fmt.Printf("job page screenshot: %s\n", shot)
 	t.Log(fmt.Sprintf("job %s: page showed %d/%d done (store %d..%d); map of %s: %v; screenshot %s",
 		id, done, before.Progress.Total, before.Progress.Done, after.Progress.Done, date, states, shot))
 }
