@@ -262,3 +262,31 @@ func TestJobMapPage(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkJobMap100kTiles draws a 100,000-tile job (316 x 317 tiles of
+// 0.01°, a third done, a few running, the rest pending) and reports the SVG's
+// size.
+func BenchmarkJobMap100kTiles(b *testing.B) {
+	var in ops.MapInput
+	in.Status = map[string]jobs.StatusCounts{}
+	for i := range 316 {
+		for j := range 317 {
+			name := fmt.Sprintf("t%d_%d", i, j)
+			w, s := 10+float64(i)*0.01, 45+float64(j)*0.01
+			in.Tiles = append(in.Tiles, rec(name, w, s, w+0.01, s+0.01, true, false))
+			switch {
+			case i < 105:
+				in.Status[name] = jobs.StatusCounts{Done: 3}
+			case i < 107:
+				in.Status[name] = jobs.StatusCounts{Done: 1, Processing: 1, Pending: 1}
+			default:
+				in.Status[name] = jobs.StatusCounts{Pending: 3}
+			}
+		}
+	}
+	var size int
+	for b.Loop() {
+		size = len(ops.JobMap(in).SVG)
+	}
+	b.ReportMetric(float64(size), "svg-bytes")
+}
