@@ -98,6 +98,10 @@ type Spec struct {
 	// AOIGeometry is the AOIs as one GeoJSON MultiPolygon (lon/lat), kept for
 	// the batch engine, which sends the area rather than the tiles.
 	AOIGeometry json.RawMessage `json:"aoi_geometry,omitempty"`
+	// AOIOutline is a compact copy of the AOIs for the job page's map (see
+	// [OutlineOf]); empty for jobs submitted before it existed, whose map then
+	// shows the tiles alone.
+	AOIOutline Outline `json:"aoi_outline,omitempty"`
 	// CreatedAt is set by [Store.Create].
 	CreatedAt time.Time `json:"created_at"`
 }

@@ -345,7 +345,7 @@ func buildSpec(ctx context.Context, aoiFile string, o submitOptions) (jobs.Spec,
 	if err != nil {
 		return spec, nil, est, err
 	}
-	spec = jobs.Spec{Name: o.name, AOISource: aoiFile, Grid: g.Name, Resolution: o.resolution, Engine: engine, AOIGeometry: geometry,
+	spec = jobs.Spec{Name: o.name, AOISource: aoiFile, Grid: g.Name, Resolution: o.resolution, Engine: engine, AOIGeometry: geometry, AOIOutline: jobs.OutlineOf(aois),
 		From: from, To: to, Collection: o.collection, Evalscript: script, MaxCloudCover: maxCloud,
 		MosaickingOrder: o.mosaicking, Mode: mode, Interval: o.interval, Responses: responses,
 		OutputURL: o.outputURL, PathTemplate: o.pathTemplate, Overwrite: o.overwrite, COG: o.cog, Queue: o.queue}
