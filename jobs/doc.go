@@ -30,6 +30,17 @@
 //	                                       tiles whose search failed for good
 //	<prefix>:job:{<id>}:failed:groups      hash: group number -> JSON {tiles, reason,
 //	                                       failed_at}, what a restart searches again
+//	<prefix>:job:{<id>}:feed               list: PENDING items [Store.Feed] takes first
+//	                                       (returned, restarted, handed back)
+//	<prefix>:jobs:active                   sorted set of PROCESSING job ids (by start),
+//	                                       the feeder's index ([Store.ActiveJobs])
+//
+// A PROCESSING job's items are queued a window at a time: [Store.Feed] takes up
+// to n PENDING items and makes them SCHEDULED in one script, and
+// [Store.Unfeed] hands back those whose task could not be queued. Start and
+// Cancel are status changes; [Store.Restart] works in pages. The active index
+// lives outside the job's hash tag (it spans jobs), so the Store writes it right
+// after the script that changed the status, and [Store.Activate] repairs it.
 //
 // Running out of the monthly PU quota does not change the job's status: [Store.Pause]
 // records StoppedReason (e.g. [ReasonOutOfPU]) and ResumeAt on a job that stays

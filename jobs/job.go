@@ -114,7 +114,9 @@ type Item struct {
 	// Returns counts how often the item got stuck and went back to PENDING.
 	Returns   int    `json:"returns"`
 	LastError string `json:"last_error,omitempty"`
-	// TaskID is the queue task processing the item.
+	// TaskID is the queue task processing the item, when recorded
+	// ([Store.Schedule], the batch engine); items the feeder takes
+	// ([Store.Feed]) have the task id tasks.ProcessTaskID derives instead.
 	TaskID    string         `json:"task_id,omitempty"`
 	Outputs   []OutputRecord `json:"outputs,omitempty"`
 	UpdatedAt time.Time      `json:"updated_at"`

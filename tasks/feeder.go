@@ -198,11 +198,11 @@ func (f *Feeder) release() {
 func (f *Feeder) Tick(ctx context.Context) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ok, err := scriptLease.Run(ctx, f.cfg.Jobs.Redis, []string{LeaseKey(f.cfg.Jobs.Prefix)}, f.cfg.Holder, f.cfg.LeaseTTL.Milliseconds()).Int()
+	ok, err := f.lease(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("feeder lease: %w", err)
+		return 0, err
 	}
-	if ok != 1 {
+	if !ok {
 		if f.leader {
 			f.cfg.Log.Warn().Str("holder", f.cfg.Holder).Msg("feeder lost its lease; another worker feeds")
 		}
@@ -222,6 +222,16 @@ func (f *Feeder) Tick(ctx context.Context) (int, error) {
 		f.lastReconcile = time.Now()
 	}
 	return f.topUp(ctx)
+}
+
+// lease takes or renews the leader lease and reports whether this feeder
+// holds it for the next LeaseTTL.
+func (f *Feeder) lease(ctx context.Context) (bool, error) {
+	ok, err := scriptLease.Run(ctx, f.cfg.Jobs.Redis, []string{LeaseKey(f.cfg.Jobs.Prefix)}, f.cfg.Holder, f.cfg.LeaseTTL.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("feeder lease: %w", err)
+	}
+	return ok == 1, nil
 }
 
 // feedable is an active job that may get tasks now.
@@ -276,6 +286,15 @@ func (f *Feeder) topUp(ctx context.Context) (int, error) {
 		n := share - r.job.Progress.Scheduled - r.job.Progress.Processing
 		if n <= 0 {
 			continue
+		}
+		// A slow tick must not outlive the lease: another feeder may lead by
+		// now, and two feeding at once would overfill the window.
+		if ok, err := f.lease(ctx); err != nil || !ok {
+			if err == nil {
+				f.leader = false
+				f.cfg.Log.Warn().Str("holder", f.cfg.Holder).Msg("feeder lost its lease during a tick; another worker feeds")
+			}
+			return fed, err
 		}
 		m, err := f.feed(ctx, r.job, n)
 		fed += m

@@ -56,21 +56,22 @@ func syntheticJob(t *testing.T, f *fleettest.Fleet, perTile int) jobs.Job {
 	return job
 }
 
-// TestFeederQueueNeverHoldsMoreThanTheWindow: a job of 2000 items with a
+// TestFeederQueueNeverHoldsMoreThanTheWindow: a job of 1000 items with a
 // window cap of 20 runs through two workers of 4; sampled every 10 ms, asynq's
 // queue never holds more than the window plus the tasks still finishing (a
 // task whose item is DONE stays active until its handler returns: at most one
 // per worker slot, 8), instead of the whole job; every item is DONE, and each
 // was processed once (one ItemFinished per item, one request per item).
 func TestFeederQueueNeverHoldsMoreThanTheWindow(t *testing.T) {
+	t.Parallel()
 	var finished atomic.Int64
 	f := fleettest.Start(t, fleettest.Options{Workers: 2, Concurrency: 4, Policies: fastPolicies,
-		Feed:  tasks.FeederConfig{MaxWindow: 20, Interval: 50 * time.Millisecond, LeaseTTL: time.Second},
+		Feed:  tasks.FeederConfig{MaxWindow: 20, Interval: 50 * time.Millisecond},
 		Hooks: tasks.Hooks{ItemFinished: func(string, jobs.ItemStatus, float64) { finished.Add(1) }}})
 	insp := asynq.NewInspectorFromRedisClient(f.Client(t))
-	job := syntheticJob(t, f, 250) // the sample's 8 tiles x 250 days = 2000 items
-	if job.Progress.Total != 2000 || job.Status != jobs.StatusProcessing {
-		t.Fatalf("setup: %s with %d items, want PROCESSING with 2000", job.Status, job.Progress.Total)
+	job := syntheticJob(t, f, 125) // the sample's 8 tiles x 125 days = 1000 items
+	if job.Progress.Total != 1000 || job.Status != jobs.StatusProcessing {
+		t.Fatalf("setup: %s with %d items, want PROCESSING with 1000", job.Status, job.Progress.Total)
 	}
 	queue := tasks.QueueName("", tasks.ProcessQueue(job.Spec))
 
@@ -99,8 +100,8 @@ func TestFeederQueueNeverHoldsMoreThanTheWindow(t *testing.T) {
 	job = f.WaitFinal(t, job.ID, 5*time.Minute)
 	close(stop)
 	<-done
-	if job.Status != jobs.StatusDone || job.Progress.Done != 2000 {
-		t.Fatalf("job %s %+v, want DONE with 2000 items", job.Status, job.Progress)
+	if job.Status != jobs.StatusDone || job.Progress.Done != 1000 {
+		t.Fatalf("job %s %+v, want DONE with 1000 items", job.Status, job.Progress)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -112,11 +113,11 @@ func TestFeederQueueNeverHoldsMoreThanTheWindow(t *testing.T) {
 	if peak > 28 {
 		t.Errorf("the queue held %d tasks at its peak; the window is 20 (+8 finishing)", peak)
 	}
-	if n := finished.Load(); n != 2000 {
-		t.Errorf("%d items finished, want 2000: each exactly once", n)
+	if n := finished.Load(); n != 1000 {
+		t.Errorf("%d items finished, want 1000: each exactly once", n)
 	}
-	if st := f.Sim.Stats(); st.ProcessRequests != 2000 {
-		t.Errorf("simulator served %d process requests, want 2000", st.ProcessRequests)
+	if st := f.Sim.Stats(); st.ProcessRequests != 1000 {
+		t.Errorf("simulator served %d process requests, want 1000", st.ProcessRequests)
 	}
 }
 
@@ -124,12 +125,13 @@ func TestFeederQueueNeverHoldsMoreThanTheWindow(t *testing.T) {
 // stopped mid-job; the other's feeder takes over and the job ends DONE with
 // every item processed exactly once.
 func TestFeederLeaderStoppedMidJob(t *testing.T) {
+	t.Parallel()
 	var finished atomic.Int64
 	f := fleettest.Start(t, fleettest.Options{Workers: 2, Concurrency: 4, Policies: fastPolicies,
-		Feed:  tasks.FeederConfig{MaxWindow: 16, Interval: 50 * time.Millisecond, LeaseTTL: time.Second},
+		Feed:  tasks.FeederConfig{MaxWindow: 16, Interval: 50 * time.Millisecond},
 		Hooks: tasks.Hooks{ItemFinished: func(string, jobs.ItemStatus, float64) { finished.Add(1) }}})
-	job := syntheticJob(t, f, 250) // 8 tiles x 250 days = 2000 items
-	f.WaitFor(t, job.ID, time.Minute, "a tenth done", func(j jobs.Job) bool { return j.Progress.Done >= 200 })
+	job := syntheticJob(t, f, 125) // 8 tiles x 125 days = 1000 items
+	f.WaitFor(t, job.ID, time.Minute, "a tenth done", func(j jobs.Job) bool { return j.Progress.Done >= 100 })
 	var leader, other int = -1, -1
 	for deadline := time.Now().Add(10 * time.Second); leader < 0; time.Sleep(50 * time.Millisecond) {
 		for i, w := range f.Workers {
@@ -151,13 +153,13 @@ func TestFeederLeaderStoppedMidJob(t *testing.T) {
 		t.Error("the remaining worker's feeder does not lead")
 	}
 	t.Logf("leader stopped at %d/%d done", at.Progress.Done, at.Progress.Total)
-	if job.Status != jobs.StatusDone || job.Progress.Done != 2000 || job.Progress.Failed != 0 {
-		t.Fatalf("job %s %+v, want DONE with 2000 items", job.Status, job.Progress)
+	if job.Status != jobs.StatusDone || job.Progress.Done != 1000 || job.Progress.Failed != 0 {
+		t.Fatalf("job %s %+v, want DONE with 1000 items", job.Status, job.Progress)
 	}
-	if n := finished.Load(); n != 2000 {
-		t.Errorf("%d items finished, want 2000: each exactly once", n)
+	if n := finished.Load(); n != 1000 {
+		t.Errorf("%d items finished, want 1000: each exactly once", n)
 	}
-	if st := f.Sim.Stats(); st.ProcessRequests != 2000 {
-		t.Errorf("simulator served %d process requests, want 2000", st.ProcessRequests)
+	if st := f.Sim.Stats(); st.ProcessRequests != 1000 {
+		t.Errorf("simulator served %d process requests, want 1000", st.ProcessRequests)
 	}
 }

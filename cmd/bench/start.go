@@ -10,8 +10,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"shfleet/grid"
-	"shfleet/internal/redistest"
 	"shfleet/jobs"
+	"shfleet/redisserver"
 	"shfleet/tasks"
 )
 
@@ -41,7 +41,7 @@ type StartResult struct {
 // runs one feeder tick (the window queued) and measures once more.
 func RunStart(ctx context.Context, o StartOptions, stdout io.Writer) error {
 	o.Tiles, o.Days = max(o.Tiles, 1), max(o.Days, 1)
-	srv, err := redistest.StartServer(redistest.Options{})
+	srv, err := redisserver.Start(redisserver.Options{})
 	if err != nil {
 		return err
 	}

@@ -76,8 +76,17 @@ func TestSubmitAndWatchEndToEnd(t *testing.T) {
 			t.Fatalf("output %s is not under <out>/<job id>/... with .tif", f)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, tasks.ManifestKey(sub.ID))); err != nil {
-		t.Fatalf("manifest: %v", err)
+	// The worker that ended the job writes the manifest just after the final
+	// status, which the watch may see first.
+	manifest := filepath.Join(out, tasks.ManifestKey(sub.ID))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, err := os.Stat(manifest)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("manifest: %v", err)
+		}
 	}
 	st := e.sim.Stats()
 	if st.ProcessRequests != final.Total {
