@@ -51,11 +51,16 @@ func TestWindow(t *testing.T) {
 
 // feederJob creates and starts a job of one tile with n items.
 func feederJob(t *testing.T, store *jobs.Store, tile string, n int) jobs.Job {
+	return feederJobOn(t, store, tile, n, jobs.EngineProcess)
+}
+
+// feederJobOn is feederJob on an engine.
+func feederJobOn(t *testing.T, store *jobs.Store, tile string, n int, engine string) jobs.Job {
 	t.Helper()
 	ctx := context.Background()
 	from := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	spec := jobs.Spec{Collection: "sentinel-2-l2a", Evalscript: "//VERSION=3", OutputURL: "file:///tmp/out",
-		From: from, To: from.AddDate(0, 0, n)}
+		From: from, To: from.AddDate(0, 0, n), Engine: engine}
 	job, err := store.Create(ctx, spec, []grid.Tile{tileAt(tile, 14.0, 46.2)})
 	if err != nil {
 		t.Fatal(err)
@@ -159,10 +164,15 @@ func TestFeederLeaderWindowAndTakeover(t *testing.T) {
 	}
 
 	// A second job shares the window: 10 / 2 jobs = 5 each. The first holds 13
-	// already (over its share) and gets none.
+	// already (over its share) and gets none. A batch job, PROCESSING too, is
+	// its poll task's business: no share, no task, dropped from the index.
 	job2 := feederJob(t, store, "t1", 20)
+	batch := feederJobOn(t, store, "t2", 20, jobs.EngineBatch)
 	if n, _ := b.Tick(ctx); n != 5 {
 		t.Errorf("second job got %d, want its share, 5", n)
+	}
+	if p := mustJob(t, store, batch.ID).Progress; p.Scheduled != 0 || p.Pending != 20 {
+		t.Errorf("batch job fed: %+v", p)
 	}
 	if p := mustJob(t, store, job2.ID).Progress; p.Scheduled != 5 {
 		t.Errorf("second job %+v, want 5 SCHEDULED", p)
