@@ -247,7 +247,7 @@ func TestJobMapPage(t *testing.T) {
 		}
 	}
 	_, frag := get(t, srv.URL, "/jobs?fragment=map&job="+job.ID+"&date=2025-06-02")
-	if strings.Contains(string(frag), "<html") || strings.Contains(string(frag), "<option") || !strings.Contains(string(frag), `<svg class="map"`) ||
+	if strings.Contains(string(frag), "<html") || !strings.Contains(string(frag), `<option value="2025-06-02" selected>`) || !strings.Contains(string(frag), `<svg class="map"`) ||
 		!strings.Contains(string(frag), `data-state="pending"><title>B: pending (0 done, 0 running, 1 pending, 0 failed)`) {
 		t.Errorf("map fragment of 2025-06-02: %.300s", frag)
 	}
