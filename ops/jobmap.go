@@ -145,11 +145,15 @@ func (f lonFrame) lon(v float64) float64 {
 	return v
 }
 
-// normBox returns a WGS84 box with west < east: a box whose corners wrapped
-// around ±180 (west > east, or wider than 180°) is turned into one whose east
-// lies past 180.
+// normBox returns a WGS84 box with west <= east, east past 180 for a box
+// across the antimeridian: one given west > east (GeoJSON's way, [179.9 ...
+// -179.95]), or one whose corners wrapped so that min and max of their
+// longitudes span more than 180° ([-179.95 ... 179.9]).
 func normBox(b [4]float64) [4]float64 {
-	if b[0] > b[2] || b[2]-b[0] > 180 {
+	switch {
+	case b[0] > b[2]:
+		b[2] += 360
+	case b[2]-b[0] > 180:
 		b[0], b[2] = b[2], b[0]+360
 	}
 	return b

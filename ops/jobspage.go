@@ -80,9 +80,13 @@ type MapView struct {
 	// Error says what could not be read or what was asked wrongly.
 	Error string
 	// RefreshSeconds is how often the page redraws the map: MapRefresh, or
-	// MapRefreshLarge for a job of more than MapTitledTiles tiles (each redraw
-	// reads every tile and item id).
+	// MapRefreshLarge for a job of more than MapTitledTiles tiles or
+	// MapInlineItems items (each redraw reads every tile and item id).
 	RefreshSeconds int
+	// Deferred: the job has more than MapInlineItems items (Items), so the
+	// page is sent without its map, and its script fetches the map at once.
+	Deferred bool
+	Items    int
 }
 
 // How often the page redraws a job's map (see MapView.RefreshSeconds), and
@@ -92,6 +96,9 @@ const (
 	MapRefresh      = 5 * time.Second
 	MapRefreshLarge = 30 * time.Second
 	MapTimeout      = 30 * time.Second
+	// MapInlineItems is the most items of a job whose map is drawn into the
+	// page itself; a larger job's page comes at once and fetches its map.
+	MapInlineItems = 200_000
 )
 
 // PolicyView is one account policy.
@@ -239,8 +246,9 @@ func (h *Handler) serveJobsJSON(w http.ResponseWriter, r *http.Request) {
 }
 
 // jobMap reads and draws the map of job id (empty: the newest job) on date
-// (empty: all dates).
-func (h *Handler) jobMap(ctx context.Context, id, date string) *MapView {
+// (empty: all dates); for the page itself (inline) it leaves the map of a job
+// of more than MapInlineItems items to the page's script.
+func (h *Handler) jobMap(ctx context.Context, id, date string, inline bool) *MapView {
 	ctx, cancel := context.WithTimeout(ctx, MapTimeout)
 	defer cancel()
 	st := h.cfg.Sources.Jobs
@@ -262,6 +270,11 @@ func (h *Handler) jobMap(ctx context.Context, id, date string) *MapView {
 		return v
 	}
 	v.JobID, v.JobName = job.ID, job.Spec.Name
+	if inline && job.Progress.Total > MapInlineItems {
+		v.Deferred, v.Items = true, job.Progress.Total
+		v.RefreshSeconds = int(MapRefreshLarge / time.Second)
+		return v
+	}
 	tiles, err := st.Tiles(ctx, id)
 	if err != nil {
 		v.Error = err.Error()
@@ -273,7 +286,7 @@ func (h *Handler) jobMap(ctx context.Context, id, date string) *MapView {
 		return v
 	}
 	v.Dates, v.Tiles = ts.Dates, len(tiles)
-	if len(tiles) > MapTitledTiles {
+	if len(tiles) > MapTitledTiles || job.Progress.Total > MapInlineItems {
 		v.RefreshSeconds = int(MapRefreshLarge / time.Second)
 	}
 	m := JobMap(MapInput{Tiles: tiles, Status: ts.Tiles, Outline: job.Spec.AOIOutline})
@@ -296,7 +309,7 @@ func (h *Handler) serveJobsPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if q.Get("fragment") == "map" {
-		if err := pageTmpl.ExecuteTemplate(w, "mapsvg", h.jobMap(r.Context(), q.Get("job"), q.Get("date"))); err != nil {
+		if err := pageTmpl.ExecuteTemplate(w, "mapsvg", h.jobMap(r.Context(), q.Get("job"), q.Get("date"), false)); err != nil {
 			h.cfg.Logger.Error().Err(err).Msg("render job map")
 		}
 		return
@@ -312,7 +325,7 @@ func (h *Handler) serveJobsPage(w http.ResponseWriter, r *http.Request) {
 	if q.Get("fragment") != "" {
 		name = "content"
 	} else {
-		s.Map = h.jobMap(r.Context(), q.Get("job"), q.Get("date"))
+		s.Map = h.jobMap(r.Context(), q.Get("job"), q.Get("date"), true)
 	}
 	if err := pageTmpl.ExecuteTemplate(w, name, s); err != nil {
 		h.cfg.Logger.Error().Err(err).Msg("render jobs page")
