@@ -508,8 +508,18 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 	}
 	want := map[string]bool{} // output keys of DONE items
 	counted := 0
+	recs := map[string][]jobs.OutputRecord{}
+	for r, err := range f.store.AllRecords(ctx, job.ID) {
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if _, dup := recs[r.Item]; dup {
+			f.t.Errorf("item %s: two records", r.Item)
+		}
+		recs[r.Item] = r.Outputs
+	}
 	for _, st := range jobs.ItemStatuses {
-		items, err := f.store.Items(ctx, job.ID, st)
+		items, err := jobs.CollectItems(f.store.AllItems(ctx, job.ID, st))
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -522,12 +532,12 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 			switch st {
 			case jobs.ItemDone:
 				v.Done++
-				if len(it.Outputs) != 1 {
-					f.t.Errorf("item %s: %d outputs recorded, want 1", it.ID, len(it.Outputs))
+				if len(recs[it.ID]) != 1 {
+					f.t.Errorf("item %s: %d outputs recorded, want 1", it.ID, len(recs[it.ID]))
 					v.Missing++
 					continue
 				}
-				key := it.Outputs[0].Key
+				key := recs[it.ID][0].Key
 				want[key] = true
 				got, err := os.ReadFile(filepath.Join(outDir, filepath.FromSlash(key)))
 				if err != nil {

@@ -42,8 +42,8 @@ func Example() {
 	analysed, _ := store.RecordAnalysis(ctx, job.ID, []string{tile}, items, 1)
 	fmt.Println("analysis done:", analysed)
 
-	todo, _ := store.Start(ctx, job.ID)
-	for _, it := range todo {
+	store.Start(ctx, job.ID)
+	for it := range store.AllItems(ctx, job.ID, jobs.ItemPending) {
 		if ok, _ := store.BeginItem(ctx, job.ID, it.ID); !ok {
 			continue
 		}

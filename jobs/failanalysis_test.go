@@ -149,7 +149,7 @@ func TestFailAnalysisWithoutItemsFails(t *testing.T) {
 	if err != nil || !flipped {
 		t.Fatalf("re-run group: %v, %v", flipped, err)
 	}
-	items, err := s.Start(ctx, j.ID)
+	items, err := startItems(ctx, s, j.ID)
 	if err != nil || len(items) != 2 {
 		t.Fatalf("start: %d items, %v", len(items), err)
 	}
@@ -191,7 +191,7 @@ func TestFailAnalysisEndsPartial(t *testing.T) {
 	if len(groups) != 1 || !slices.Equal(groups[0].Tiles, []string{"T001", "T002"}) {
 		t.Fatalf("failed groups %+v", groups)
 	}
-	items, err := s.Start(ctx, j.ID)
+	items, err := startItems(ctx, s, j.ID)
 	if err != nil || len(items) != 2 {
 		t.Fatalf("start: %d items, %v", len(items), err)
 	}
@@ -217,7 +217,7 @@ func TestFailAnalysisEndsPartial(t *testing.T) {
 	if err != nil || !flipped {
 		t.Fatalf("re-run: %v, %v", flipped, err)
 	}
-	items, err = s.Start(ctx, j.ID)
+	items, err = startItems(ctx, s, j.ID)
 	if err != nil || len(items) != 4 {
 		t.Fatalf("start after restart: %d items, %v; want the 4 new ones", len(items), err)
 	}
@@ -243,7 +243,7 @@ func TestRestartFailedItemsAndGroups(t *testing.T) {
 	if flipped, err := s.FailAnalysis(ctx, j.ID, 1, []string{"T001"}, reason400); err != nil || !flipped {
 		t.Fatalf("fail: %v, %v", flipped, err)
 	}
-	items, _ := s.Start(ctx, j.ID)
+	items, _ := startItems(ctx, s, j.ID)
 	var finals []Status
 	for _, it := range items {
 		s.BeginItem(ctx, j.ID, it.ID)
@@ -273,7 +273,7 @@ func TestRestartFailedItemsAndGroups(t *testing.T) {
 		t.Fatalf("re-run: %v, %v", flipped, err)
 	}
 	// The 2 restarted items and the 1 new one.
-	items, err = s.Start(ctx, j.ID)
+	items, err = startItems(ctx, s, j.ID)
 	if err != nil || len(items) != 3 {
 		t.Fatalf("start: %d items, %v", len(items), err)
 	}
@@ -301,7 +301,7 @@ func TestFailAnalysisRefusals(t *testing.T) {
 	if got := mustGet(t, s, j.ID); got.Status != StatusCreated || got.Progress.TilesFailed != 0 {
 		t.Errorf("refusals changed the job: %s %+v", got.Status, got.Progress)
 	}
-	if _, err := s.Cancel(ctx, j.ID); err != nil {
+	if err := s.Cancel(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.FailAnalysis(ctx, j.ID, 0, []string{"T000"}, reason400); !errors.Is(err, ErrCanceled) {

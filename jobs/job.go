@@ -93,9 +93,11 @@ func (j Job) Remaining() Estimate {
 }
 
 // Item is one unit of work: one tile at one acquisition date (ModeAcquisition) or
-// over one time interval (ModeInterval), one Process API request.
+// over one time interval (ModeInterval), one Process API request. The store keeps
+// it in a few bytes (see the package doc); what a DONE item produced is a
+// [Record] in the job's records stream, not part of the item.
 type Item struct {
-	// ID is deterministic and path-safe; see [ItemID].
+	// ID is deterministic and path-safe: <tile>_<Date>; see [ItemID].
 	ID   string `json:"id"`
 	Tile string `json:"tile"`
 	// Date is the acquisition day or the interval's first day, YYYY-MM-DD.
@@ -104,20 +106,31 @@ type Item struct {
 	// acquisition day.
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
-	// EstimatedMilliPU is the analysis' estimate, SpentMilliPU what the server
-	// charged (X-ProcessingUnits-Spent), in milli-PU.
+	// EstimatedMilliPU is the analysis' estimate in milli-PU.
 	EstimatedMilliPU int64      `json:"est_mpu"`
-	SpentMilliPU     int64      `json:"spent_mpu"`
 	Status           ItemStatus `json:"status"`
-	// Attempts counts BeginItem calls since the item was created or restarted.
+	// Attempts counts BeginItem calls since the item was created or restarted,
+	// up to 7 (kept in 3 bits; more attempts still read 7).
 	Attempts int `json:"attempts"`
 	// Returns counts how often the item got stuck and went back to PENDING.
 	Returns   int    `json:"returns"`
 	LastError string `json:"last_error,omitempty"`
-	// TaskID is the queue task processing the item.
-	TaskID    string         `json:"task_id,omitempty"`
-	Outputs   []OutputRecord `json:"outputs,omitempty"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	// Ordinal is the item's number within the job (its tile's base ordinal
+	// plus its index in the tile), set by the store.
+	Ordinal uint64 `json:"ordinal"`
+}
+
+// Record is what a DONE item produced, as [Store.CompleteItem] appended it to
+// the job's records stream (read with [Store.Records]).
+type Record struct {
+	// Cursor is the record's stream entry id; pass it to [Store.Records] to
+	// read on after it.
+	Cursor       string         `json:"-"`
+	Item         string         `json:"item"`
+	Tile         string         `json:"tile"`
+	Date         string         `json:"date"`
+	SpentMilliPU int64          `json:"spent_mpu"`
+	Outputs      []OutputRecord `json:"outputs,omitempty"`
 }
 
 // OutputRecord is one object written for an item.
@@ -164,7 +177,7 @@ type FailedGroup struct {
 
 // Restarted is what [Store.Restart] put back to work.
 type Restarted struct {
-	// Items are the FAILED items, PENDING again, sorted by id.
+	// Items are the FAILED items, PENDING again, in ordinal order.
 	Items []Item
 	// Groups are the catalog groups to search again, sorted by group number;
 	// when there are any the job is ANALYSING again.

@@ -80,7 +80,7 @@ func processingJob(t *testing.T, s *Store, tiles, perTile int) (Job, []Item) {
 		t.Fatal(err)
 	}
 	analyse(t, s, j.ID, tiles, perTile)
-	items, err := s.Start(ctx, j.ID)
+	items, err := startItems(ctx, s, j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +88,34 @@ func processingJob(t *testing.T, s *Store, tiles, perTile int) (Job, []Item) {
 		t.Fatalf("Start returned %d items, want %d", len(items), tiles*perTile)
 	}
 	return j, items
+}
+
+// startItems starts a job and returns its PENDING items (collected from the
+// paged listing).
+func startItems(ctx context.Context, s *Store, id string) ([]Item, error) {
+	if _, err := s.Start(ctx, id); err != nil {
+		return nil, err
+	}
+	return CollectItems(s.AllItems(ctx, id, ItemPending))
+}
+
+// ids are the ids of items.
+func ids(items []Item) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.ID
+	}
+	return out
+}
+
+// allItems lists every item of a job.
+func allItems(t *testing.T, s *Store, id string, st ItemStatus) []Item {
+	t.Helper()
+	items, err := CollectItems(s.AllItems(context.Background(), id, st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return items
 }
 
 func analyse(t *testing.T, s *Store, id string, tiles, perTile int) {
@@ -239,7 +267,7 @@ func TestLifecycleDone(t *testing.T) {
 			t.Errorf("tile %s not analysed", tl.Name)
 		}
 	}
-	items, err := s.Start(ctx, j.ID)
+	items, err := startItems(ctx, s, j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,15 +277,11 @@ func TestLifecycleDone(t *testing.T) {
 	if _, err := s.Start(ctx, j.ID); !errors.Is(err, ErrInvalidTransition) {
 		t.Errorf("second Start: %v", err)
 	}
-	var sched []Scheduled
-	for _, it := range items {
-		sched = append(sched, Scheduled{ItemID: it.ID, TaskID: "task-" + it.ID})
-	}
-	if err := s.Schedule(ctx, j.ID, sched...); err != nil {
+	if err := s.Schedule(ctx, j.ID, ids(items)...); err != nil {
 		t.Fatal(err)
 	}
-	scheduled, _ := s.Items(ctx, j.ID, ItemScheduled)
-	if len(scheduled) != 6 || scheduled[0].TaskID != "task-"+scheduled[0].ID {
+	scheduled := allItems(t, s, j.ID, ItemScheduled)
+	if len(scheduled) != 6 || scheduled[0].ID != items[0].ID {
 		t.Fatalf("scheduled = %+v", scheduled)
 	}
 	finished := 0
@@ -291,8 +315,15 @@ func TestLifecycleDone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it.Attempts != 1 || it.SpentMilliPU != 250 || len(it.Outputs) != 1 || it.Outputs[0].Key != j.ID+"/T000/default.tif" || it.Outputs[0].Size != 42 {
+	if it.Attempts != 1 || it.Status != ItemDone {
 		t.Errorf("item = %+v", it)
+	}
+	recs, next, err := s.Records(ctx, j.ID, "", 10)
+	if err != nil || next != "" || len(recs) != 6 {
+		t.Fatalf("records: %d, next %q, %v; want 6, none", len(recs), next, err)
+	}
+	if r := recs[0]; r.Item != items[0].ID || r.Tile != "T000" || r.Date != "2024-05-01" || r.SpentMilliPU != 250 || len(r.Outputs) != 1 || r.Outputs[0].Key != j.ID+"/T000/default.tif" || r.Outputs[0].Size != 42 {
+		t.Errorf("record = %+v", r)
 	}
 	// Completing again (a duplicate task) changes nothing.
 	out, err := s.CompleteItem(ctx, j.ID, items[0].ID, Result{PU: 1})
@@ -304,6 +335,9 @@ func TestLifecycleDone(t *testing.T) {
 	}
 	if got := mustGet(t, s, j.ID); got.Progress.SpentMilliPU != 1500 {
 		t.Errorf("spent after duplicate = %d", got.Progress.SpentMilliPU)
+	}
+	if n, _ := s.RecordsBacklog(ctx, j.ID); n != 6 {
+		t.Errorf("%d records after a duplicate completion, want 6", n)
 	}
 }
 
@@ -433,7 +467,7 @@ func TestRecordAnalysisIdempotent(t *testing.T) {
 	if _, err := s.RecordAnalysis(ctx, j.ID, []string{"T000"}, tileItems("T002", 1, 1), 1); err == nil {
 		t.Error("item of a tile outside the group accepted")
 	}
-	all, _ := s.Items(ctx, j.ID, "")
+	all := allItems(t, s, j.ID, "")
 	if len(all) != 6 {
 		t.Errorf("items hash has %d items, want 6", len(all))
 	}
@@ -522,7 +556,7 @@ func TestRestartRequeuesOnlyFailed(t *testing.T) {
 	j, items := processingJob(t, s, 2, 3)
 	failed := map[string]bool{items[1].ID: true, items[4].ID: true}
 	for _, it := range items {
-		s.Schedule(ctx, j.ID, Scheduled{ItemID: it.ID, TaskID: "t1-" + it.ID})
+		s.Schedule(ctx, j.ID, it.ID)
 		s.BeginItem(ctx, j.ID, it.ID)
 		var err error
 		if failed[it.ID] {
@@ -549,7 +583,7 @@ func TestRestartRequeuesOnlyFailed(t *testing.T) {
 		t.Fatalf("restart returned %+v", re)
 	}
 	for _, it := range re {
-		if it.Status != ItemPending || it.Attempts != 0 || it.TaskID != "" || it.Returns != 0 {
+		if it.Status != ItemPending || it.Attempts != 0 || it.LastError != "" || it.Returns != 0 {
 			t.Errorf("restarted item %+v", it)
 		}
 	}
@@ -621,7 +655,13 @@ func TestCancelFromEveryState(t *testing.T) {
 			if got := mustGet(t, s, id); got.Status != c.want {
 				t.Fatalf("setup reached %s, want %s", got.Status, c.want)
 			}
-			remaining, err := s.Cancel(ctx, id)
+			var remaining []Item
+			for _, it := range allItems(t, s, id, "") {
+				if it.Status != ItemDone && it.Status != ItemFailed {
+					remaining = append(remaining, it)
+				}
+			}
+			err := s.Cancel(ctx, id)
 			if !c.ok {
 				if !errors.Is(err, ErrInvalidTransition) || !strings.Contains(err.Error(), string(c.want)) {
 					t.Errorf("cancel from %s: %v", c.want, err)
@@ -632,7 +672,7 @@ func TestCancelFromEveryState(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(remaining) != c.remain {
-				t.Errorf("cancel returned %d items, want %d", len(remaining), c.remain)
+				t.Errorf("%d items before cancel, want %d", len(remaining), c.remain)
 			}
 			got := mustGet(t, s, id)
 			if got.Status != StatusCanceled || got.FinishedAt.IsZero() {
@@ -643,10 +683,10 @@ func TestCancelFromEveryState(t *testing.T) {
 					t.Errorf("BeginItem after cancel = %v, %v", ok, err)
 				}
 			}
-			if _, err := s.Cancel(ctx, id); err != nil {
+			if err := s.Cancel(ctx, id); err != nil {
 				t.Errorf("second cancel: %v", err)
 			}
-			if err := s.Schedule(ctx, id, Scheduled{ItemID: "x", TaskID: "y"}); !errors.Is(err, ErrCanceled) {
+			if err := s.Schedule(ctx, id, "x"); !errors.Is(err, ErrCanceled) {
 				t.Errorf("schedule after cancel: %v", err)
 			}
 			if _, err := s.RecordAnalysis(ctx, id, []string{"T001"}, nil, 1); c.want != StatusAnalysisDone && c.want != StatusProcessing && !errors.Is(err, ErrCanceled) {
@@ -661,7 +701,7 @@ func TestCancelLetsRunningItemComplete(t *testing.T) {
 	s := newStore(t)
 	j, items := processingJob(t, s, 1, 2)
 	s.BeginItem(ctx, j.ID, items[0].ID)
-	if _, err := s.Cancel(ctx, j.ID); err != nil {
+	if err := s.Cancel(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	out, err := s.CompleteItem(ctx, j.ID, items[0].ID, Result{PU: 2})
@@ -693,7 +733,7 @@ func TestCountersConsistent(t *testing.T) {
 				var err error
 				switch r.IntN(5) {
 				case 0:
-					err = s.Schedule(ctx, j.ID, Scheduled{ItemID: it.ID, TaskID: fmt.Sprint("w", w)})
+					err = s.Schedule(ctx, j.ID, it.ID)
 				case 1:
 					_, err = s.BeginItem(ctx, j.ID, it.ID)
 				case 2:
@@ -714,7 +754,7 @@ func TestCountersConsistent(t *testing.T) {
 	}
 	wg.Wait()
 	// Finish what is left so the job ends.
-	left, _ := s.Items(ctx, j.ID, "")
+	left := allItems(t, s, j.ID, "")
 	for _, it := range left {
 		if it.Status != ItemDone && it.Status != ItemFailed {
 			out, err := s.CompleteItem(ctx, j.ID, it.ID, Result{PU: 0.01})
@@ -730,26 +770,37 @@ func TestCountersConsistent(t *testing.T) {
 		t.Errorf("job finished %d times", finishers.Load())
 	}
 	got := mustGet(t, s, j.ID)
-	all, err := s.Items(ctx, j.ID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := allItems(t, s, j.ID, "")
 	count := map[ItemStatus]int{}
-	var spent int64
 	for _, it := range all {
 		count[it.Status]++
-		spent += it.SpentMilliPU
+	}
+	// Every DONE item has exactly one record, and the records add up to the
+	// job's spent PU.
+	var spent int64
+	recs := map[string]int{}
+	for r, err := range s.AllRecords(ctx, j.ID) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[r.Item]++
+		spent += r.SpentMilliPU
 	}
 	p := got.Progress
 	have := map[ItemStatus]int{ItemPending: p.Pending, ItemScheduled: p.Scheduled, ItemProcessing: p.Processing, ItemDone: p.Done, ItemFailed: p.Failed}
 	for _, st := range ItemStatuses {
-		n, _ := s.Redis.SCard(ctx, s.statusKey(j.ID, st)).Result()
-		if have[st] != count[st] || int(n) != count[st] {
-			t.Errorf("%s: counter %d, items hash %d, set %d", st, have[st], count[st], n)
+		listed := len(allItems(t, s, j.ID, st))
+		if have[st] != count[st] || listed != count[st] {
+			t.Errorf("%s: counter %d, items %d, listed by status %d", st, have[st], count[st], listed)
 		}
 	}
-	if p.Total != len(all) || p.SpentMilliPU != spent || got.Status.Final() != true {
-		t.Errorf("total %d/%d spent %d/%d status %s", p.Total, len(all), p.SpentMilliPU, spent, got.Status)
+	for _, it := range all {
+		if (it.Status == ItemDone) != (recs[it.ID] == 1) || recs[it.ID] > 1 {
+			t.Errorf("item %s %s has %d records", it.ID, it.Status, recs[it.ID])
+		}
+	}
+	if p.Total != len(all) || p.SpentMilliPU != spent || got.Status.Final() != true || len(recs) != p.Done {
+		t.Errorf("total %d/%d spent %d/%d records %d/%d status %s", p.Total, len(all), p.SpentMilliPU, spent, len(recs), p.Done, got.Status)
 	}
 }
 
@@ -765,7 +816,7 @@ func TestTwoJobsIndependent(t *testing.T) {
 		s.BeginItem(ctx, a.ID, it.ID)
 		s.CompleteItem(ctx, a.ID, it.ID, Result{PU: 1})
 	}
-	if _, err := s.Cancel(ctx, b.ID); err != nil {
+	if err := s.Cancel(ctx, b.ID); err != nil {
 		t.Fatal(err)
 	}
 	ga, gb := mustGet(t, s, a.ID), mustGet(t, s, b.ID)
@@ -841,7 +892,7 @@ func TestStartWithoutItemsIsDone(t *testing.T) {
 	if flipped, err := s.RecordAnalysis(ctx, j.ID, []string{"T000"}, nil, 1); !flipped || err != nil {
 		t.Fatal(flipped, err)
 	}
-	items, err := s.Start(ctx, j.ID)
+	items, err := startItems(ctx, s, j.ID)
 	if err != nil || len(items) != 0 {
 		t.Fatal(items, err)
 	}

@@ -333,18 +333,51 @@ func (h *Handlers) batchAnalysed(ctx context.Context, job jobs.Job) error {
 // batchStartJob moves an analysed batch job to PROCESSING (its items SCHEDULED
 // on the service).
 func (h *Handlers) batchStartJob(ctx context.Context, job jobs.Job) error {
-	items, err := h.Jobs.Start(ctx, job.ID)
-	if err != nil {
+	processing, err := h.Jobs.Start(ctx, job.ID)
+	if err != nil || !processing {
 		return err
 	}
-	entries := make([]jobs.Scheduled, len(items))
-	for i, it := range items {
-		entries[i] = jobs.Scheduled{ItemID: it.ID, TaskID: BatchTaskID(job.ID, 0)}
+	return scheduleBatch(ctx, h.Jobs, job.ID)
+}
+
+// scheduleBatch makes a batch job's PENDING items SCHEDULED (the remote request
+// processes them all), page by page.
+func scheduleBatch(ctx context.Context, store *jobs.Store, id string) error {
+	var cursor uint64
+	for {
+		items, next, err := store.Items(ctx, id, jobs.ItemPending, cursor, jobs.DefaultPageSize)
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(items))
+		for i, it := range items {
+			ids[i] = it.ID
+		}
+		if len(ids) > 0 {
+			if err := store.Schedule(ctx, id, ids...); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
 	}
-	if len(entries) == 0 {
-		return nil
+}
+
+// openItems are a batch job's items not DONE or FAILED (one per tile).
+func openItems(ctx context.Context, store *jobs.Store, id string) ([]jobs.Item, error) {
+	var open []jobs.Item
+	for it, err := range store.AllItems(ctx, id, "") {
+		if err != nil {
+			return nil, err
+		}
+		switch it.Status {
+		case jobs.ItemPending, jobs.ItemScheduled, jobs.ItemProcessing:
+			open = append(open, it)
+		}
 	}
-	return h.Jobs.Schedule(ctx, job.ID, entries...)
+	return open, nil
 }
 
 // batchCollect completes the items whose outputs are in the bucket; once the
@@ -354,13 +387,9 @@ func (h *Handlers) batchCollect(ctx context.Context, job jobs.Job, st batchState
 	if err != nil {
 		return err
 	}
-	var open []jobs.Item
-	for _, s := range []jobs.ItemStatus{jobs.ItemPending, jobs.ItemScheduled, jobs.ItemProcessing} {
-		its, err := h.Jobs.Items(ctx, job.ID, s)
-		if err != nil {
-			return err
-		}
-		open = append(open, its...)
+	open, err := openItems(ctx, h.Jobs, job.ID)
+	if err != nil {
+		return err
 	}
 	type done struct {
 		item jobs.Item
@@ -445,16 +474,14 @@ func (h *Handlers) failBatch(ctx context.Context, job jobs.Job, reason string) e
 		_, err = h.Jobs.FailAnalysis(ctx, job.ID, 0, names, reason)
 		return err
 	}
-	for _, s := range []jobs.ItemStatus{jobs.ItemPending, jobs.ItemScheduled, jobs.ItemProcessing} {
-		its, err := h.Jobs.Items(ctx, job.ID, s)
-		if err != nil {
+	open, err := openItems(ctx, h.Jobs, job.ID)
+	if err != nil {
+		return err
+	}
+	for _, it := range open {
+		_, _ = h.Jobs.BeginItem(ctx, job.ID, it.ID)
+		if _, err := h.Jobs.FailItem(ctx, job.ID, it.ID, reason, true); err != nil {
 			return err
-		}
-		for _, it := range its {
-			_, _ = h.Jobs.BeginItem(ctx, job.ID, it.ID)
-			if _, err := h.Jobs.FailItem(ctx, job.ID, it.ID, reason, true); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -547,7 +574,7 @@ func (c Controller) submitBatch(ctx context.Context, spec jobs.Spec, tiles []gri
 		return jobs.Job{}, err
 	}
 	if err := c.startBatchPolling(ctx, job.ID); err != nil {
-		_, _ = c.Jobs.Cancel(context.WithoutCancel(ctx), job.ID)
+		_ = c.Jobs.Cancel(context.WithoutCancel(ctx), job.ID)
 		_ = c.Jobs.Delete(context.WithoutCancel(ctx), job.ID)
 		_ = c.Jobs.Redis.Del(context.WithoutCancel(ctx), batchKey(c.Jobs.Prefix, job.ID)).Err()
 		return jobs.Job{}, fmt.Errorf("%w; nothing was submitted", err)
@@ -560,16 +587,12 @@ func (c Controller) submitBatch(ctx context.Context, spec jobs.Spec, tiles []gri
 func (c Controller) startBatch(ctx context.Context, job jobs.Job) (jobs.Job, error) {
 	switch job.Status {
 	case jobs.StatusAnalysisDone:
-		items, err := c.Jobs.Start(ctx, job.ID)
+		processing, err := c.Jobs.Start(ctx, job.ID)
 		if err != nil {
 			return job, err
 		}
-		entries := make([]jobs.Scheduled, len(items))
-		for i, it := range items {
-			entries[i] = jobs.Scheduled{ItemID: it.ID, TaskID: BatchTaskID(job.ID, 0)}
-		}
-		if len(entries) > 0 {
-			if err := c.Jobs.Schedule(ctx, job.ID, entries...); err != nil {
+		if processing {
+			if err := scheduleBatch(ctx, c.Jobs, job.ID); err != nil {
 				return job, err
 			}
 		}

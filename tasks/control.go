@@ -60,7 +60,7 @@ func (c Controller) rollback(id string, groups int) {
 	for i := 0; i < groups; i++ {
 		_ = c.Inspector.DeleteTask(QueueName(c.Jobs.Prefix, QueueCatalog), CatalogTaskID(id, i, 0))
 	}
-	_, _ = c.Jobs.Cancel(ctx, id)
+	_ = c.Jobs.Cancel(ctx, id)
 	_ = c.Jobs.Delete(ctx, id)
 }
 
@@ -92,36 +92,41 @@ func (c Controller) Start(ctx context.Context, id string) (jobs.Job, error) {
 }
 
 // startAnalysed moves an analysed job to PROCESSING and enqueues its items;
-// called again on a PROCESSING job it enqueues what is still pending
-// (idempotent: task ids are deterministic).
+// called again on a PROCESSING job it enqueues what is still PENDING or
+// SCHEDULED (idempotent: task ids are deterministic). Items are read and
+// enqueued page by page.
 func (c Controller) startAnalysed(ctx context.Context, job jobs.Job) error {
-	var items []jobs.Item
-	var err error
+	statuses := []jobs.ItemStatus{jobs.ItemPending, jobs.ItemScheduled}
 	if job.Status == jobs.StatusAnalysisDone {
-		items, err = c.Jobs.Start(ctx, job.ID)
-	} else if job.Status == jobs.StatusProcessing {
-		items, err = c.pending(ctx, job.ID)
-	}
-	if err != nil {
-		return err
-	}
-	job, err = c.Jobs.Get(ctx, job.ID)
-	if err != nil {
-		return err
-	}
-	return c.enqueueItems(ctx, job, items)
-}
-
-func (c Controller) pending(ctx context.Context, id string) ([]jobs.Item, error) {
-	var out []jobs.Item
-	for _, st := range []jobs.ItemStatus{jobs.ItemPending, jobs.ItemScheduled} {
-		items, err := c.Jobs.Items(ctx, id, st)
-		if err != nil {
-			return nil, err
+		processing, err := c.Jobs.Start(ctx, job.ID)
+		if err != nil || !processing {
+			return err
 		}
-		out = append(out, items...)
+		statuses = statuses[:1]
+	} else if job.Status != jobs.StatusProcessing {
+		return nil
 	}
-	return out, nil
+	job, err := c.Jobs.Get(ctx, job.ID)
+	if err != nil {
+		return err
+	}
+	for _, st := range statuses {
+		var cursor uint64
+		for {
+			items, next, err := c.Jobs.Items(ctx, job.ID, st, cursor, 500)
+			if err != nil {
+				return err
+			}
+			if err := c.enqueueItems(ctx, job, items); err != nil {
+				return err
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+	}
+	return nil
 }
 
 // enqueueItems schedules then enqueues one process task per item; a task id that
@@ -130,11 +135,11 @@ func (c Controller) enqueueItems(ctx context.Context, job jobs.Job, items []jobs
 	const batch = 500
 	for len(items) > 0 {
 		n := min(batch, len(items))
-		entries := make([]jobs.Scheduled, n)
+		ids := make([]string, n)
 		for i, it := range items[:n] {
-			entries[i] = jobs.Scheduled{ItemID: it.ID, TaskID: ProcessTaskID(job.ID, it.ID, job.Restarts)}
+			ids[i] = it.ID
 		}
-		if err := c.Jobs.Schedule(ctx, job.ID, entries...); err != nil {
+		if err := c.Jobs.Schedule(ctx, job.ID, ids...); err != nil {
 			return err
 		}
 		for _, it := range items[:n] {
@@ -211,8 +216,7 @@ func (c Controller) unqueued(ctx context.Context, job jobs.Job, groups []jobs.Fa
 // Cancel stops a job at any state: the job is CANCELED (handlers drop its work),
 // its queued tasks are deleted and its running ones cancelled.
 func (c Controller) Cancel(ctx context.Context, id string) error {
-	items, err := c.Jobs.Cancel(ctx, id)
-	if err != nil {
+	if err := c.Jobs.Cancel(ctx, id); err != nil {
 		return err
 	}
 	job, err := c.Jobs.Get(ctx, id)
@@ -229,14 +233,17 @@ func (c Controller) Cancel(ctx context.Context, id string) error {
 		_ = c.Inspector.DeleteTask(QueueName(c.Jobs.Prefix, QueueCatalog), CatalogTaskID(id, i, job.Restarts))
 	}
 	queue := QueueName(c.Jobs.Prefix, ProcessQueue(job.Spec))
-	for _, it := range items {
-		if it.TaskID == "" {
-			continue
+	for _, st := range []jobs.ItemStatus{jobs.ItemScheduled, jobs.ItemProcessing} {
+		for it, err := range c.Jobs.AllItems(ctx, id, st) {
+			if err != nil {
+				return err
+			}
+			task := ProcessTaskID(id, it.ID, job.Restarts)
+			if it.Status == jobs.ItemProcessing {
+				_ = c.Inspector.CancelProcessing(task)
+			}
+			_ = c.Inspector.DeleteTask(queue, task)
 		}
-		if it.Status == jobs.ItemProcessing {
-			_ = c.Inspector.CancelProcessing(it.TaskID)
-		}
-		_ = c.Inspector.DeleteTask(queue, it.TaskID)
 	}
 	return nil
 }

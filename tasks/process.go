@@ -244,13 +244,9 @@ func (h *Handlers) finished(ctx context.Context, log zerolog.Logger, jobID strin
 }
 
 // WriteManifest writes <job>/manifest.json with every output of the job's DONE
-// items (key, size, sha256, PU).
+// items (key, size, sha256, PU), read from the job's records.
 func (h *Handlers) WriteManifest(ctx context.Context, jobID string) error {
 	job, err := h.Jobs.Get(ctx, jobID)
-	if err != nil {
-		return err
-	}
-	items, err := h.Jobs.Items(ctx, jobID, jobs.ItemDone)
 	if err != nil {
 		return err
 	}
@@ -259,11 +255,14 @@ func (h *Handlers) WriteManifest(ctx context.Context, jobID string) error {
 		return err
 	}
 	var entries []output.ManifestEntry
-	for _, it := range items {
-		for _, o := range it.Outputs {
+	for r, err := range h.Jobs.AllRecords(ctx, jobID) {
+		if err != nil {
+			return err
+		}
+		for _, o := range r.Outputs {
 			id := strings.TrimSuffix(path.Base(o.Key), path.Ext(o.Key))
-			entries = append(entries, output.ManifestEntry{Tile: it.Tile, Date: it.Date, OutputID: id, Key: o.Key,
-				Size: o.Size, SHA256: o.SHA256, PU: float64(it.SpentMilliPU) / 1000 / float64(len(it.Outputs))})
+			entries = append(entries, output.ManifestEntry{Tile: r.Tile, Date: r.Date, OutputID: id, Key: o.Key,
+				Size: o.Size, SHA256: o.SHA256, PU: float64(r.SpentMilliPU) / 1000 / float64(len(r.Outputs))})
 		}
 	}
 	return output.WriteManifest(ctx, store, ManifestKey(jobID), entries)

@@ -23,12 +23,16 @@
 //	go run ./cmd/bench fleet    [-scenarios requests,pu] [-workers 4] [-concurrency 16]
 //	go run ./cmd/bench analysis [-bbox -8,38,38,66] [-days 10]
 //	go run ./cmd/bench memory   [-rows 32x4,8x4,32x10]
+//	go run ./cmd/bench scale    [-items 100000,1000000,10000000] [-redis URL]
 //
 // "fleet" submits a job of over a thousand items to 4 worker processes and reports
 // the rate achieved against the simulator's binding policy; "analysis" splits and
 // submits a country-sized AOI (~100,000 tiles), runs its catalog analysis, and
 // reports times, Redis memory per item and the submitter's peak RSS; "memory"
-// reports a worker's peak RSS while it streams 100 MB answers to disk.
+// reports a worker's peak RSS while it streams 100 MB answers to disk; "scale"
+// creates, analyses and starts jobs of 100 k to 10 M synthetic items straight
+// through jobs.Store against a redis-server of its own and reports Redis memory,
+// commands and CPU per item.
 package main
 
 import (
@@ -45,7 +49,7 @@ import (
 	"time"
 )
 
-const usage = `usage: bench quota|fleet|analysis|memory [flags]
+const usage = `usage: bench quota|fleet|analysis|memory|scale [flags]
 
 Runs a benchmark and prints a Markdown table to stdout ("bench NAME -h" lists
 NAME's flags).
@@ -83,6 +87,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return RunAnalysis(ctx, o, stdout, stderr)
 		case analysisChildCommand:
 			return runAnalysisChild(ctx, args[1:], stdout, stderr)
+		case "scale":
+			o, err := parseScaleFlags(args[1:], stderr)
+			if err != nil {
+				return err
+			}
+			return RunScale(ctx, o, stdout, stderr)
 		case "memory":
 			o, err := parseMemoryFlags(args[1:], stderr)
 			if err != nil {
@@ -93,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) == 0 || args[0] != "quota" {
 		fmt.Fprint(stderr, usage)
-		return errors.New(`the first argument must be the benchmark name: "quota", "fleet", "analysis" or "memory"`)
+		return errors.New(`the first argument must be the benchmark name: "quota", "fleet", "analysis", "memory" or "scale"`)
 	}
 	opts, err := parseFlags(args[1:], stderr)
 	if err != nil {

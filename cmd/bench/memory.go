@@ -175,12 +175,11 @@ func runMemoryRow(ctx context.Context, o MemoryOptions, bins binaries, row Memor
 		return res, err
 	}
 	res.Items, res.Done, res.Elapsed = job.Progress.Total, job.Progress.Done, job.FinishedAt.Sub(job.StartedAt)
-	items, err := env.store.Items(ctx, job.ID, jobs.ItemDone)
-	if err != nil {
-		return res, err
-	}
-	for _, it := range items {
-		for _, out := range it.Outputs {
+	for r, err := range env.store.AllRecords(ctx, job.ID) {
+		if err != nil {
+			return res, err
+		}
+		for _, out := range r.Outputs {
 			res.BytesWritten += out.Size
 		}
 	}

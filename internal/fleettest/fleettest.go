@@ -240,24 +240,43 @@ func OutputFiles(t testing.TB, dir string) []string {
 	return out
 }
 
+// Records returns the records of a job's DONE items by item id (from the
+// records stream in Redis).
+func (f *Fleet) Records(t testing.TB, id string) map[string]jobs.Record {
+	t.Helper()
+	out := map[string]jobs.Record{}
+	for r, err := range f.Store.AllRecords(context.Background(), id) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := out[r.Item]; dup {
+			t.Fatalf("item %s has two records", r.Item)
+		}
+		out[r.Item] = r
+	}
+	return out
+}
+
 // CheckOutputs asserts that every DONE item of the job has its single output
 // stored under root, byte-identical to what the simulator served for the item's
 // request, and returns the DONE items.
 func (f *Fleet) CheckOutputs(t testing.TB, job jobs.Job, tiles []grid.Tile, root string) []jobs.Item {
 	t.Helper()
-	items, err := f.Store.Items(context.Background(), job.ID, jobs.ItemDone)
+	items, err := jobs.CollectItems(f.Store.AllItems(context.Background(), job.ID, jobs.ItemDone))
 	if err != nil {
 		t.Fatal(err)
 	}
+	recs := f.Records(t, job.ID)
 	byTile := map[string]grid.Tile{}
 	for _, tl := range tiles {
 		byTile[tl.Name] = tl
 	}
 	for _, it := range items {
-		if len(it.Outputs) != 1 {
-			t.Fatalf("item %s has %d outputs, want 1", it.ID, len(it.Outputs))
+		outs := recs[it.ID].Outputs
+		if len(outs) != 1 {
+			t.Fatalf("item %s has %d outputs, want 1", it.ID, len(outs))
 		}
-		got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(it.Outputs[0].Key)))
+		got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(outs[0].Key)))
 		if err != nil {
 			t.Fatal(err)
 		}

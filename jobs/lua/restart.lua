@@ -1,10 +1,11 @@
 -- restart.lua: ARGV now. PARTIAL or FAILED job: every FAILED item goes back to
--- PENDING with attempts, returns and task id reset. Without failed catalog
--- groups the job becomes PROCESSING again; with them, their tiles become
+-- PENDING with attempts and returns reset and its error dropped. Without failed
+-- catalog groups the job becomes PROCESSING again; with them, their tiles become
 -- un-analysed again (failed-tiles and failed-groups hashes cleared, counter 0)
 -- and the job becomes ANALYSING with auto-start on, so the analysis that the
 -- re-run groups complete starts processing. The job's error is cleared.
--- Returns {item ids, flat list of group number / group JSON pairs}.
+-- Returns {item descriptions (see describe), tile records, job_times(), flat list of group
+-- number / group JSON pairs}.
 local now = ARGV[1]
 local st = job_status()
 if not st then
@@ -13,14 +14,21 @@ end
 if st ~= 'PARTIAL' and st ~= 'FAILED' then
   return fail('TRANSITION ' .. st .. ' PROCESSING')
 end
-local ids = redis.call('SMEMBERS', SETS.FAILED)
-for _, id in ipairs(ids) do
-  local item = get_item(id)
-  item.attempts = 0
-  item.returns = 0
-  item.task_id = ''
-  move_item(item, 'PENDING', now)
-  save_item(item)
+local ords = redis.call('ZRANGE', K_FAILED, 0, -1)
+for _, o in ipairs(ords) do
+  local ord = tonumber(o)
+  redis.call('SETRANGE', K_ST, ord, string.char(0))
+  redis.call('HDEL', K_ERR, ord)
+end
+local n = #ords
+if n > 0 then
+  redis.call('HINCRBY', K_JOB, 'n:FAILED', 0 - n)
+  redis.call('HINCRBY', K_JOB, 'n:PENDING', n)
+  redis.call('DEL', K_FAILED)
+end
+local out, recs, cache = {}, {}, {}
+for _, o in ipairs(ords) do
+  describe(out, recs, cache, tonumber(o))
 end
 local groups = redis.call('HGETALL', K_FAILED_GROUPS)
 if #groups > 0 then
@@ -32,4 +40,4 @@ else
   redis.call('HDEL', K_JOB, 'finished_at', 'error')
 end
 redis.call('HINCRBY', K_JOB, 'restarts', 1)
-return {ids, groups}
+return {out, flat_recs(recs), job_times(), groups}

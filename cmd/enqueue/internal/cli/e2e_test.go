@@ -244,7 +244,10 @@ func TestEstimateThenRestartPartial(t *testing.T) {
 	}
 
 	// Process every item by hand, two of them failing for good: PARTIAL.
-	items, err := e.store.Start(ctx, est.ID)
+	if _, err := e.store.Start(ctx, est.ID); err != nil {
+		t.Fatal(err)
+	}
+	items, err := jobs.CollectItems(e.store.AllItems(ctx, est.ID, jobs.ItemPending))
 	if err != nil {
 		t.Fatal(err)
 	}
