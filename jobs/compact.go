@@ -425,3 +425,30 @@ func (s *Store) TrimRecords(ctx context.Context, id, upTo string) error {
 	}
 	return nil
 }
+
+// feedBudget bounds the ordinals one Feed call looks at past its cursor.
+const feedBudget = 65536
+
+// Feed takes up to n PENDING items of a PROCESSING job and makes them SCHEDULED,
+// for the caller to enqueue one task each. Items that were returned (stuck) or
+// restarted come first, then items in ordinal order from the job's feed cursor,
+// which only moves forward: each call costs O(n) (at most 65,536 ordinals are
+// looked at past the cursor), however large the job. Fewer than n items (none)
+// come back when no more are PENDING. A job that is not PROCESSING gives an
+// error matching ErrInvalidTransition (ErrCanceled when canceled).
+func (s *Store) Feed(ctx context.Context, id string, n int) ([]Item, error) {
+	if err := s.check(id); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	res, err := scriptFeed.Run(ctx, s.Redis, s.keys(id), s.nowArg(), n, feedBudget).Slice()
+	if err != nil {
+		return nil, scriptErr(err, id, "feed")
+	}
+	if len(res) != 3 {
+		return nil, fmt.Errorf("job %s: feed: script answered %d values, want 3", id, len(res))
+	}
+	return decodeItems(id, res[0], res[1], res[2])
+}

@@ -309,3 +309,124 @@ func TestRecordsPagedAndTrimmed(t *testing.T) {
 		t.Errorf("bad trim cursor: %v", err)
 	}
 }
+
+// TestFeedByHand: Feed hands out PENDING items in ordinal order from its
+// cursor, returned items first, each once.
+func TestFeedByHand(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	j, err := s.Create(ctx, testSpec(), testTiles(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Feed(ctx, j.ID, 1); !errors.Is(err, ErrInvalidTransition) {
+		t.Errorf("feed of a CREATED job: %v, want a transition error", err)
+	}
+	analyse(t, s, j.ID, 2, 3) // T000 ordinals 0-2, T001 3-5
+	if _, err := s.Start(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	feed := func(n int) string {
+		t.Helper()
+		items, err := s.Feed(ctx, j.ID, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, it := range items {
+			if it.Status != ItemScheduled {
+				t.Errorf("fed item %s is %s, want SCHEDULED", it.ID, it.Status)
+			}
+			out = append(out, fmt.Sprint(it.Ordinal))
+		}
+		return strings.Join(out, ",")
+	}
+	if got := feed(2); got != "0,1" {
+		t.Errorf("first feed %s, want 0,1", got)
+	}
+	first := ItemID("T000", day0)
+	s.BeginItem(ctx, j.ID, first)
+	if out, _ := s.FailItem(ctx, j.ID, first, "stuck", false); out.Item != ItemPending {
+		t.Fatalf("stuck item is %s, want PENDING", out.Item)
+	}
+	if got := feed(3); got != "0,2,3" {
+		t.Errorf("second feed %s, want 0,2,3 (the returned item first)", got)
+	}
+	if got := feed(5); got != "4,5" {
+		t.Errorf("third feed %s, want 4,5", got)
+	}
+	if got := feed(1); got != "" {
+		t.Errorf("feed of a job with nothing PENDING gave %s", got)
+	}
+	// ord 0: SCHEDULED (1) + 1 return (8) + 1 attempt (32) = 0x29; the rest SCHEDULED.
+	if st, _ := s.Redis.Get(ctx, s.keys(j.ID)[5]).Result(); st != "\x29\x01\x01\x01\x01\x01" {
+		t.Errorf("status bytes %q, want \")\\x01\\x01\\x01\\x01\\x01\"", st)
+	}
+	if p := mustGet(t, s, j.ID).Progress; p.Pending != 0 || p.Scheduled != 6 {
+		t.Errorf("progress %+v, want 6 SCHEDULED", p)
+	}
+	// Fail ordinal 4 for good, finish the rest: PARTIAL; a restart feeds it first.
+	for _, it := range allItems(t, s, j.ID, "") {
+		s.BeginItem(ctx, j.ID, it.ID)
+		if it.Ordinal == 4 {
+			s.FailItem(ctx, j.ID, it.ID, "bad", true)
+		} else {
+			s.CompleteItem(ctx, j.ID, it.ID, Result{})
+		}
+	}
+	if _, err := s.Restart(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := feed(3); got != "4" {
+		t.Errorf("feed after restart %s, want 4", got)
+	}
+}
+
+// TestFeedConcurrent: 8 goroutines feed a 300-item job at once; every item is
+// handed out exactly once.
+func TestFeedConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	j, err := s.Create(ctx, testSpec(), testTiles(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	analyse(t, s, j.ID, 10, 30)
+	if _, err := s.Start(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				items, err := s.Feed(ctx, j.ID, 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(items) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, it := range items {
+					seen[it.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	twice := 0
+	for _, n := range seen {
+		if n != 1 {
+			twice++
+		}
+	}
+	if len(seen) != 300 || twice != 0 {
+		t.Errorf("%d items fed, %d more than once; want 300, 0", len(seen), twice)
+	}
+}

@@ -54,6 +54,8 @@ var (
 	luaPage string
 	//go:embed lua/item.lua
 	luaItem string
+	//go:embed lua/feed.lua
+	luaFeed string
 
 	scriptCreate   = redis.NewScript(luaCommon + luaCreate)
 	scriptJob      = redis.NewScript(luaCommon + luaJob)
@@ -68,6 +70,7 @@ var (
 	scriptFailAn   = redis.NewScript(luaCommon + luaFailAnalysis)
 	scriptPage     = redis.NewScript(luaCommon + luaPage)
 	scriptItem     = redis.NewScript(luaCommon + luaItem)
+	scriptFeed     = redis.NewScript(luaCommon + luaFeed)
 )
 
 // Store keeps jobs in Redis. The zero value with Redis set works.
@@ -99,13 +102,13 @@ func (s *Store) nowArg() string { return s.now().Format(time.RFC3339Nano) }
 
 func (s *Store) indexKey() string { return s.prefix() + ":jobs" }
 
-// keys are the eleven keys every script gets, in the order lua/common.lua names
+// keys are the twelve keys every script gets, in the order lua/common.lua names
 // them: job, tiles, analysed, acq, ord, st, err, failed, records, failed tiles,
-// failed groups.
+// failed groups, again.
 func (s *Store) keys(id string) []string {
 	base := s.prefix() + ":job:{" + id + "}"
 	return []string{base, base + ":tiles", base + ":analysed", base + ":acq", base + ":ord", base + ":st",
-		base + ":err", base + ":failed", base + ":records", base + ":failed:tiles", base + ":failed:groups"}
+		base + ":err", base + ":failed", base + ":records", base + ":failed:tiles", base + ":failed:groups", base + ":again"}
 }
 
 // Indexes in keys().

@@ -1,5 +1,5 @@
 -- common.lua is prepended to every jobs script.
--- KEYS (always the same eleven, all in the job's hash tag):
+-- KEYS (always the same twelve, all in the job's hash tag):
 --   1 job hash, 2 tiles hash (name -> grid.Tile JSON), 3 analysed-tiles set,
 --   4 acq hash (tile name -> packed tile record, see below),
 --   5 ord sorted set (tile name scored by its base ordinal),
@@ -8,7 +8,9 @@
 --   8 failed sorted set (ordinals of FAILED items, scored by ordinal),
 --   9 records stream (one entry per DONE item: id, spent milli-PU, outputs JSON),
 --   10 failed-tiles hash (tile name -> catalog group number),
---   11 failed-groups hash (group number -> JSON {tiles, reason, failed_at}).
+--   11 failed-groups hash (group number -> JSON {tiles, reason, failed_at}),
+--   12 again list (ordinals of PENDING items behind the feed cursor: returned
+--      or restarted ones, which Feed hands out first).
 --
 -- A tile record (written by the Go side, base filled in by record_analysis):
 --   byte 1 flags (1: one estimate for every item; 2: explicit from/to times),
@@ -27,7 +29,7 @@
 -- a half-applied change.
 local K_JOB, K_TILES, K_ANALYSED, K_ACQ, K_ORD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ST, K_ERR, K_FAILED, K_RECORDS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local K_FAILED_TILES, K_FAILED_GROUPS = KEYS[10], KEYS[11]
+local K_FAILED_TILES, K_FAILED_GROUPS, K_AGAIN = KEYS[10], KEYS[11], KEYS[12]
 
 local NAMES = {[0] = 'PENDING', [1] = 'SCHEDULED', [2] = 'PROCESSING', [3] = 'DONE', [4] = 'FAILED'}
 local CODES = {PENDING = 0, SCHEDULED = 1, PROCESSING = 2, DONE = 3, FAILED = 4}

@@ -22,6 +22,7 @@ if permanent or item.returns >= maxret then
 else
   item.returns = item.returns + 1
   move_item(item, 'PENDING')
+  redis.call('RPUSH', K_AGAIN, item.ord)
 end
 save_item(item)
 redis.call('HSET', K_JOB, 'updated_at', now)

@@ -19,6 +19,7 @@ for _, o in ipairs(ords) do
   local ord = tonumber(o)
   redis.call('SETRANGE', K_ST, ord, string.char(0))
   redis.call('HDEL', K_ERR, ord)
+  redis.call('RPUSH', K_AGAIN, ord)
 end
 local n = #ords
 if n > 0 then
