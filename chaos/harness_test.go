@@ -24,7 +24,9 @@ import (
 
 	"shfleet/config"
 	"shfleet/grid"
+	"shfleet/internal/fleettest"
 	"shfleet/jobs"
+	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
@@ -509,14 +511,8 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 	want := map[string]bool{} // output keys of DONE items
 	counted := 0
 	recs := map[string][]jobs.OutputRecord{}
-	for r, err := range f.store.AllRecords(ctx, job.ID) {
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		if _, dup := recs[r.Item]; dup {
-			f.t.Errorf("item %s: two records", r.Item)
-		}
-		recs[r.Item] = r.Outputs
+	for r, rec := range fleettest.Records(f.t, f.store, job.ID) {
+		recs[r] = rec.Outputs
 	}
 	for _, st := range jobs.ItemStatuses {
 		items, err := jobs.CollectItems(f.store.AllItems(ctx, job.ID, st))
@@ -570,7 +566,7 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 		switch {
 		case strings.HasSuffix(rel, ".tmp"):
 			v.TempFiles = append(v.TempFiles, rel)
-		case strings.HasSuffix(rel, ".attrs") || rel == tasks.ManifestKey(job.ID):
+		case strings.HasSuffix(rel, ".attrs") || rel == tasks.ManifestKey(job.ID) || strings.HasPrefix(rel, job.ID+"/manifest/part-"):
 		case !want[rel]:
 			v.ExtraFiles = append(v.ExtraFiles, rel)
 		}
@@ -579,20 +575,19 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 	v.Temp, v.Extra = len(v.TempFiles), len(v.ExtraFiles)
 	// The manifest, written by the worker that finished the job.
 	v.Manifest = -1
-	if b, err := os.ReadFile(filepath.Join(outDir, tasks.ManifestKey(job.ID))); err == nil {
-		var m struct {
-			Entries []struct {
-				Key string `json:"key"`
-			} `json:"entries"`
-		}
-		if err := json.Unmarshal(b, &m); err != nil {
-			f.t.Errorf("manifest of job %s: %v", job.ID, err)
-		}
+	if _, err := os.Stat(filepath.Join(outDir, tasks.ManifestKey(job.ID))); err == nil {
 		v.Manifest = 0
-		for _, e := range m.Entries {
-			if want[e.Key] {
-				v.Manifest++
+		if out, err := output.Open(ctx, "file://"+outDir); err == nil {
+			for e, err := range output.ManifestEntries(ctx, out, tasks.ManifestKey(job.ID)) {
+				if err != nil {
+					f.t.Errorf("manifest of job %s: %v", job.ID, err)
+					break
+				}
+				if want[e.Key] {
+					v.Manifest++
+				}
 			}
+			out.Close()
 		}
 	}
 	st := f.sim.Totals()

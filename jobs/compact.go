@@ -408,20 +408,77 @@ func (s *Store) RecordsBacklog(ctx context.Context, id string) (int64, error) {
 	return n, nil
 }
 
+// CommitRecords records that the job's records up to and including the one
+// whose Cursor is upTo are stored as manifest part number part, with d's
+// totals (d.Parts is ignored): they leave Redis and count in Job.Drained. part
+// must be Job.Drained.Parts as the caller read it before storing the part; when
+// another caller committed that part meanwhile nothing changes and
+// CommitRecords returns false (hold the lock of [Store.LockRecords] to avoid
+// that).
+func (s *Store) CommitRecords(ctx context.Context, id, upTo string, part int, d Drained) (bool, error) {
+	if err := s.check(id); err != nil {
+		return false, err
+	}
+	minID, err := afterID(upTo)
+	if err != nil {
+		return false, fmt.Errorf("job %s: commit records: %w", id, err)
+	}
+	n, err := scriptCommit.Run(ctx, s.Redis, s.keys(id), part, minID, d.Outputs, d.Bytes, d.MilliPU).Int64()
+	if err != nil {
+		return false, scriptErr(err, id, "commit records")
+	}
+	return n == 1, nil
+}
+
 // TrimRecords drops a job's records up to and including the one whose Cursor is
-// upTo, once the caller has stored them elsewhere (the manifest parts).
+// upTo, without counting them anywhere.
 func (s *Store) TrimRecords(ctx context.Context, id, upTo string) error {
 	if err := s.check(id); err != nil {
 		return err
 	}
-	ms, seq, ok := strings.Cut(upTo, "-")
-	q, err := strconv.ParseUint(seq, 10, 64)
-	if !ok || err != nil {
-		return fmt.Errorf("job %s: trim records: %q is not a stream entry id", id, upTo)
+	minID, err := afterID(upTo)
+	if err != nil {
+		return fmt.Errorf("job %s: trim records: %w", id, err)
 	}
-	minID := ms + "-" + strconv.FormatUint(q+1, 10)
 	if err := s.Redis.XTrimMinID(ctx, s.keys(id)[keyRecords], minID).Err(); err != nil {
 		return fmt.Errorf("job %s: trim records: %w", id, err)
+	}
+	return nil
+}
+
+// afterID is the stream id just after id.
+func afterID(id string) (string, error) {
+	ms, seq, ok := strings.Cut(id, "-")
+	q, err := strconv.ParseUint(seq, 10, 64)
+	if _, merr := strconv.ParseUint(ms, 10, 64); !ok || err != nil || merr != nil {
+		return "", fmt.Errorf("%q is not a record cursor (a stream entry id)", id)
+	}
+	return ms + "-" + strconv.FormatUint(q+1, 10), nil
+}
+
+// LockRecords takes the lock on draining a job's records for ttl, for owner (a
+// unique name); false when someone else holds it. [Store.UnlockRecords]
+// releases it early.
+func (s *Store) LockRecords(ctx context.Context, id, owner string, ttl time.Duration) (bool, error) {
+	if err := s.check(id); err != nil {
+		return false, err
+	}
+	ok, err := s.Redis.SetNX(ctx, s.keys(id)[0]+":records:lock", owner, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("job %s: lock records: %w", id, err)
+	}
+	return ok, nil
+}
+
+var unlockScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+
+// UnlockRecords releases the drain lock if owner holds it.
+func (s *Store) UnlockRecords(ctx context.Context, id, owner string) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	if err := unlockScript.Run(ctx, s.Redis, []string{s.keys(id)[0] + ":records:lock"}, owner).Err(); err != nil {
+		return fmt.Errorf("job %s: unlock records: %w", id, err)
 	}
 	return nil
 }

@@ -20,6 +20,9 @@ type Job struct {
 	Progress Progress `json:"progress"`
 	// Restarts counts Restart calls.
 	Restarts int `json:"restarts,omitempty"`
+	// Drained is what of the job's records is stored as manifest parts
+	// ([Store.CommitRecords]).
+	Drained Drained `json:"drained,omitzero"`
 	// Error is the latest reason a catalog group's search failed for good
 	// ([Store.FailAnalysis]), at most [MaxErrorLen] bytes; Restart clears it.
 	Error string `json:"error,omitempty"`
@@ -147,8 +150,22 @@ type Result struct {
 	PU float64
 }
 
+// Drained totals the manifest parts a job's records were moved to.
+type Drained struct {
+	// Parts is the number of parts stored; the next one is number Parts.
+	Parts int `json:"parts"`
+	// Outputs, Bytes and MilliPU total the parts' entries.
+	Outputs int64 `json:"outputs"`
+	Bytes   int64 `json:"bytes"`
+	MilliPU int64 `json:"mpu"`
+}
+
 // Outcome is the effect of CompleteItem or FailItem.
 type Outcome struct {
+	// Backlog is the number of records in the job's stream after a
+	// CompleteItem: when it is large the caller drains them into the output
+	// store ([Store.Records], [Store.CommitRecords]).
+	Backlog int64
 	// Item is the item's status after the call.
 	Item ItemStatus
 	// Finished is the job's final status (DONE, PARTIAL or FAILED) when this call

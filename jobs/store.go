@@ -56,6 +56,8 @@ var (
 	luaItem string
 	//go:embed lua/feed.lua
 	luaFeed string
+	//go:embed lua/commit_records.lua
+	luaCommitRecords string
 
 	scriptCreate   = redis.NewScript(luaCommon + luaCreate)
 	scriptJob      = redis.NewScript(luaCommon + luaJob)
@@ -71,6 +73,7 @@ var (
 	scriptPage     = redis.NewScript(luaCommon + luaPage)
 	scriptItem     = redis.NewScript(luaCommon + luaItem)
 	scriptFeed     = redis.NewScript(luaCommon + luaFeed)
+	scriptCommit   = redis.NewScript(luaCommon + luaCommitRecords)
 )
 
 // Store keeps jobs in Redis. The zero value with Redis set works.
@@ -261,6 +264,7 @@ func parseJob(id string, h map[string]string) (Job, error) {
 		EstimatedMilliPU: n("est_mpu"), SpentMilliPU: n("spent_mpu"), RateLimited: int(n("rate_limited")),
 	}
 	j.Restarts = int(n("restarts"))
+	j.Drained = Drained{Parts: int(n("manifest_parts")), Outputs: n("manifest_outputs"), Bytes: n("manifest_bytes"), MilliPU: n("manifest_mpu")}
 	j.ResumeAt = t("resume_at")
 	j.CreatedAt, j.UpdatedAt = t("created_at"), t("updated_at")
 	j.AnalysisStartedAt, j.AnalysedAt = t("analysis_started_at"), t("analysed_at")
@@ -631,7 +635,11 @@ func (s *Store) CompleteItem(ctx context.Context, id, itemID string, r Result) (
 	if err != nil {
 		return Outcome{}, scriptErr(err, id, "complete item "+itemID)
 	}
-	return Outcome{Item: ItemStatus(res[0]), Finished: Status(res[1])}, nil
+	out := Outcome{Item: ItemStatus(res[0]), Finished: Status(res[1])}
+	if len(res) > 2 {
+		out.Backlog, _ = strconv.ParseInt(res[2], 10, 64)
+	}
+	return out, nil
 }
 
 // ReleaseItem hands a PROCESSING item back to the queue without counting a

@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"shfleet/grid"
+	"shfleet/internal/fleettest"
 	"shfleet/jobs"
 	"shfleet/output"
 	"shfleet/sentinel"
@@ -139,10 +140,7 @@ func TestHostileNamesStayUnderOutputRoot(t *testing.T) {
 		inside++
 	}
 	var items []jobs.Record
-	for r, err := range f.store.AllRecords(ctx, job.ID) {
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range fleettest.Records(t, f.store, job.ID) {
 		items = append(items, r)
 	}
 	if inside == 0 || len(items) == 0 {

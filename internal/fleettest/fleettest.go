@@ -24,6 +24,7 @@ import (
 	"shfleet/grid"
 	"shfleet/internal/redistest"
 	"shfleet/jobs"
+	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/sentinel"
 	"shfleet/sentinel/sentineltest"
@@ -229,7 +230,7 @@ func OutputFiles(t testing.TB, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") {
+		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") && !strings.Contains(filepath.ToSlash(p), "/manifest/part-") {
 			out = append(out, p)
 		}
 		return nil
@@ -240,21 +241,45 @@ func OutputFiles(t testing.TB, dir string) []string {
 	return out
 }
 
-// Records returns the records of a job's DONE items by item id (from the
-// records stream in Redis).
+// Records returns the records of a job's DONE items by item id, read with
+// tasks.JobOutputs (the manifest parts in the job's output store, then what is
+// still in Redis); a record's Outputs are its manifest entries' keys, sizes and
+// checksums.
 func (f *Fleet) Records(t testing.TB, id string) map[string]jobs.Record {
 	t.Helper()
-	out := map[string]jobs.Record{}
-	for r, err := range f.Store.AllRecords(context.Background(), id) {
+	return Records(t, f.Store, id)
+}
+
+// Records is Fleet.Records for any store.
+func Records(t testing.TB, store *jobs.Store, id string) map[string]jobs.Record {
+	t.Helper()
+	ctx := context.Background()
+	job, err := store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := output.Open(ctx, job.Spec.OutputURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	recs := map[string]jobs.Record{}
+	for e, err := range tasks.JobOutputs(ctx, store, out, id) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, dup := out[r.Item]; dup {
-			t.Fatalf("item %s has two records", r.Item)
+		item := e.Tile + "_" + e.Date
+		r := recs[item]
+		r.Item, r.Tile, r.Date = item, e.Tile, e.Date
+		for _, o := range r.Outputs {
+			if o.Key == e.Key {
+				t.Fatalf("item %s: output %s recorded twice", item, e.Key)
+			}
 		}
-		out[r.Item] = r
+		r.Outputs = append(r.Outputs, jobs.OutputRecord{Key: e.Key, Size: e.Size, SHA256: e.SHA256})
+		recs[item] = r
 	}
-	return out
+	return recs
 }
 
 // CheckOutputs asserts that every DONE item of the job has its single output
