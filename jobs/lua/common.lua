@@ -146,8 +146,10 @@ end
 -- describe appends to out what the Go side needs to rebuild the item at ordinal
 -- ord: {ordinal, tile name, status byte, last error}; the tile's record is
 -- added once to recs (name -> record). cache holds the tile found last, so a
--- run of ordinals of one tile costs one lookup.
-local function describe(out, recs, cache, ord)
+-- run of ordinals of one tile costs one lookup. v is the status byte when the
+-- caller has read it already (nil: read here); the err hash is only read for
+-- items that failed or returned, the only ones with an error.
+local function describe(out, recs, cache, ord, v)
   if not cache.name or ord < cache.base or ord >= cache.base + cache.n then
     local r = redis.call('ZREVRANGEBYSCORE', K_ORD, ord, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
     if #r == 0 then
@@ -163,15 +165,21 @@ local function describe(out, recs, cache, ord)
       recs[r[1]] = rec
     end
   end
-  local b = redis.call('GETRANGE', K_ST, ord, ord)
-  local v = 0
-  if b ~= '' then
-    v = string.byte(b)
+  if not v then
+    local b = redis.call('GETRANGE', K_ST, ord, ord)
+    v = 0
+    if b ~= '' then
+      v = string.byte(b)
+    end
   end
   out[#out + 1] = ord
   out[#out + 1] = cache.name
   out[#out + 1] = v
-  out[#out + 1] = redis.call('HGET', K_ERR, ord) or ''
+  if v % 8 == 4 or math.floor(v / 8) % 4 > 0 then
+    out[#out + 1] = redis.call('HGET', K_ERR, ord) or ''
+  else
+    out[#out + 1] = ''
+  end
 end
 
 -- flat_recs turns a name -> record table into a flat reply list.

@@ -27,7 +27,7 @@ while taken < n do
   end
   if v % 8 == 0 then
     redis.call('SETRANGE', K_ST, ord, string.char(v + 1))
-    describe(out, recs, cache, ord)
+    describe(out, recs, cache, ord, v + 1)
     taken = taken + 1
   end
 end
@@ -45,9 +45,7 @@ while cur < stop and taken < n do
       changed = true
       bytes[k + 1] = string.char(v)
       taken = taken + 1
-      describe(out, recs, cache, cur + k)
-      -- describe read the old byte; the item is SCHEDULED now.
-      out[#out - 1] = v
+      describe(out, recs, cache, cur + k, v)
     else
       bytes[k + 1] = string.char(v)
     end

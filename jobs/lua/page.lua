@@ -29,7 +29,7 @@ while cur < stop and found < n do
   for k = 0, last - cur do
     local v = string.byte(chunk, k + 1) or 0
     if want < 0 or v % 8 == want then
-      describe(out, recs, cache, cur + k)
+      describe(out, recs, cache, cur + k, v)
       found = found + 1
       if found >= n then
         cur = cur + k + 1

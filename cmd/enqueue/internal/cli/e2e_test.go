@@ -70,7 +70,15 @@ func TestSubmitAndWatchEndToEnd(t *testing.T) {
 			t.Fatalf("output %s is not under <out>/<job id>/... with .tif", f)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, tasks.ManifestKey(sub.ID))); err != nil {
+	// The worker that ended the job writes the manifest just after the final
+	// status.
+	manifest := filepath.Join(out, tasks.ManifestKey(sub.ID))
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(manifest); err == nil {
+			break
+		}
+	}
+	if _, err := os.Stat(manifest); err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
 	st := e.sim.Stats()
