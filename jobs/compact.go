@@ -487,12 +487,13 @@ func (s *Store) UnlockRecords(ctx context.Context, id, owner string) error {
 const feedBudget = 65536
 
 // Feed takes up to n PENDING items of a PROCESSING job and makes them SCHEDULED,
-// for the caller to enqueue one task each. Items that were returned (stuck) or
-// restarted come first, then items in ordinal order from the job's feed cursor,
-// which only moves forward: each call costs O(n) (at most 65,536 ordinals are
-// looked at past the cursor), however large the job. Fewer than n items (none)
-// come back when no more are PENDING. A job that is not PROCESSING gives an
-// error matching ErrInvalidTransition (ErrCanceled when canceled).
+// in one script call, for the feeder to queue one task each. Items that were
+// returned (stuck), restarted or handed back ([Store.Unfeed]) come first, then
+// items in ordinal order from the job's feed cursor, which only moves forward:
+// each call costs O(n) (at most 65,536 ordinals are looked at past the cursor),
+// however large the job. Fewer than n items (none) come back when no more are
+// PENDING. A job that is not PROCESSING, or paused ([Store.Pause]), gives none.
+// Concurrent calls never take the same item.
 func (s *Store) Feed(ctx context.Context, id string, n int) ([]Item, error) {
 	if err := s.check(id); err != nil {
 		return nil, err

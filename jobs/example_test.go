@@ -3,6 +3,8 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"shfleet/grid"
@@ -42,8 +44,13 @@ func Example() {
 	analysed, _ := store.RecordAnalysis(ctx, job.ID, []string{tile}, items, 1)
 	fmt.Println("analysis done:", analysed)
 
-	store.Start(ctx, job.ID)
-	for it := range store.AllItems(ctx, job.ID, jobs.ItemPending) {
+	// Start is a status change; the fleet's feeder then takes the items a
+	// window at a time (Feed) and queues one task each.
+	status, _ := store.Start(ctx, job.ID)
+	fmt.Println("started:", status)
+	todo, _ := store.Feed(ctx, job.ID, 10)
+	slices.SortFunc(todo, func(a, b jobs.Item) int { return strings.Compare(a.ID, b.ID) })
+	for _, it := range todo {
 		if ok, _ := store.BeginItem(ctx, job.ID, it.ID); !ok {
 			continue
 		}
@@ -54,6 +61,7 @@ func Example() {
 	fmt.Println(job.Status, job.Progress.EstimatedMilliPU, job.Progress.SpentMilliPU)
 	// Output:
 	// analysis done: true
+	// started: PROCESSING
 	// 33T-0450000-5090000_2024-05-01 DONE, job finished: ""
 	// 33T-0450000-5090000_2024-05-06 DONE, job finished: "DONE"
 	// DONE 3000 2400

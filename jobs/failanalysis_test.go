@@ -132,7 +132,7 @@ func TestFailAnalysisWithoutItemsFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(re.Items) != 0 || len(re.Groups) != 1 || re.Groups[0].Group != 1 || !slices.Equal(re.Groups[0].Tiles, []string{"T002"}) || re.Groups[0].Reason != reason400 {
+	if re.Items != 0 || len(re.Groups) != 1 || re.Groups[0].Group != 1 || !slices.Equal(re.Groups[0].Tiles, []string{"T002"}) || re.Groups[0].Reason != reason400 {
 		t.Fatalf("restart returned %+v", re)
 	}
 	got = mustGet(t, s, j.ID)
@@ -149,9 +149,10 @@ func TestFailAnalysisWithoutItemsFails(t *testing.T) {
 	if err != nil || !flipped {
 		t.Fatalf("re-run group: %v, %v", flipped, err)
 	}
-	items, err := startItems(ctx, s, j.ID)
-	if err != nil || len(items) != 2 {
-		t.Fatalf("start: %d items, %v", len(items), err)
+	// The restart turned auto-start on: the re-run's flip started the job.
+	items := autoStarted(t, s, j.ID)
+	if len(items) != 2 {
+		t.Fatalf("auto-started with %d items PENDING, want 2", len(items))
 	}
 	if finals := finishAll(t, s, j.ID, items); !slices.Equal(finals, []Status{StatusDone}) {
 		t.Errorf("finals %v, want [DONE]", finals)
@@ -206,7 +207,7 @@ func TestFailAnalysisEndsPartial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(re.Items) != 0 || len(re.Groups) != 1 || re.Groups[0].Group != 1 {
+	if re.Items != 0 || len(re.Groups) != 1 || re.Groups[0].Group != 1 {
 		t.Fatalf("restart returned %+v", re)
 	}
 	got = mustGet(t, s, j.ID)
@@ -217,9 +218,9 @@ func TestFailAnalysisEndsPartial(t *testing.T) {
 	if err != nil || !flipped {
 		t.Fatalf("re-run: %v, %v", flipped, err)
 	}
-	items, err = startItems(ctx, s, j.ID)
-	if err != nil || len(items) != 4 {
-		t.Fatalf("start after restart: %d items, %v; want the 4 new ones", len(items), err)
+	items = autoStarted(t, s, j.ID)
+	if len(items) != 4 {
+		t.Fatalf("auto-started after restart with %d items PENDING; want the 4 new ones", len(items))
 	}
 	if finals := finishAll(t, s, j.ID, items); !slices.Equal(finals, []Status{StatusDone}) {
 		t.Errorf("finals %v, want [DONE]", finals)
@@ -262,7 +263,7 @@ func TestRestartFailedItemsAndGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(re.Items) != 2 || re.Items[0].Status != ItemPending || len(re.Groups) != 1 {
+	if re.Items != 2 || len(re.Groups) != 1 {
 		t.Fatalf("restart returned %+v", re)
 	}
 	got := mustGet(t, s, j.ID)
@@ -273,9 +274,9 @@ func TestRestartFailedItemsAndGroups(t *testing.T) {
 		t.Fatalf("re-run: %v, %v", flipped, err)
 	}
 	// The 2 restarted items and the 1 new one.
-	items, err = startItems(ctx, s, j.ID)
-	if err != nil || len(items) != 3 {
-		t.Fatalf("start: %d items, %v", len(items), err)
+	items = autoStarted(t, s, j.ID)
+	if len(items) != 3 {
+		t.Fatalf("auto-started with %d items PENDING, want 3", len(items))
 	}
 	if finals := finishAll(t, s, j.ID, items); !slices.Equal(finals, []Status{StatusDone}) {
 		t.Errorf("finals %v, want [DONE]", finals)
@@ -301,7 +302,7 @@ func TestFailAnalysisRefusals(t *testing.T) {
 	if got := mustGet(t, s, j.ID); got.Status != StatusCreated || got.Progress.TilesFailed != 0 {
 		t.Errorf("refusals changed the job: %s %+v", got.Status, got.Progress)
 	}
-	if err := s.Cancel(ctx, j.ID); err != nil {
+	if _, err := s.Cancel(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.FailAnalysis(ctx, j.ID, 0, []string{"T000"}, reason400); !errors.Is(err, ErrCanceled) {

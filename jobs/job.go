@@ -194,8 +194,8 @@ type FailedGroup struct {
 
 // Restarted is what [Store.Restart] put back to work.
 type Restarted struct {
-	// Items are the FAILED items, PENDING again, in ordinal order.
-	Items []Item
+	// Items counts the FAILED items that are PENDING again.
+	Items int
 	// Groups are the catalog groups to search again, sorted by group number;
 	// when there are any the job is ANALYSING again.
 	Groups []FailedGroup

@@ -56,6 +56,8 @@ var (
 	luaItem string
 	//go:embed lua/feed.lua
 	luaFeed string
+	//go:embed lua/unfeed.lua
+	luaUnfeed string
 	//go:embed lua/commit_records.lua
 	luaCommitRecords string
 
@@ -73,6 +75,7 @@ var (
 	scriptPage     = redis.NewScript(luaCommon + luaPage)
 	scriptItem     = redis.NewScript(luaCommon + luaItem)
 	scriptFeed     = redis.NewScript(luaCommon + luaFeed)
+	scriptUnfeed   = redis.NewScript(luaCommon + luaUnfeed)
 	scriptCommit   = redis.NewScript(luaCommon + luaCommitRecords)
 )
 
@@ -105,13 +108,17 @@ func (s *Store) nowArg() string { return s.now().Format(time.RFC3339Nano) }
 
 func (s *Store) indexKey() string { return s.prefix() + ":jobs" }
 
+// activeKey is the index of PROCESSING jobs the feeder looks at (see
+// [Store.ActiveJobs]).
+func (s *Store) activeKey() string { return s.prefix() + ":jobs:active" }
+
 // keys are the twelve keys every script gets, in the order lua/common.lua names
 // them: job, tiles, analysed, acq, ord, st, err, failed, records, failed tiles,
-// failed groups, again.
+// failed groups, feed-first list.
 func (s *Store) keys(id string) []string {
 	base := s.prefix() + ":job:{" + id + "}"
 	return []string{base, base + ":tiles", base + ":analysed", base + ":acq", base + ":ord", base + ":st",
-		base + ":err", base + ":failed", base + ":records", base + ":failed:tiles", base + ":failed:groups", base + ":again"}
+		base + ":err", base + ":failed", base + ":records", base + ":failed:tiles", base + ":failed:groups", base + ":feed"}
 }
 
 // Indexes in keys().
@@ -411,6 +418,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.Redis.ZRem(ctx, s.indexKey(), id).Err(); err != nil {
 		return fmt.Errorf("job %s: delete from index: %w", id, err)
 	}
+	if err := s.Deactivate(ctx, id); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -438,7 +448,10 @@ func (s *Store) BeginAnalysis(ctx context.Context, id string) error {
 // idempotent per tile: tiles recorded before are skipped with their items and
 // requests, so a re-run task adds nothing. Every item must belong to one of
 // tiles. When the last tile is recorded the job becomes ANALYSIS_DONE, and
-// exactly that call returns true (its caller starts processing); when tiles
+// exactly that call returns true; a job that auto-starts (Spec.AutoStart, or a
+// restart that re-runs failed groups; never a batch job) becomes PROCESSING in
+// the same call and enters the active index ([Store.ActiveJobs]), so the feeder
+// queues its items: nothing is enqueued here. When tiles
 // failed ([Store.FailAnalysis]) and no item was found at all, it becomes FAILED
 // instead and the call returns false. Tiles that failed are not recorded until
 // a restart.
@@ -485,7 +498,22 @@ func (s *Store) RecordAnalysis(ctx context.Context, id string, tiles []string, i
 	if err != nil {
 		return false, scriptErr(err, id, "record analysis")
 	}
+	return s.afterAnalysis(ctx, id, res)
+}
+
+// afterAnalysis reads the {flipped, status} reply of the analysis scripts and
+// puts a PROCESSING job (just auto-started, or a re-run of the call that started
+// it and may have failed to index it) into the active index.
+func (s *Store) afterAnalysis(ctx context.Context, id string, res []any) (bool, error) {
+	if len(res) != 2 {
+		return false, fmt.Errorf("job %s: analysis script answered %d values, want 2", id, len(res))
+	}
 	flipped, _ := res[0].(int64)
+	if st, _ := res[1].(string); Status(st) == StatusProcessing {
+		if err := s.Activate(ctx, id); err != nil {
+			return false, err
+		}
+	}
 	return flipped == 1, nil
 }
 
@@ -504,8 +532,8 @@ const MaxErrorLen = 1024
 //
 // When this completes the analysis (every tile analysed or failed): a job
 // without any item becomes FAILED at once (FinishedAt set); otherwise it becomes
-// ANALYSIS_DONE and exactly that call returns true, as with RecordAnalysis, for
-// its caller to start processing. Such a job ends PARTIAL even when every item
+// ANALYSIS_DONE (PROCESSING when it auto-starts) and exactly that call returns
+// true, as with RecordAnalysis. Such a job ends PARTIAL even when every item
 // is DONE (FAILED when none is). A CANCELED job gives an error matching
 // ErrCanceled.
 func (s *Store) FailAnalysis(ctx context.Context, id string, group int, tiles []string, reason string) (bool, error) {
@@ -530,8 +558,7 @@ func (s *Store) FailAnalysis(ctx context.Context, id string, group int, tiles []
 	if err != nil {
 		return false, scriptErr(err, id, "fail analysis")
 	}
-	flipped, _ := res[0].(int64)
-	return flipped == 1, nil
+	return s.afterAnalysis(ctx, id, res)
 }
 
 // TruncateError makes msg valid UTF-8 and at most [MaxErrorLen] bytes, cutting
@@ -565,15 +592,81 @@ func (s *Store) FailedGroups(ctx context.Context, id string) ([]FailedGroup, err
 	return decodeGroups(id, kv)
 }
 
-// Start moves an ANALYSIS_DONE job to PROCESSING (O(1)) and returns whether it
-// is PROCESSING now: a job without items goes straight to DONE (false). The
-// caller enqueues the PENDING items ([Store.AllItems]), then Schedules them.
-func (s *Store) Start(ctx context.Context, id string) (bool, error) {
+// Start moves an ANALYSIS_DONE job to PROCESSING and puts it into the active
+// index, where the feeder finds it; O(1) in the number of items. A job without
+// items goes straight to DONE. It returns the status after the call.
+func (s *Store) Start(ctx context.Context, id string) (Status, error) {
 	st, err := s.jobOp(ctx, id, "start")
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	return st == StatusProcessing, nil
+	if st == StatusProcessing {
+		return st, s.Activate(ctx, id)
+	}
+	return st, nil
+}
+
+// Activate puts a job into the index of active jobs that [Store.ActiveJobs]
+// lists (idempotent). The Store does it whenever a job becomes PROCESSING;
+// calling it again repairs a job whose indexing failed after its status
+// changed. The feeder drops jobs that are no longer PROCESSING.
+func (s *Store) Activate(ctx context.Context, id string) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	if err := s.Redis.ZAddNX(ctx, s.activeKey(), redis.Z{Score: float64(s.now().UnixMilli()), Member: id}).Err(); err != nil {
+		return fmt.Errorf("job %s: index as active: %w", id, err)
+	}
+	return nil
+}
+
+// Deactivate removes a job from the index of active jobs (idempotent).
+func (s *Store) Deactivate(ctx context.Context, id string) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	if err := s.Redis.ZRem(ctx, s.activeKey(), id).Err(); err != nil {
+		return fmt.Errorf("job %s: drop from the active index: %w", id, err)
+	}
+	return nil
+}
+
+// ActiveJobs returns the ids in the index of active jobs, oldest start first:
+// every PROCESSING job, plus jobs that ended or were canceled since and that the
+// feeder has not dropped yet ([Store.Deactivate]). It reads one key, whatever
+// the number of jobs and items.
+func (s *Store) ActiveJobs(ctx context.Context) ([]string, error) {
+	if s.Redis == nil {
+		return nil, errors.New("jobs: Store.Redis is nil")
+	}
+	ids, err := s.Redis.ZRange(ctx, s.activeKey(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list active jobs: %w", err)
+	}
+	return ids, nil
+}
+
+// Unfeed hands items back that [Store.Feed] took but whose task could not be
+// queued: SCHEDULED items become PENDING again, first in line for the next
+// Feed, without counting a return; items in any other status (their task ran
+// after all) are left alone. It returns how many went back.
+func (s *Store) Unfeed(ctx context.Context, id string, itemIDs ...string) (int, error) {
+	if err := s.check(id); err != nil {
+		return 0, err
+	}
+	back := 0
+	for chunk := range slices.Chunk(itemIDs, batchSize) {
+		args := []any{s.nowArg()}
+		for _, it := range chunk {
+			args = append(args, it)
+		}
+		n, err := scriptUnfeed.Run(ctx, s.Redis, s.keys(id), args...).Int()
+		if err != nil {
+			return back, scriptErr(err, id, "unfeed")
+		}
+		back += n
+	}
+	return back, nil
 }
 
 // Schedule records that tasks are queued for items: PENDING items become
@@ -682,35 +775,51 @@ func (s *Store) FailItem(ctx context.Context, id, itemID, errMsg string, permane
 	return Outcome{Item: ItemStatus(res[0]), Finished: Status(res[1])}, nil
 }
 
+// RestartPage is how many FAILED items one script call of [Store.Restart]
+// moves back to PENDING.
+const RestartPage = 1000
+
 // Restart puts a PARTIAL or FAILED job back to work: all its FAILED items are
-// PENDING again (attempts, returns and task id reset) and its error is cleared.
-// Without failed catalog groups the job is PROCESSING again and the caller
-// enqueues Restarted.Items under new task ids. With failed groups
+// PENDING again (attempts, returns and task id reset; first in line for the
+// feeder) and its error is cleared. It works in pages of [RestartPage] items, one
+// script call each, and the job keeps its final status until the last page, so
+// a restart that is cut short is finished by the next call. Without failed
+// catalog groups the job is then PROCESSING again and in the active index: the
+// feeder queues its items under new task ids. With failed groups
 // ([Store.FailAnalysis]) their tiles are un-analysed again, the record of failed
 // groups is cleared, and the job is ANALYSING with auto-start on: the caller
 // enqueues one catalog task per Restarted.Groups entry, and the analysis they
-// complete starts processing every PENDING item (Restarted.Items included).
-// Restart counts in Job.Restarts either way.
+// complete starts processing every PENDING item. Restart counts in
+// Job.Restarts either way.
 func (s *Store) Restart(ctx context.Context, id string) (Restarted, error) {
 	if err := s.check(id); err != nil {
 		return Restarted{}, err
 	}
-	res, err := scriptRestart.Run(ctx, s.Redis, s.keys(id), s.nowArg()).Slice()
-	if err != nil {
-		return Restarted{}, scriptErr(err, id, "restart")
+	moved := 0
+	for {
+		res, err := scriptRestart.Run(ctx, s.Redis, s.keys(id), s.nowArg(), RestartPage).Slice()
+		if err != nil {
+			return Restarted{Items: moved}, scriptErr(err, id, "restart")
+		}
+		if len(res) != 3 {
+			return Restarted{Items: moved}, fmt.Errorf("job %s: restart: script answered %d values, want 3", id, len(res))
+		}
+		n, _ := res[0].(int64)
+		moved += int(n)
+		if flipped, _ := res[1].(int64); flipped == 0 {
+			continue
+		}
+		groups, err := decodeGroups(id, stringsOf(res[2]))
+		if err != nil {
+			return Restarted{Items: moved}, err
+		}
+		if len(groups) == 0 {
+			if err := s.Activate(ctx, id); err != nil {
+				return Restarted{Items: moved}, err
+			}
+		}
+		return Restarted{Items: moved, Groups: groups}, nil
 	}
-	if len(res) != 4 {
-		return Restarted{}, fmt.Errorf("job %s: restart: script answered %d values, want 4", id, len(res))
-	}
-	items, err := decodeItems(id, res[0], res[1], res[2])
-	if err != nil {
-		return Restarted{}, err
-	}
-	groups, err := decodeGroups(id, stringsOf(res[3]))
-	if err != nil {
-		return Restarted{}, err
-	}
-	return Restarted{Items: items, Groups: groups}, nil
 }
 
 // stringsOf converts a script's array reply to strings (non-strings skipped).
@@ -751,11 +860,27 @@ func decodeGroups(id string, kv []string) ([]FailedGroup, error) {
 }
 
 // Cancel moves a job that is not final to CANCELED (canceling a CANCELED job
-// again is a no-op); O(1). Later BeginItem calls return false; the caller
-// removes the job's queued tasks.
-func (s *Store) Cancel(ctx context.Context, id string) error {
-	_, err := s.jobOp(ctx, id, "cancel")
-	return err
+// again is a no-op), drops it from the active index, and returns its items that
+// are SCHEDULED or PROCESSING — the ones that may have a queued or running task,
+// at most the feeder's window — so the caller can delete their tasks. They are
+// found by paging through the status bytes ([Store.Items]); PENDING items have
+// no task and are not returned. Later BeginItem calls return false.
+func (s *Store) Cancel(ctx context.Context, id string) ([]Item, error) {
+	if _, err := s.jobOp(ctx, id, "cancel"); err != nil {
+		return nil, err
+	}
+	if err := s.Deactivate(ctx, id); err != nil {
+		return nil, err
+	}
+	var out []Item
+	for _, st := range []ItemStatus{ItemScheduled, ItemProcessing} {
+		items, err := CollectItems(s.AllItems(ctx, id, st))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+	}
+	return out, nil
 }
 
 // Pause records why a job that is not final makes no progress, e.g.

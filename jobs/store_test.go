@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,8 +91,7 @@ func processingJob(t *testing.T, s *Store, tiles, perTile int) (Job, []Item) {
 	return j, items
 }
 
-// startItems starts a job and returns its PENDING items (collected from the
-// paged listing).
+// startItems starts an analysed job and returns its PENDING items, sorted by id.
 func startItems(ctx context.Context, s *Store, id string) ([]Item, error) {
 	if _, err := s.Start(ctx, id); err != nil {
 		return nil, err
@@ -112,6 +112,24 @@ func ids(items []Item) []string {
 func allItems(t *testing.T, s *Store, id string, st ItemStatus) []Item {
 	t.Helper()
 	items, err := CollectItems(s.AllItems(context.Background(), id, st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return items
+}
+
+// autoStarted checks that a job became PROCESSING by itself (and entered the
+// active index) and returns its PENDING items.
+func autoStarted(t *testing.T, s *Store, id string) []Item {
+	t.Helper()
+	ctx := context.Background()
+	if got := mustGet(t, s, id); got.Status != StatusProcessing || got.StartedAt.IsZero() {
+		t.Fatalf("status %s started %v, want PROCESSING by itself", got.Status, got.StartedAt)
+	}
+	if active, _ := s.ActiveJobs(ctx); !slices.Contains(active, id) {
+		t.Fatalf("active jobs %v lack %s", active, id)
+	}
+	items, err := CollectItems(s.AllItems(ctx, id, ItemPending))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,9 +596,12 @@ func TestRestartRequeuesOnlyFailed(t *testing.T) {
 	if len(restarted.Groups) != 0 {
 		t.Fatalf("restart of a job without failed catalog groups returned groups %+v", restarted.Groups)
 	}
-	re := restarted.Items
+	if restarted.Items != 2 {
+		t.Fatalf("restart moved %d items, want the 2 FAILED ones", restarted.Items)
+	}
+	re := autoStarted(t, s, j.ID)
 	if len(re) != 2 || !failed[re[0].ID] || !failed[re[1].ID] {
-		t.Fatalf("restart returned %+v", re)
+		t.Fatalf("PENDING after restart %+v", re)
 	}
 	for _, it := range re {
 		if it.Status != ItemPending || it.Attempts != 0 || it.LastError != "" || it.Returns != 0 {
@@ -612,7 +633,7 @@ func TestCancelFromEveryState(t *testing.T) {
 	states := []struct {
 		want   Status
 		setup  func(t *testing.T, s *Store) string
-		remain int // items Cancel must return
+		remain int // items Cancel must return: SCHEDULED or PROCESSING ones (PENDING items have no task)
 		ok     bool
 	}{
 		{StatusCreated, func(t *testing.T, s *Store) string {
@@ -623,19 +644,19 @@ func TestCancelFromEveryState(t *testing.T) {
 			j, _ := s.Create(ctx, testSpec(), testTiles(2))
 			s.RecordAnalysis(ctx, j.ID, []string{"T000"}, tileItems("T000", 2, 1), 1)
 			return j.ID
-		}, 2, true},
+		}, 0, true},
 		{StatusAnalysisDone, func(t *testing.T, s *Store) string {
 			j, _ := s.Create(ctx, testSpec(), testTiles(2))
 			analyse(t, s, j.ID, 2, 2)
 			return j.ID
-		}, 4, true},
+		}, 0, true},
 		{StatusProcessing, func(t *testing.T, s *Store) string {
 			j, items := processingJob(t, s, 2, 2)
 			s.BeginItem(ctx, j.ID, items[0].ID)
 			s.CompleteItem(ctx, j.ID, items[0].ID, Result{})
 			s.BeginItem(ctx, j.ID, items[1].ID)
 			return j.ID
-		}, 3, true},
+		}, 1, true}, // items[1] PROCESSING; items[2], items[3] PENDING
 		{StatusDone, func(t *testing.T, s *Store) string {
 			j, items := processingJob(t, s, 1, 1)
 			s.BeginItem(ctx, j.ID, items[0].ID)
@@ -655,13 +676,7 @@ func TestCancelFromEveryState(t *testing.T) {
 			if got := mustGet(t, s, id); got.Status != c.want {
 				t.Fatalf("setup reached %s, want %s", got.Status, c.want)
 			}
-			var remaining []Item
-			for _, it := range allItems(t, s, id, "") {
-				if it.Status != ItemDone && it.Status != ItemFailed {
-					remaining = append(remaining, it)
-				}
-			}
-			err := s.Cancel(ctx, id)
+			remaining, err := s.Cancel(ctx, id)
 			if !c.ok {
 				if !errors.Is(err, ErrInvalidTransition) || !strings.Contains(err.Error(), string(c.want)) {
 					t.Errorf("cancel from %s: %v", c.want, err)
@@ -672,18 +687,24 @@ func TestCancelFromEveryState(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(remaining) != c.remain {
-				t.Errorf("%d items before cancel, want %d", len(remaining), c.remain)
+				t.Errorf("cancel returned %d items, want %d", len(remaining), c.remain)
 			}
 			got := mustGet(t, s, id)
 			if got.Status != StatusCanceled || got.FinishedAt.IsZero() {
 				t.Errorf("after cancel: %s", got.Status)
+			}
+			if active, _ := s.ActiveJobs(ctx); len(active) != 0 {
+				t.Errorf("active after cancel: %v", active)
+			}
+			if fed, err := s.Feed(ctx, id, 10); len(fed) != 0 || err != nil {
+				t.Errorf("feed after cancel = %d items, %v; want none", len(fed), err)
 			}
 			for _, it := range remaining {
 				if ok, err := s.BeginItem(ctx, id, it.ID); ok || err != nil {
 					t.Errorf("BeginItem after cancel = %v, %v", ok, err)
 				}
 			}
-			if err := s.Cancel(ctx, id); err != nil {
+			if _, err := s.Cancel(ctx, id); err != nil {
 				t.Errorf("second cancel: %v", err)
 			}
 			if err := s.Schedule(ctx, id, "x"); !errors.Is(err, ErrCanceled) {
@@ -701,7 +722,7 @@ func TestCancelLetsRunningItemComplete(t *testing.T) {
 	s := newStore(t)
 	j, items := processingJob(t, s, 1, 2)
 	s.BeginItem(ctx, j.ID, items[0].ID)
-	if err := s.Cancel(ctx, j.ID); err != nil {
+	if _, err := s.Cancel(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	out, err := s.CompleteItem(ctx, j.ID, items[0].ID, Result{PU: 2})
@@ -816,7 +837,7 @@ func TestTwoJobsIndependent(t *testing.T) {
 		s.BeginItem(ctx, a.ID, it.ID)
 		s.CompleteItem(ctx, a.ID, it.ID, Result{PU: 1})
 	}
-	if err := s.Cancel(ctx, b.ID); err != nil {
+	if _, err := s.Cancel(ctx, b.ID); err != nil {
 		t.Fatal(err)
 	}
 	ga, gb := mustGet(t, s, a.ID), mustGet(t, s, b.ID)
@@ -892,9 +913,12 @@ func TestStartWithoutItemsIsDone(t *testing.T) {
 	if flipped, err := s.RecordAnalysis(ctx, j.ID, []string{"T000"}, nil, 1); !flipped || err != nil {
 		t.Fatal(flipped, err)
 	}
-	items, err := startItems(ctx, s, j.ID)
-	if err != nil || len(items) != 0 {
-		t.Fatal(items, err)
+	st, err := s.Start(ctx, j.ID)
+	if err != nil || st != StatusDone {
+		t.Fatal(st, err)
+	}
+	if active, _ := s.ActiveJobs(ctx); len(active) != 0 {
+		t.Errorf("a job DONE at start is active: %v", active)
 	}
 	if got := mustGet(t, s, j.ID); got.Status != StatusDone {
 		t.Errorf("status %s, want DONE", got.Status)
@@ -919,5 +943,104 @@ func TestReleaseItem(t *testing.T) {
 	// A PENDING item is left alone.
 	if st, err := s.ReleaseItem(ctx, j.ID, items[1].ID); err != nil || st != ItemPending {
 		t.Errorf("release PENDING = %s, %v", st, err)
+	}
+}
+
+// TestFeed: Feed takes PENDING items a window at a time, returned and
+// handed-back items first, and none from a paused or canceled job.
+func TestFeed(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	j, err := s.Create(ctx, testSpec(), testTiles(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	analyse(t, s, j.ID, 1, 5) // T000, 5 items: 2024-05-01 .. 2024-05-05
+	if fed, err := s.Feed(ctx, j.ID, 3); err != nil || len(fed) != 0 {
+		t.Fatalf("feed of an ANALYSIS_DONE job = %d items, %v; want none", len(fed), err)
+	}
+	if st, err := s.Start(ctx, j.ID); err != nil || st != StatusProcessing {
+		t.Fatalf("start = %s, %v", st, err)
+	}
+	if active, _ := s.ActiveJobs(ctx); !slices.Equal(active, []string{j.ID}) {
+		t.Fatalf("active %v, want [%s]", active, j.ID)
+	}
+	fed, err := s.Feed(ctx, j.ID, 3)
+	if err != nil || len(fed) != 3 {
+		t.Fatalf("feed 3 = %d items, %v", len(fed), err)
+	}
+	for _, it := range fed {
+		if it.Status != ItemScheduled {
+			t.Errorf("fed item %s is %s, want SCHEDULED", it.ID, it.Status)
+		}
+	}
+	// 5 items, 3 fed: 2 PENDING, 3 SCHEDULED.
+	if p := mustGet(t, s, j.ID).Progress; p.Pending != 2 || p.Scheduled != 3 {
+		t.Fatalf("after feeding 3: %+v", p)
+	}
+	// One fed item is returned (stuck), one handed back (enqueue failed): the
+	// next Feed takes those two before the 2 never fed.
+	s.BeginItem(ctx, j.ID, fed[0].ID)
+	if out, err := s.FailItem(ctx, j.ID, fed[0].ID, "worker died", false); err != nil || out.Item != ItemPending {
+		t.Fatalf("return = %+v, %v", out, err)
+	}
+	if n, err := s.Unfeed(ctx, j.ID, fed[1].ID, "no-such-item"); err != nil || n != 1 {
+		t.Fatalf("unfeed = %d, %v; want 1 (the unknown id is skipped)", n, err)
+	}
+	if it, _ := s.Item(ctx, j.ID, fed[1].ID); it.Status != ItemPending || it.Returns != 0 {
+		t.Errorf("handed-back item %+v, want PENDING without a return", it)
+	}
+	// 4 PENDING now: fed[0] (returned), fed[1] (handed back) and the 2 never fed.
+	again, err := s.Feed(ctx, j.ID, 2)
+	if err != nil || len(again) != 2 {
+		t.Fatalf("feed 2 = %d, %v", len(again), err)
+	}
+	got := []string{again[0].ID, again[1].ID}
+	slices.Sort(got)
+	want := []string{fed[0].ID, fed[1].ID}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("second feed took %v, want the returned and handed-back %v first", got, want)
+	}
+	// A paused job gets nothing; resumed, the last 2 come.
+	if err := s.Pause(ctx, j.ID, ReasonOutOfPU, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if fed, _ := s.Feed(ctx, j.ID, 10); len(fed) != 0 {
+		t.Errorf("paused job fed %d items", len(fed))
+	}
+	s.Resume(ctx, j.ID)
+	if rest, _ := s.Feed(ctx, j.ID, 10); len(rest) != 2 {
+		t.Errorf("resumed job fed %d items, want the last 2", len(rest))
+	}
+	if p := mustGet(t, s, j.ID).Progress; p.Pending != 0 || p.Scheduled != 5 {
+		t.Errorf("all fed: %+v", p)
+	}
+	if fed, _ := s.Feed(ctx, j.ID, 10); len(fed) != 0 {
+		t.Errorf("nothing PENDING, yet fed %d", len(fed))
+	}
+}
+
+// TestRestartPaged: a restart of more FAILED items than one page moves them in
+// pages, all of them, and the job is PROCESSING after the last page.
+func TestRestartPaged(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	// 3 tiles x 900 items = 2700 items: 3 pages of RestartPage (1000): 1000, 1000, 700.
+	j, items := processingJob(t, s, 3, 900)
+	for _, it := range items {
+		s.BeginItem(ctx, j.ID, it.ID)
+		s.FailItem(ctx, j.ID, it.ID, "HTTP 400", true)
+	}
+	if got := mustGet(t, s, j.ID); got.Status != StatusFailed || got.Progress.Failed != 2700 {
+		t.Fatalf("before restart: %s %+v", got.Status, got.Progress)
+	}
+	re, err := s.Restart(ctx, j.ID)
+	if err != nil || re.Items != 2700 || len(re.Groups) != 0 {
+		t.Fatalf("restart = %+v, %v", re, err)
+	}
+	got := mustGet(t, s, j.ID)
+	if got.Status != StatusProcessing || got.Progress.Pending != 2700 || got.Progress.Failed != 0 || got.Restarts != 1 {
+		t.Fatalf("after restart: %s %+v restarts %d", got.Status, got.Progress, got.Restarts)
 	}
 }

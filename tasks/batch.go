@@ -333,15 +333,16 @@ func (h *Handlers) batchAnalysed(ctx context.Context, job jobs.Job) error {
 // batchStartJob moves an analysed batch job to PROCESSING (its items SCHEDULED
 // on the service).
 func (h *Handlers) batchStartJob(ctx context.Context, job jobs.Job) error {
-	processing, err := h.Jobs.Start(ctx, job.ID)
-	if err != nil || !processing {
+	st, err := h.Jobs.Start(ctx, job.ID)
+	if err != nil || st != jobs.StatusProcessing {
 		return err
 	}
 	return scheduleBatch(ctx, h.Jobs, job.ID)
 }
 
 // scheduleBatch makes a batch job's PENDING items SCHEDULED (the remote request
-// processes them all), page by page.
+// processes them all), page by page: a batch job's items are never fed (the
+// feeder skips batch jobs).
 func scheduleBatch(ctx context.Context, store *jobs.Store, id string) error {
 	var cursor uint64
 	for {
@@ -574,7 +575,7 @@ func (c Controller) submitBatch(ctx context.Context, spec jobs.Spec, tiles []gri
 		return jobs.Job{}, err
 	}
 	if err := c.startBatchPolling(ctx, job.ID); err != nil {
-		_ = c.Jobs.Cancel(context.WithoutCancel(ctx), job.ID)
+		_, _ = c.Jobs.Cancel(context.WithoutCancel(ctx), job.ID)
 		_ = c.Jobs.Delete(context.WithoutCancel(ctx), job.ID)
 		_ = c.Jobs.Redis.Del(context.WithoutCancel(ctx), batchKey(c.Jobs.Prefix, job.ID)).Err()
 		return jobs.Job{}, fmt.Errorf("%w; nothing was submitted", err)
@@ -587,11 +588,11 @@ func (c Controller) submitBatch(ctx context.Context, spec jobs.Spec, tiles []gri
 func (c Controller) startBatch(ctx context.Context, job jobs.Job) (jobs.Job, error) {
 	switch job.Status {
 	case jobs.StatusAnalysisDone:
-		processing, err := c.Jobs.Start(ctx, job.ID)
+		st, err := c.Jobs.Start(ctx, job.ID)
 		if err != nil {
 			return job, err
 		}
-		if processing {
+		if st == jobs.StatusProcessing {
 			if err := scheduleBatch(ctx, c.Jobs, job.ID); err != nil {
 				return job, err
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"shfleet/grid"
 	"shfleet/jobs"
@@ -29,8 +30,9 @@ type Scene struct {
 
 // HandleCatalog runs a catalog task: one search (all pages) for a group of
 // neighbouring tiles, scenes assigned to tiles by footprint, the resulting work
-// items recorded; when this finishes the job's analysis and the job auto-starts,
-// the process tasks are enqueued.
+// items recorded. When this finishes the job's analysis and the job
+// auto-starts, the recording script made it PROCESSING: the feeder queues its
+// items, this handler enqueues none.
 func (h *Handlers) HandleCatalog(ctx context.Context, t *asynq.Task) error {
 	h.init()
 	p, err := decode[CatalogPayload](t)
@@ -76,25 +78,22 @@ func (h *Handlers) HandleCatalog(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	log.Debug().Int("tiles", len(tiles)).Int("scenes", len(scenes)).Int("items", len(items)).Int("requests", requests).Msg("catalog group analysed")
-	retried, _ := asynq.GetRetryCount(ctx)
-	if !flipped && retried == 0 {
-		return nil
-	}
-	// This task finished the analysis (or is a retry of the one that did and may
-	// have failed to enqueue): start when asked, enqueue idempotently.
-	job, err = h.Jobs.Get(ctx, job.ID)
-	if err != nil {
-		return err
-	}
 	if flipped {
-		log.Info().Int("items", job.Progress.Total).Float64("estimated_pu", float64(job.Progress.EstimatedMilliPU)/1000).
-			Int("catalog_requests", job.Progress.CatalogRequests).Msg("analysis done")
+		h.analysisDone(ctx, log, job.ID)
 	}
-	if !job.Spec.AutoStart {
-		return nil
+	return nil
+}
+
+// analysisDone logs the end of a job's analysis. A job that auto-starts is
+// PROCESSING already (the same script call flipped it) and in the index of
+// active jobs: the feeder queues its items, nothing is enqueued here.
+func (h *Handlers) analysisDone(ctx context.Context, log zerolog.Logger, id string) {
+	job, err := h.Jobs.Get(ctx, id)
+	if err != nil {
+		return
 	}
-	c := Controller{Jobs: h.Jobs, Queue: h.Queue, Inspector: h.Inspector}
-	return c.startAnalysed(ctx, job)
+	log.Info().Int("items", job.Progress.Total).Float64("estimated_pu", float64(job.Progress.EstimatedMilliPU)/1000).
+		Int("catalog_requests", job.Progress.CatalogRequests).Str("status", string(job.Status)).Msg("analysis done")
 }
 
 // failGroup ends a catalog task whose group cannot be analysed (a 400, a 403 on
@@ -102,7 +101,7 @@ func (h *Handlers) HandleCatalog(ctx context.Context, t *asynq.Task) error {
 // recorded as failed with reason, so the job goes on without its tiles (and
 // ends PARTIAL or FAILED; `enqueue restart` searches it again) instead of
 // waiting in ANALYSING forever, and the task is not retried. When this
-// completed the analysis of an auto-started job, processing starts as on
+// completed the analysis of an auto-started job, the job is PROCESSING, as on
 // success.
 func (h *Handlers) failGroup(ctx context.Context, job jobs.Job, p CatalogPayload, reason string, cause error) error {
 	// The task's own context may be done (timeout on the last attempt); the
@@ -118,20 +117,8 @@ func (h *Handlers) failGroup(ctx context.Context, job jobs.Job, p CatalogPayload
 	}
 	h.Log.Error().Str("job", job.ID).Int("group", p.Group).Int("tiles", len(p.Tiles)).Str("reason", jobs.TruncateError(reason)).
 		Msg("catalog group failed for good; the job goes on without its tiles, `enqueue restart` searches them again")
-	retried, _ := asynq.GetRetryCount(ctx)
-	if flipped || retried > 0 {
-		// As on success: this task finished the analysis, or is a retry of the one
-		// that did and may have failed to start the job.
-		job, err = h.Jobs.Get(rctx, job.ID)
-		if err != nil {
-			return err
-		}
-		if job.Spec.AutoStart {
-			c := Controller{Jobs: h.Jobs, Queue: h.Queue, Inspector: h.Inspector}
-			if err := c.startAnalysed(rctx, job); err != nil {
-				return err // retried: the repeat records nothing and starts again
-			}
-		}
+	if flipped {
+		h.analysisDone(rctx, h.Log.With().Str("job", job.ID).Int("group", p.Group).Logger(), job.ID)
 	}
 	return fmt.Errorf("catalog search for job %s group %d: %w: %w", job.ID, p.Group, cause, asynq.SkipRetry)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -60,12 +59,15 @@ func (c Controller) rollback(id string, groups int) {
 	for i := 0; i < groups; i++ {
 		_ = c.Inspector.DeleteTask(QueueName(c.Jobs.Prefix, QueueCatalog), CatalogTaskID(id, i, 0))
 	}
-	_ = c.Jobs.Cancel(ctx, id)
+	_, _ = c.Jobs.Cancel(ctx, id)
 	_ = c.Jobs.Delete(ctx, id)
 }
 
 // Start starts processing of an analysed job (ANALYSIS_DONE), or asks a job still
-// analysing to start as soon as its analysis is done.
+// analysing to start as soon as its analysis is done. Starting is a status
+// change, whatever the job's size: the job enters the index of active jobs and
+// the fleet's feeder ([Feeder]) queues its items a window at a time. Start on a
+// PROCESSING job puts it back into that index (a repair, harmless otherwise).
 func (c Controller) Start(ctx context.Context, id string) (jobs.Job, error) {
 	job, err := c.Jobs.Get(ctx, id)
 	if err != nil {
@@ -76,92 +78,36 @@ func (c Controller) Start(ctx context.Context, id string) (jobs.Job, error) {
 	}
 	switch job.Status {
 	case jobs.StatusAnalysisDone:
-		return job, c.startAnalysed(ctx, job)
+		if _, err := c.Jobs.Start(ctx, id); err != nil {
+			return job, err
+		}
+		return c.Jobs.Get(ctx, id)
+	case jobs.StatusProcessing:
+		return job, c.Jobs.Activate(ctx, id)
 	case jobs.StatusCreated, jobs.StatusAnalysing:
 		if err := c.Jobs.SetAutoStart(ctx, id); err != nil {
 			return job, err
 		}
-		// The analysis may have finished in between.
+		// The analysis may have finished in between (without auto-start).
 		job, err = c.Jobs.Get(ctx, id)
 		if err == nil && job.Status == jobs.StatusAnalysisDone {
-			err = c.startAnalysed(ctx, job)
+			if _, err = c.Jobs.Start(ctx, id); err == nil {
+				job, err = c.Jobs.Get(ctx, id)
+			}
 		}
 		return job, err
 	}
 	return job, &jobs.TransitionError{Job: id, Op: "start", From: string(job.Status), To: string(jobs.StatusProcessing)}
 }
 
-// startAnalysed moves an analysed job to PROCESSING and enqueues its items;
-// called again on a PROCESSING job it enqueues what is still PENDING or
-// SCHEDULED (idempotent: task ids are deterministic). Items are read and
-// enqueued page by page.
-func (c Controller) startAnalysed(ctx context.Context, job jobs.Job) error {
-	statuses := []jobs.ItemStatus{jobs.ItemPending, jobs.ItemScheduled}
-	if job.Status == jobs.StatusAnalysisDone {
-		processing, err := c.Jobs.Start(ctx, job.ID)
-		if err != nil || !processing {
-			return err
-		}
-		statuses = statuses[:1]
-	} else if job.Status != jobs.StatusProcessing {
-		return nil
-	}
-	job, err := c.Jobs.Get(ctx, job.ID)
-	if err != nil {
-		return err
-	}
-	for _, st := range statuses {
-		var cursor uint64
-		for {
-			items, next, err := c.Jobs.Items(ctx, job.ID, st, cursor, 500)
-			if err != nil {
-				return err
-			}
-			if err := c.enqueueItems(ctx, job, items); err != nil {
-				return err
-			}
-			if next == 0 {
-				break
-			}
-			cursor = next
-		}
-	}
-	return nil
-}
-
-// enqueueItems schedules then enqueues one process task per item; a task id that
-// exists already is fine (enqueued before).
-func (c Controller) enqueueItems(ctx context.Context, job jobs.Job, items []jobs.Item) error {
-	const batch = 500
-	for len(items) > 0 {
-		n := min(batch, len(items))
-		ids := make([]string, n)
-		for i, it := range items[:n] {
-			ids[i] = it.ID
-		}
-		if err := c.Jobs.Schedule(ctx, job.ID, ids...); err != nil {
-			return err
-		}
-		for _, it := range items[:n] {
-			task, err := NewProcessTask(c.Jobs.Prefix, job, it.ID)
-			if err != nil {
-				return err
-			}
-			if _, err := c.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-				return fmt.Errorf("enqueue item %s: %w", it.ID, err)
-			}
-		}
-		items = items[n:]
-	}
-	return nil
-}
-
-// Restart re-queues the FAILED items of a PARTIAL or FAILED job and returns
-// how many. When catalog groups of the job failed ([jobs.Store.FailAnalysis]),
-// it enqueues one catalog task per group instead, under a fresh task id (the
-// job's restart count is part of it); the job is ANALYSING until they are done,
-// and the analysis they complete enqueues every PENDING item, the restarted
-// ones included.
+// Restart puts the FAILED items of a PARTIAL or FAILED job back to PENDING (in
+// pages, see [jobs.Store.Restart]) and returns how many; the job is PROCESSING
+// again and the feeder queues them first, under fresh task ids (the job's
+// restart count is part of them). When catalog groups of the job failed
+// ([jobs.Store.FailAnalysis]), it enqueues one catalog task per group, under a
+// fresh task id too; the job is ANALYSING until they are done, and the analysis
+// they complete starts processing every PENDING item, the restarted ones
+// included.
 func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 	re, err := c.Jobs.Restart(ctx, id)
 	if err != nil {
@@ -173,10 +119,7 @@ func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 	}
 	if job.Spec.Engine == jobs.EngineBatch {
 		// The worker polling the job re-starts the remote request's failed tiles.
-		return len(re.Items), c.startBatchPolling(ctx, id)
-	}
-	if len(re.Groups) == 0 {
-		return len(re.Items), c.enqueueItems(ctx, job, re.Items)
+		return re.Items, c.startBatchPolling(ctx, id)
 	}
 	for i, g := range re.Groups {
 		task, err := NewCatalogTask(c.Jobs.Prefix, CatalogPayload{Job: id, Group: g.Group, Tiles: g.Tiles, Restarts: job.Restarts})
@@ -184,10 +127,10 @@ func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 			_, err = c.Queue.EnqueueContext(ctx, task)
 		}
 		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return len(re.Items), c.unqueued(ctx, job, re.Groups[i:], err)
+			return re.Items, c.unqueued(ctx, job, re.Groups[i:], err)
 		}
 	}
-	return len(re.Items), nil
+	return re.Items, nil
 }
 
 // unqueued records the catalog groups a restart could not enqueue as failed
@@ -196,27 +139,23 @@ func (c Controller) Restart(ctx context.Context, id string) (int, error) {
 func (c Controller) unqueued(ctx context.Context, job jobs.Job, groups []jobs.FailedGroup, cause error) error {
 	ctx = context.WithoutCancel(ctx)
 	reason := fmt.Sprintf("restart could not enqueue the catalog search: %v", cause)
-	flipped := false
 	for _, g := range groups {
-		f, err := c.Jobs.FailAnalysis(ctx, job.ID, g.Group, g.Tiles, reason)
-		if err != nil {
+		// The call that completes the analysis also starts the job (auto-start).
+		if _, err := c.Jobs.FailAnalysis(ctx, job.ID, g.Group, g.Tiles, reason); err != nil {
 			return fmt.Errorf("restart job %s: enqueue catalog group %d: %w; recording that failed too (%v): cancel the job", job.ID, g.Group, cause, err)
-		}
-		flipped = flipped || f
-	}
-	if flipped {
-		if j, err := c.Jobs.Get(ctx, job.ID); err == nil {
-			_ = c.startAnalysed(ctx, j)
 		}
 	}
 	return fmt.Errorf("restart job %s: enqueue catalog group %d: %w; %d groups were not re-run, `enqueue restart %s` tries again once the job ends",
 		job.ID, groups[0].Group, cause, len(groups), job.ID)
 }
 
-// Cancel stops a job at any state: the job is CANCELED (handlers drop its work),
-// its queued tasks are deleted and its running ones cancelled.
+// Cancel stops a job at any state: the job is CANCELED (the feeder stops, and
+// handlers drop its work without a request), and the tasks of its SCHEDULED and
+// PROCESSING items — at most the feeder's window — are deleted or cancelled.
+// PENDING items never had a task.
 func (c Controller) Cancel(ctx context.Context, id string) error {
-	if err := c.Jobs.Cancel(ctx, id); err != nil {
+	items, err := c.Jobs.Cancel(ctx, id)
+	if err != nil {
 		return err
 	}
 	job, err := c.Jobs.Get(ctx, id)
@@ -233,17 +172,14 @@ func (c Controller) Cancel(ctx context.Context, id string) error {
 		_ = c.Inspector.DeleteTask(QueueName(c.Jobs.Prefix, QueueCatalog), CatalogTaskID(id, i, job.Restarts))
 	}
 	queue := QueueName(c.Jobs.Prefix, ProcessQueue(job.Spec))
-	for _, st := range []jobs.ItemStatus{jobs.ItemScheduled, jobs.ItemProcessing} {
-		for it, err := range c.Jobs.AllItems(ctx, id, st) {
-			if err != nil {
-				return err
-			}
-			task := ProcessTaskID(id, it.ID, job.Restarts)
-			if it.Status == jobs.ItemProcessing {
-				_ = c.Inspector.CancelProcessing(task)
-			}
-			_ = c.Inspector.DeleteTask(queue, task)
+	for _, it := range items {
+		// The feeder queues an item under the task id of the job's current
+		// restart; no item of an older restart can still be in flight.
+		taskID := ProcessTaskID(id, it.ID, job.Restarts)
+		if it.Status == jobs.ItemProcessing {
+			_ = c.Inspector.CancelProcessing(taskID)
 		}
+		_ = c.Inspector.DeleteTask(queue, taskID)
 	}
 	return nil
 }
@@ -260,20 +196,18 @@ func (c Controller) Resume(ctx context.Context, id string) error {
 		return err
 	}
 	queue := QueueName(c.Jobs.Prefix, ProcessQueue(job.Spec))
-	queues, err := c.Inspector.Queues()
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(queues, queue) {
-		return nil // the queue never held a task: nothing is paused or waiting
-	}
+	// A queue may be paused before it ever held a task (the feeder had not fed
+	// the job yet): unpause whether asynq lists it or not.
 	if err := c.Inspector.UnpauseQueue(queue); err != nil && !isNotPaused(err) {
 		return err
 	}
-	// Only this job's waiting tasks run now; other jobs' retries keep their
-	// own schedule.
+	// Only this job's waiting tasks (at most its window) run now; other jobs'
+	// retries keep their own schedule.
 	for page := 1; ; page++ {
 		retry, err := c.Inspector.ListRetryTasks(queue, asynq.Page(page), asynq.PageSize(500))
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			return nil // the queue never held a task: nothing waits
+		}
 		if err != nil {
 			return err
 		}

@@ -69,6 +69,10 @@ type Config struct {
 	// BatchPoll is the pause between two polls of a batch job's request;
 	// default tasks.DefaultBatchPoll.
 	BatchPoll time.Duration
+	// Feed tunes the feeder every worker runs (one of them, the leader, feeds):
+	// its zero value works. Jobs, Queue, Inspector, Limiter and Log are set by
+	// New.
+	Feed tasks.FeederConfig
 }
 
 // Worker is one running worker process.
@@ -79,8 +83,13 @@ type Worker struct {
 	Jobs      *jobs.Store
 	Handlers  *tasks.Handlers
 	Inspector *asynq.Inspector
-	queue     *asynq.Client
-	server    *asynq.Server
+	// Feeder tops up the queue with process tasks while this worker leads.
+	Feeder *tasks.Feeder
+	queue  *asynq.Client
+	server *asynq.Server
+
+	stopFeed context.CancelFunc // stops the feeder (and drops its lease) first on shutdown
+	fed      sync.WaitGroup
 
 	abort           context.CancelFunc // cancels every handler's context and the account sync
 	base            context.Context
@@ -134,6 +143,12 @@ func New(cfg Config) (*Worker, error) {
 	for q, w := range named {
 		queues[tasks.QueueName(prefix, q)] = w
 	}
+	fc := cfg.Feed
+	fc.Jobs, fc.Queue, fc.Inspector, fc.Limiter, fc.Log = store, queue, insp, lim, cfg.Logger
+	feeder, err := tasks.NewFeeder(fc)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
 	shutdownTimeout := cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	base, abort := context.WithCancel(context.Background())
 	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
@@ -150,8 +165,8 @@ func New(cfg Config) (*Worker, error) {
 		// Short waits belong in the handlers; keep the queue's own clock tight.
 		DelayedTaskCheckInterval: time.Second,
 	})
-	return &Worker{cfg: cfg, Limiter: lim, Tokens: tokens, Jobs: store, Handlers: h, Inspector: insp, queue: queue,
-		server: srv, abort: abort, base: base, shutdownTimeout: shutdownTimeout}, nil
+	return &Worker{cfg: cfg, Limiter: lim, Tokens: tokens, Jobs: store, Handlers: h, Inspector: insp, Feeder: feeder, queue: queue,
+		server: srv, abort: abort, base: base, shutdownTimeout: shutdownTimeout, stopFeed: func() {}}, nil
 }
 
 // Check verifies what a worker needs before it takes work, with messages that
@@ -191,6 +206,13 @@ func (w *Worker) Start() error {
 		}
 	}()
 	mux := w.Handlers.Mux()
+	feedCtx, stopFeed := context.WithCancel(w.base)
+	w.stopFeed = stopFeed
+	w.fed.Add(1)
+	go func() {
+		defer w.fed.Done()
+		_ = w.Feeder.Run(feedCtx)
+	}()
 	return w.server.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		w.inflight.Add(1)
 		defer w.inflight.Done()
@@ -203,6 +225,10 @@ func (w *Worker) Start() error {
 // (SCHEDULED) while Redis is still reachable, waits for them, and closes what the
 // worker opened. A worker that was never started just closes.
 func (w *Worker) Shutdown() {
+	// The feeder stops first and drops its lease: another worker feeds at its
+	// next tick while this one finishes its items.
+	w.stopFeed()
+	w.fed.Wait()
 	grace := w.shutdownTimeout * 9 / 10
 	timer := time.AfterFunc(grace, w.abort)
 	w.server.Shutdown()

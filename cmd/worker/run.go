@@ -14,6 +14,7 @@ import (
 
 	"shfleet/config"
 	"shfleet/ops"
+	"shfleet/tasks"
 	"shfleet/worker"
 )
 
@@ -30,6 +31,7 @@ type options struct {
 	sentinel                     config.SentinelFlags
 	skipTokenCheck               bool
 	tokenRPM                     int
+	feedWindow                   int
 }
 
 type multiFlag []string
@@ -62,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.sentinel.USWestURL, "uswest-url", "", "base URL of the US West deployment for Landsat, HLS and MODIS (env SH_USWEST_URL; default Sentinel Hub's)")
 	fs.BoolVar(&o.skipTokenCheck, "skip-token-check", false, "start without first obtaining a token")
 	fs.IntVar(&o.tokenRPM, "token-requests-per-minute", 0, "fleet-wide limit on token requests (default 10)")
+	fs.IntVar(&o.feedWindow, "feed-window", 0, fmt.Sprintf("most process tasks the queue holds for all active jobs together, when this worker leads the feeder (default %d)", tasks.DefaultMaxWindow))
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -80,6 +83,8 @@ func (o options) validate() error {
 		return fmt.Errorf("-pu-month %g: give a budget >= 0 PU (0: none)", o.monthlyPU)
 	case o.shutdownTimeout < 0:
 		return fmt.Errorf("-shutdown-timeout %s: give a duration >= 0", o.shutdownTimeout)
+	case o.feedWindow < 0:
+		return fmt.Errorf("-feed-window %d: give a number >= 0 (0: the default %d)", o.feedWindow, tasks.DefaultMaxWindow)
 	case o.tokenRPM < 0:
 		return fmt.Errorf("-token-requests-per-minute %d: give a number >= 0 (0: the default 10)", o.tokenRPM)
 	}
@@ -156,7 +161,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	w, err := worker.New(worker.Config{Redis: rdb, Sentinel: sh, Policies: policies, MonthlyPU: monthly,
 		Prefix: o.prefix, Concurrency: o.concurrency, Queues: queues, ShutdownTimeout: o.shutdownTimeout,
-		TokenRequestsPerMinute: o.tokenRPM, Logger: log, Hooks: metrics.Hooks()})
+		TokenRequestsPerMinute: o.tokenRPM, Logger: log, Hooks: metrics.Hooks(),
+		Feed: tasks.FeederConfig{MaxWindow: o.feedWindow}})
 	if err != nil {
 		return err
 	}

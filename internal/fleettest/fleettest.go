@@ -65,6 +65,9 @@ type Options struct {
 	// BatchPoll is the workers' pause between polls of a batch job; default
 	// the worker's.
 	BatchPoll time.Duration
+	// Feed tunes every worker's feeder (window cap, lease); default the
+	// worker's.
+	Feed tasks.FeederConfig
 }
 
 // Fleet is a running fleet.
@@ -120,7 +123,8 @@ func (f *Fleet) Client(t testing.TB) *redis.Client {
 func (f *Fleet) AddWorker(t testing.TB) *worker.Worker {
 	t.Helper()
 	w, err := worker.New(worker.Config{Redis: f.Client(t), Sentinel: f.ClientConfig(), Policies: f.opts.WorkerPolicies,
-		Concurrency: f.opts.Concurrency, ShutdownTimeout: 5 * time.Second, Hooks: f.opts.Hooks, BatchPoll: f.opts.BatchPoll})
+		Concurrency: f.opts.Concurrency, ShutdownTimeout: 5 * time.Second, Hooks: f.opts.Hooks, BatchPoll: f.opts.BatchPoll,
+		Feed: f.opts.Feed})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,9 @@
 --   9 records stream (one entry per DONE item: id, spent milli-PU, outputs JSON),
 --   10 failed-tiles hash (tile name -> catalog group number),
 --   11 failed-groups hash (group number -> JSON {tiles, reason, failed_at}),
---   12 again list (ordinals of PENDING items behind the feed cursor: returned
---      or restarted ones, which Feed hands out first).
+--   12 feed-first list (ordinals of PENDING items the feeder takes before any
+--      other: returned, restarted, or handed back after a failed enqueue;
+--      entries whose item is no longer PENDING are skipped).
 --
 -- A tile record (written by the Go side, base filled in by record_analysis):
 --   byte 1 flags (1: one estimate for every item; 2: explicit from/to times),
@@ -29,7 +30,7 @@
 -- a half-applied change.
 local K_JOB, K_TILES, K_ANALYSED, K_ACQ, K_ORD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_ST, K_ERR, K_FAILED, K_RECORDS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local K_FAILED_TILES, K_FAILED_GROUPS, K_AGAIN = KEYS[10], KEYS[11], KEYS[12]
+local K_FAILED_TILES, K_FAILED_GROUPS, K_FEED = KEYS[10], KEYS[11], KEYS[12]
 
 local NAMES = {[0] = 'PENDING', [1] = 'SCHEDULED', [2] = 'PROCESSING', [3] = 'DONE', [4] = 'FAILED'}
 local CODES = {PENDING = 0, SCHEDULED = 1, PROCESSING = 2, DONE = 3, FAILED = 4}
@@ -228,9 +229,26 @@ local function maybe_finish(now)
   return final
 end
 
+-- auto_starts tells whether a job starts processing as soon as its analysis is
+-- done: the spec asks for it (submit without --no-start, or `enqueue start`
+-- during the analysis) or a restart re-runs failed catalog groups. A batch job
+-- never does here: its poll task starts it with the remote request.
+local function auto_starts()
+  local h = redis.call('HMGET', K_JOB, 'auto_start', 'spec')
+  local ok, spec = pcall(cjson.decode, h[2] or '{}')
+  if not ok or type(spec) ~= 'table' then
+    spec = {}
+  end
+  if spec.engine == 'batch' then
+    return false
+  end
+  return h[1] == '1' or spec.auto_start == true
+end
+
 -- end_analysis is called by the scripts that analyse or fail tiles. Once every
 -- tile is analysed or failed, the job becomes ANALYSIS_DONE ({1, status}: this
--- caller flipped it and starts the job), or FAILED at once when tiles failed and
+-- caller flipped it), and PROCESSING at once when it auto-starts (DONE when it
+-- has no item), or FAILED at once when tiles failed and
 -- no item was found at all (nothing could ever be processed). Otherwise {0,
 -- 'ANALYSING'}. It runs inside the script that recorded the last tile, so
 -- exactly one caller flips.
@@ -245,5 +263,15 @@ local function end_analysis(now)
     return {0, 'FAILED'}
   end
   redis.call('HSET', K_JOB, 'status', 'ANALYSIS_DONE', 'analysed_at', now, 'updated_at', now)
-  return {1, 'ANALYSIS_DONE'}
+  if not auto_starts() then
+    return {1, 'ANALYSIS_DONE'}
+  end
+  -- Auto-start is a status change: the feeder finds the job in the active index
+  -- and queues its items a window at a time.
+  redis.call('HSET', K_JOB, 'status', 'PROCESSING', 'started_at', now)
+  local final = maybe_finish(now)
+  if final ~= '' then
+    return {1, final}
+  end
+  return {1, 'PROCESSING'}
 end

@@ -5,7 +5,7 @@ if redis.call('EXISTS', K_JOB) == 1 then
 end
 local now, spec, n, day0, from, to = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 -- The job hash is written last: its existence is the job's existence.
-redis.call('DEL', K_TILES, K_ANALYSED, K_ACQ, K_ORD, K_ST, K_ERR, K_FAILED, K_RECORDS, K_FAILED_TILES, K_FAILED_GROUPS, K_AGAIN)
+redis.call('DEL', K_TILES, K_ANALYSED, K_ACQ, K_ORD, K_ST, K_ERR, K_FAILED, K_RECORDS, K_FAILED_TILES, K_FAILED_GROUPS, K_FEED)
 for i = 0, n - 1 do
   redis.call('HSET', K_TILES, ARGV[7 + 2 * i], ARGV[8 + 2 * i])
 end

@@ -1,21 +1,24 @@
 -- feed.lua: ARGV now, n (items wanted), budget (ordinals to look at, at most).
--- Hands out up to n PENDING items of a PROCESSING job and makes them SCHEDULED:
--- first those on the again list (returned or restarted, behind the cursor),
+-- Hands out up to n PENDING items of a PROCESSING job that is not paused and
+-- makes them SCHEDULED, for the feeder to queue their tasks: first those on
+-- the feed-first list (returned, restarted, handed back: behind the cursor),
 -- then from the feed cursor on, which moves past what it looked at. Items that
--- are no longer PENDING when met are skipped. Returns {item descriptions (see
--- describe), tile records, job_times()}.
+-- are no longer PENDING when met are skipped. A job that is not PROCESSING, or
+-- is paused (stopped_reason set, e.g. OUT_OF_PU), gives none. Returns {item
+-- descriptions (see describe), tile records, job_times()}.
 local now, n, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local st = job_status()
 if not st then
   return fail('NOTFOUND')
 end
-if st ~= 'PROCESSING' then
-  return fail('TRANSITION ' .. st .. ' SCHEDULED')
+local paused = redis.call('HGET', K_JOB, 'stopped_reason')
+if st ~= 'PROCESSING' or (paused and paused ~= '') or n <= 0 then
+  return {{}, {}, job_times()}
 end
 local out, recs, cache = {}, {}, {}
 local taken = 0
 while taken < n do
-  local o = redis.call('LPOP', K_AGAIN)
+  local o = redis.call('LPOP', K_FEED)
   if not o then
     break
   end

@@ -1,12 +1,16 @@
--- restart.lua: ARGV now. PARTIAL or FAILED job: every FAILED item goes back to
--- PENDING with attempts and returns reset and its error dropped. Without failed
--- catalog groups the job becomes PROCESSING again; with them, their tiles become
--- un-analysed again (failed-tiles and failed-groups hashes cleared, counter 0)
--- and the job becomes ANALYSING with auto-start on, so the analysis that the
--- re-run groups complete starts processing. The job's error is cleared.
--- Returns {item descriptions (see describe), tile records, job_times(), flat list of group
--- number / group JSON pairs}.
-local now = ARGV[1]
+-- restart.lua: ARGV now, page size. PARTIAL or FAILED job. Restart is paged:
+-- each call moves up to a page of FAILED items back to PENDING (status byte 0:
+-- attempts and returns reset, error dropped, onto the feed-first list) and
+-- returns {moved, 0, {}} while FAILED items remain; the job keeps its final
+-- status meanwhile, so nothing feeds or finishes it half restarted, and a
+-- restart cut short is continued by the next one. The call that finds no FAILED
+-- item left flips the job: without failed catalog groups it becomes PROCESSING
+-- again; with them, their tiles become un-analysed again (failed-tiles and
+-- failed-groups hashes cleared, counter 0) and the job becomes ANALYSING with
+-- auto-start on, so the analysis that the re-run groups complete starts
+-- processing. The job's error is cleared. That call returns {moved, 1, flat
+-- list of group number / group JSON pairs}.
+local now, page = ARGV[1], tonumber(ARGV[2])
 local st = job_status()
 if not st then
   return fail('NOTFOUND')
@@ -14,22 +18,21 @@ end
 if st ~= 'PARTIAL' and st ~= 'FAILED' then
   return fail('TRANSITION ' .. st .. ' PROCESSING')
 end
-local ords = redis.call('ZRANGE', K_FAILED, 0, -1)
+local ords = redis.call('ZRANGE', K_FAILED, 0, page - 1)
 for _, o in ipairs(ords) do
   local ord = tonumber(o)
   redis.call('SETRANGE', K_ST, ord, string.char(0))
   redis.call('HDEL', K_ERR, ord)
-  redis.call('RPUSH', K_AGAIN, ord)
+  redis.call('ZREM', K_FAILED, o)
+  redis.call('RPUSH', K_FEED, ord)
 end
 local n = #ords
 if n > 0 then
   redis.call('HINCRBY', K_JOB, 'n:FAILED', 0 - n)
   redis.call('HINCRBY', K_JOB, 'n:PENDING', n)
-  redis.call('DEL', K_FAILED)
 end
-local out, recs, cache = {}, {}, {}
-for _, o in ipairs(ords) do
-  describe(out, recs, cache, tonumber(o))
+if redis.call('ZCARD', K_FAILED) > 0 then
+  return {n, 0, {}}
 end
 local groups = redis.call('HGETALL', K_FAILED_GROUPS)
 if #groups > 0 then
@@ -41,4 +44,4 @@ else
   redis.call('HDEL', K_JOB, 'finished_at', 'error')
 end
 redis.call('HINCRBY', K_JOB, 'restarts', 1)
-return {out, flat_recs(recs), job_times(), groups}
+return {n, 1, groups}

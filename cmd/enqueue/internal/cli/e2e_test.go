@@ -153,6 +153,15 @@ func TestStartAndCancelMidJob(t *testing.T) {
 	}
 	ctx := context.Background()
 	insp := asynq.NewInspectorFromRedisClient(e.rdb)
+	// Start only changes the status; the workers' feeder queues the first
+	// tasks within a tick or two.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := insp.GetQueueInfo(jobs.DefaultQueue); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no task queued 10 s after the start: %v", err)
+		}
+	}
 
 	// The month's PU ran out meanwhile: status says so, resume lifts it. The
 	// flag is set for another account than the workers', so that they do not
@@ -251,7 +260,12 @@ func TestEstimateThenRestartPartial(t *testing.T) {
 		t.Fatalf("estimate duration %.1fs, want %.1fs (requests %.1fs, PU %.1fs)", est.DurationSeconds, want, reqTime, puTime)
 	}
 
-	// Process every item by hand, two of them failing for good: PARTIAL.
+	// Process every item by hand, two of them failing for good: PARTIAL. The
+	// job is paused first, so the workers' feeder leaves its items alone (the
+	// end of the job clears the pause).
+	if err := e.store.Pause(ctx, est.ID, "processed by the test", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.store.Start(ctx, est.ID); err != nil {
 		t.Fatal(err)
 	}
