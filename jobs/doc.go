@@ -32,6 +32,8 @@
 // [Record] appended to the job's records stream, read in pages with
 // [Store.Records] and trimmed once stored elsewhere ([Store.TrimRecords]).
 // Listings are paged ([Store.Items] with a cursor, [Store.AllItems]).
+// [Store.Feed] hands out PENDING items from a cursor over the ordinals that only
+// moves forward, after a list of the items that went back behind it.
 //
 // Keys, all under Store.Prefix (default "shfleet") with the job id as a Redis
 // Cluster hash tag so one job's keys share a slot:
@@ -39,7 +41,9 @@
 //	<prefix>:jobs                          sorted set of job ids by creation time
 //	<prefix>:job:{<id>}                    hash: spec JSON, status, counters, times,
 //	                                       day0/from/to (the range items decode
-//	                                       against), next_ord (ordinals handed out)
+//	                                       against), next_ord (ordinals handed out),
+//	                                       feed_cursor (the next ordinal Feed reads),
+//	                                       manifest_* (records stored as parts)
 //	<prefix>:job:{<id>}:tiles              hash: tile name -> grid.Tile JSON
 //	<prefix>:job:{<id>}:analysed           set of analysed tile names
 //	<prefix>:job:{<id>}:acq                hash: tile name -> packed tile record
@@ -56,6 +60,9 @@
 //	                                       tiles whose search failed for good
 //	<prefix>:job:{<id>}:failed:groups      hash: group number -> JSON {tiles, reason,
 //	                                       failed_at}, what a restart searches again
+//	<prefix>:job:{<id>}:feed               list of ordinals [Store.Feed] takes first:
+//	                                       returned, restarted, handed back items
+//	<prefix>:jobs:active                   sorted set of PROCESSING jobs (the feeder's)
 //
 // Running out of the monthly PU quota does not change the job's status: [Store.Pause]
 // records StoppedReason (e.g. [ReasonOutOfPU]) and ResumeAt on a job that stays
