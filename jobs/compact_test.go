@@ -365,6 +365,23 @@ func TestFeedByHand(t *testing.T) {
 	if p := mustGet(t, s, j.ID).Progress; p.Pending != 0 || p.Scheduled != 6 {
 		t.Errorf("progress %+v, want 6 SCHEDULED", p)
 	}
+	// Ordinal 2 begun and released twice: SCHEDULED (1) + 2 attempts (64) =
+	// 0x41, the letter 'A': the status scan still finds it among the SCHEDULED.
+	third := ItemID("T000", day0.AddDate(0, 0, 2))
+	for range 2 {
+		s.BeginItem(ctx, j.ID, third)
+		s.ReleaseItem(ctx, j.ID, third)
+	}
+	if b, _ := s.Redis.GetRange(ctx, s.keys(j.ID)[5], 2, 2).Result(); b != "A" {
+		t.Errorf("status byte of ordinal 2 %q, want \"A\"", b)
+	}
+	var sched []string
+	for _, it := range allItems(t, s, j.ID, ItemScheduled) {
+		sched = append(sched, fmt.Sprint(it.Ordinal))
+	}
+	if got := strings.Join(sched, ","); got != "0,1,2,3,4,5" {
+		t.Errorf("SCHEDULED items %s, want 0,1,2,3,4,5", got)
+	}
 	// Fail ordinal 4 for good, finish the rest: PARTIAL; a restart feeds it first.
 	for _, it := range allItems(t, s, j.ID, "") {
 		s.BeginItem(ctx, j.ID, it.ID)
@@ -428,5 +445,35 @@ func TestFeedConcurrent(t *testing.T) {
 	}
 	if len(seen) != 300 || twice != 0 {
 		t.Errorf("%d items fed, %d more than once; want 300, 0", len(seen), twice)
+	}
+}
+
+// TestItemsPageBudget: a status listing looks at 65,536 ordinals per call at
+// most, so a job of 70,000 items with one PROCESSING item at the end answers an
+// empty first page with the cursor 65,536, then the item and cursor 0.
+func TestItemsPageBudget(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	spec := testSpec()
+	spec.To = day0.AddDate(1, 0, 0)
+	j, err := s.Create(ctx, spec, testTiles(700))
+	if err != nil {
+		t.Fatal(err)
+	}
+	analyse(t, s, j.ID, 700, 100) // T699's last item is ordinal 69,999
+	if _, err := s.Start(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	last := ItemID("T699", day0.AddDate(0, 0, 99))
+	if ok, err := s.BeginItem(ctx, j.ID, last); !ok || err != nil {
+		t.Fatalf("begin: %v %v", ok, err)
+	}
+	page, next, err := s.Items(ctx, j.ID, ItemProcessing, 0, 10)
+	if err != nil || len(page) != 0 || next != 65536 {
+		t.Fatalf("first page %d items, next %d, %v; want 0, 65536", len(page), next, err)
+	}
+	page, next, err = s.Items(ctx, j.ID, ItemProcessing, next, 10)
+	if err != nil || len(page) != 1 || page[0].ID != last || page[0].Ordinal != 69999 || next != 0 {
+		t.Fatalf("second page %+v, next %d, %v; want %s at 69999, 0", page, next, err, last)
 	}
 }

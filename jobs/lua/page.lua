@@ -22,24 +22,51 @@ if want == 4 then
 end
 local total = num(redis.call('HGET', K_JOB, 'next_ord'))
 local stop = math.min(total, cur + budget)
+-- class matches the status bytes of status want, whatever the returns and
+-- attempts bits, so string.find (in C) skips the other items.
+local class = nil
+if want >= 0 then
+  local cs = {}
+  for b = want, 255, 8 do
+    local c = string.char(b)
+    if b == 0 then
+      cs[#cs + 1] = '%z'
+    elseif string.find(c, '^%w$') then
+      cs[#cs + 1] = c
+    else
+      cs[#cs + 1] = '%' .. c
+    end
+  end
+  class = '[' .. table.concat(cs) .. ']'
+end
 local found = 0
 while cur < stop and found < n do
-  local last = math.min(stop, cur + 4096) - 1
+  local last = math.min(stop, cur + 65536) - 1
+  local len = last - cur + 1
   local chunk = redis.call('GETRANGE', K_ST, cur, last)
-  for k = 0, last - cur do
-    local v = string.byte(chunk, k + 1) or 0
-    if want < 0 or v % 8 == want then
-      describe(out, recs, cache, cur + k, v)
-      found = found + 1
-      if found >= n then
-        cur = cur + k + 1
-        break
-      end
+  if #chunk < len then
+    -- Bytes past the end of the string read as 0 (PENDING).
+    chunk = chunk .. string.rep(string.char(0), len - #chunk)
+  end
+  local pos = 1
+  while found < n do
+    local p = nil
+    if class then
+      p = string.find(chunk, class, pos)
+    elseif pos <= len then
+      p = pos
     end
-    if k == last - cur then
-      cur = last + 1
+    if not p then
       break
     end
+    describe(out, recs, cache, cur + p - 1, string.byte(chunk, p))
+    found = found + 1
+    pos = p + 1
+  end
+  if found >= n then
+    cur = cur + pos - 1
+  else
+    cur = last + 1
   end
 end
 if cur >= total then
