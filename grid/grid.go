@@ -3,6 +3,7 @@ package grid
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -50,6 +51,50 @@ func (g Grid) String() string { return g.Name }
 // (0 UTM 20 km, 1 UTM 10 km, 2 UTM 100 km, 3 WGS84 1 degree, 6 LAEA 100 km,
 // 7 LAEA 20 km) and whether there is one.
 func (g Grid) BatchGridID() (int, bool) { return g.batchID - 1, g.batchID > 0 }
+
+// batchResolutions are the output resolutions the Batch Processing API allows
+// on each of its tiling grids (by grid id, in the grid's units), as its
+// /tilinggrids endpoint lists them.
+var batchResolutions = map[int][]float64{
+	0: {10, 20, 30, 60},
+	1: {10, 20},
+	2: {30, 60, 120, 240, 360},
+	3: {0.0001, 0.0002},
+	6: {40, 50, 100},
+	7: {10, 20},
+}
+
+// BatchResolutions returns the resolutions (in the grid's units) the Batch
+// Processing API allows on its tiling grid of g, smallest first; nil when g
+// is not one of its grids.
+func (g Grid) BatchResolutions() []float64 {
+	id, ok := g.BatchGridID()
+	if !ok {
+		return nil
+	}
+	return slices.Clone(batchResolutions[id])
+}
+
+// CheckBatchResolution reports whether the Batch Processing API takes res on
+// its tiling grid of g; the error names the allowed values.
+func (g Grid) CheckBatchResolution(res float64) error {
+	allowed := g.BatchResolutions()
+	if allowed == nil {
+		return fmt.Errorf("grid %s is not one of the Batch API's tiling grids", g.Name)
+	}
+	for _, a := range allowed {
+		if math.Abs(a-res) <= 1e-9*a {
+			return nil
+		}
+	}
+	vals := make([]string, len(allowed))
+	for i, a := range allowed {
+		vals[i] = fmtNum(a)
+	}
+	id, _ := g.BatchGridID()
+	return fmt.Errorf("the Batch API does not take %s %s on %s (tiling grid %d); use one of %s %s",
+		fmtNum(res), g.Units(), g.Name, id, strings.Join(vals, ", "), g.Units())
+}
 
 // suffix is the grid part of a UTM or LAEA tile name, e.g. "10km".
 func (g Grid) suffix() string { return strings.TrimPrefix(strings.TrimPrefix(g.Name, "utm-"), "laea-") }

@@ -78,6 +78,9 @@ type Spec struct {
 	PathTemplate string `json:"path_template,omitempty"`
 	// Overwrite rewrites existing outputs instead of skipping them.
 	Overwrite bool `json:"overwrite,omitempty"`
+	// COG writes Cloud Optimized GeoTIFFs (the batch engine asks the service
+	// for them: output.cogOutput).
+	COG bool `json:"cog,omitempty"`
 	// Queue is the asynq queue for the job's process tasks. Default: [DefaultQueue].
 	Queue string `json:"queue,omitempty"`
 	// AutoStart starts processing as soon as the analysis is done (enqueue submit);
@@ -95,6 +98,10 @@ type Spec struct {
 	// AOIGeometry is the AOIs as one GeoJSON MultiPolygon (lon/lat), kept for
 	// the batch engine, which sends the area rather than the tiles.
 	AOIGeometry json.RawMessage `json:"aoi_geometry,omitempty"`
+	// AOIOutline is a compact copy of the AOIs for the job page's map (see
+	// [OutlineOf]); empty for jobs submitted before it existed, whose map then
+	// shows the tiles alone.
+	AOIOutline Outline `json:"aoi_outline,omitempty"`
 	// CreatedAt is set by [Store.Create].
 	CreatedAt time.Time `json:"created_at"`
 }

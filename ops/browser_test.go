@@ -2,6 +2,7 @@ package ops_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"image/png"
@@ -17,8 +18,9 @@ import (
 	"shfleet/sentinel/sentineltest"
 )
 
-// artifactDir keeps what the browser test saw (gitignored, see ops/.gitignore).
-const artifactDir = "testdata/artifacts"
+// artifactDir keeps what the browser test saw: $SHFLEET_ARTIFACTS (CI keeps
+// it), else testdata/artifacts (gitignored, see ops/.gitignore).
+var artifactDir = cmp.Or(os.Getenv("SHFLEET_ARTIFACTS"), "testdata/artifacts")
 
 // chromium runs Debian's chromium headless with args and the url, and returns
 // its stdout.
@@ -42,6 +44,40 @@ func chromium(t *testing.T, bin string, url string, args ...string) []byte {
 		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.Bytes())
 	}
 	return stdout.Bytes()
+}
+
+// mapRects matches a tile of the job map and captures its state.
+var mapRects = regexp.MustCompile(`<rect x="[0-9.]+" y="[0-9.]+" width="[0-9.]+" height="[0-9.]+" fill="#[0-9a-f]{6}" stroke="#fff" stroke-width="0.5" data-state="([a-z]+)">`)
+
+// mixedDate returns the job's date with the most tiles not started (PENDING
+// or SCHEDULED) among those with a tile DONE.
+func mixedDate(ctx context.Context, st *jobs.Store, id string) (string, error) {
+	all, err := st.TileStatuses(ctx, id, "")
+	if err != nil {
+		return "", err
+	}
+	best, bestWaiting := "", 0
+	for _, d := range all.Dates {
+		ts, err := st.TileStatuses(ctx, id, d)
+		if err != nil {
+			return "", err
+		}
+		done, waiting := 0, 0
+		for _, c := range ts.Tiles {
+			if c.Done > 0 {
+				done++
+			} else if c.Pending+c.Scheduled > 0 {
+				waiting++
+			}
+		}
+		if done > 0 && waiting > bestWaiting {
+			best, bestWaiting = d, waiting
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("job %s: no date has tiles done and tiles waiting: %+v", id, all)
+	}
+	return best, nil
 }
 
 // field reads the number or text the page shows for a job's field.
@@ -128,6 +164,35 @@ func TestBrowserJobsPage(t *testing.T) {
 	if !bytes.Contains(dom, []byte(`<svg class="chart" data-kind="requests"`)) {
 		t.Errorf("the page has no request chart")
 	}
+	// The map of the (only, so newest) job on all dates: one rect per tile.
+	if !bytes.Contains(dom, []byte(`<section class="jobmap" id="jobmap" data-job="`+id+`"`)) {
+		t.Errorf("the page has no map of job %s", id)
+	}
+	if n := len(mapRects.FindAll(dom, -1)); n != before.Progress.Tiles {
+		t.Errorf("the map draws %d tiles, the job has %d", n, before.Progress.Tiles)
+	}
+
+	// The map on one date that has tiles done and tiles not started: the
+	// store's counts just before the browser loads it pick the date.
+	date, err := mixedDate(ctx, f.Store, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapURL := f.srv.URL + "/jobs?job=" + id + "&date=" + date
+	dateDOM := chromium(t, bin, mapURL, "--virtual-time-budget=3000", "--dump-dom")
+	if err := os.WriteFile(filepath.Join(artifactDir, "jobs-map.dom.html"), dateDOM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]int{}
+	for _, m := range mapRects.FindAllSubmatch(dateDOM, -1) {
+		states[string(m[1])]++
+	}
+	if states["done"] == 0 || states["pending"] == 0 {
+		t.Errorf("the map of %s shows %v; want done and pending tiles", date, states)
+	}
+	if !bytes.Contains(dateDOM, []byte(`<option value="`+date+`" selected="">`)) {
+		t.Errorf("the date selector does not show %s as selected", date)
+	}
 
 	// The scrape-time gauge of a running job's items agrees with the store.
 	fams := scrape(t, f.srv.URL)
@@ -156,8 +221,8 @@ func TestBrowserJobsPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(shot)
-	chromium(t, bin, f.srv.URL+"/jobs", "--virtual-time-budget=3000", "--hide-scrollbars",
-		"--window-size=1280,900", "--screenshot="+shot)
+	chromium(t, bin, mapURL, "--virtual-time-budget=3000", "--hide-scrollbars",
+		"--window-size=1280,1200", "--screenshot="+shot)
 	fh, err := os.Open(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)
@@ -167,9 +232,10 @@ func TestBrowserJobsPage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", shot, err)
 	}
-	if b := img.Bounds(); b.Dx() != 1280 || b.Dy() != 900 {
-		t.Errorf("screenshot is %v, want 1280x900", b)
+	if b := img.Bounds(); b.Dx() != 1280 || b.Dy() != 1200 {
+		t.Errorf("screenshot is %v, want 1280x1200", b)
 	}
-	t.Log(fmt.Sprintf("job %s: page showed %d/%d done (store %d..%d); screenshot %s",
-		id, done, before.Progress.Total, before.Progress.Done, after.Progress.Done, shot))
+	fmt.Printf("job page screenshot: %s\n", shot)
+	t.Log(fmt.Sprintf("job %s: page showed %d/%d done (store %d..%d); map of %s: %v; screenshot %s",
+		id, done, before.Progress.Total, before.Progress.Done, after.Progress.Done, date, states, shot))
 }

@@ -6,9 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"shfleet/grid"
 	"shfleet/internal/fleettest"
 	"shfleet/jobs"
 	"shfleet/ops"
@@ -38,7 +42,27 @@ func newFleet(t *testing.T, n, concurrency int, simCfg sentineltest.Config) *fle
 	t.Cleanup(func() { h.Close() })
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
+	startFlush(t, m, f.Client(t))
 	return f
+}
+
+// startFlush runs m's fleet-counter flush (every 100 ms) until the test ends.
+func startFlush(t *testing.T, m *ops.Metrics, rdb redis.Cmdable) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Series().RunFleetFlush(ctx, rdb, "", 100*time.Millisecond, nil)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// flush adds what the fleet's shared metrics counted to Redis now.
+func (f *fleet) flush(t *testing.T) {
+	t.Helper()
+	if err := f.metrics.Series().Flush(context.Background(), f.Client(t), ""); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // submit submits the sample job (fleettest.SampleSpec), auto-started.
@@ -46,6 +70,11 @@ func (f *fleet) submit(t *testing.T) jobs.Job {
 	t.Helper()
 	spec, tiles := fleettest.SampleSpec(t, "file://"+t.TempDir())
 	spec.Name = "ops test <sample AOI>"
+	aois, err := grid.ParseFile(filepath.Join(fleettest.Examples(), "aoi.geojson"), grid.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.AOIOutline = jobs.OutlineOf(aois) // as enqueue submit stores it
 	job, err := f.Ctl.Submit(context.Background(), spec, tiles)
 	if err != nil {
 		t.Fatal(err)

@@ -48,15 +48,51 @@ type Snapshot struct {
 	Month *MonthView `json:"month,omitempty"`
 	// Jobs are every job, newest first.
 	Jobs []JobView `json:"jobs"`
-	// Series are the requests admitted and PU spent per minute by this process,
-	// the last SeriesMinutes minutes, oldest first.
+	// Series are the requests admitted and PU spent per minute by the whole
+	// fleet (every worker's Series, flushed to Redis: see FleetPoints), the
+	// last SeriesMinutes minutes, oldest first. Every worker's page shows the
+	// same numbers.
 	Series []Point `json:"series"`
 	// Errors are what could not be read (e.g. Redis unreachable).
 	Errors []string `json:"errors,omitempty"`
 
 	// Charts are the rendered SVG charts (HTML page only).
 	Charts []template.HTML `json:"-"`
+	// Map is the map of the job chosen with ?job= (default: the newest), HTML
+	// page only.
+	Map *MapView `json:"-"`
 }
+
+// MapView is the page's map of one job on one date (or all dates).
+type MapView struct {
+	// JobID and JobName name the job drawn; empty when there is no job.
+	JobID, JobName string
+	// Date is the date drawn (YYYY-MM-DD), empty for all dates.
+	Date string
+	// Dates are the dates that have items, for the selector.
+	Dates []string
+	// SVG is the map (see JobMap).
+	SVG template.HTML
+	// Tiles is the number of tiles; Note says when they are drawn as raster
+	// cells.
+	Tiles int
+	Note  string
+	// Error says what could not be read or what was asked wrongly.
+	Error string
+	// RefreshSeconds is how often the page redraws the map: MapRefresh, or
+	// MapRefreshLarge for a job of more than MapTitledTiles tiles (each redraw
+	// reads every tile and item id).
+	RefreshSeconds int
+}
+
+// How often the page redraws a job's map (see MapView.RefreshSeconds), and
+// how long one draw may read Redis: a draw scans every item id of the job
+// (0.6-1.7 s per million items on today's job records).
+const (
+	MapRefresh      = 5 * time.Second
+	MapRefreshLarge = 30 * time.Second
+	MapTimeout      = 30 * time.Second
+)
 
 // PolicyView is one account policy.
 type PolicyView struct {
@@ -140,7 +176,11 @@ func (h *Handler) policies(ctx context.Context) ([]quota.Policy, error) {
 func (h *Handler) snapshot(ctx context.Context) Snapshot {
 	ctx, cancel := context.WithTimeout(ctx, ScrapeTimeout)
 	defer cancel()
-	s := Snapshot{GeneratedAt: h.cfg.Now().UTC(), Series: h.cfg.Metrics.Series().Points(), Jobs: []JobView{}}
+	s := Snapshot{GeneratedAt: h.cfg.Now().UTC(), Jobs: []JobView{}}
+	var err error
+	if s.Series, err = FleetPoints(ctx, h.cfg.Redis, h.cfg.Prefix, s.GeneratedAt); err != nil {
+		s.Errors = append(s.Errors, err.Error())
+	}
 	pols, err := h.policies(ctx)
 	if err != nil {
 		s.Errors = append(s.Errors, "policies: "+err.Error())
@@ -198,22 +238,82 @@ func (h *Handler) serveJobsJSON(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.snapshot(r.Context()))
 }
 
+// jobMap reads and draws the map of job id (empty: the newest job) on date
+// (empty: all dates).
+func (h *Handler) jobMap(ctx context.Context, id, date string) *MapView {
+	ctx, cancel := context.WithTimeout(ctx, MapTimeout)
+	defer cancel()
+	st := h.cfg.Sources.Jobs
+	v := &MapView{Date: date, RefreshSeconds: int(MapRefresh / time.Second)}
+	if id == "" {
+		list, err := st.List(ctx)
+		if err != nil {
+			v.Error = "jobs: " + err.Error()
+			return v
+		}
+		if len(list) == 0 {
+			return v
+		}
+		id = list[len(list)-1].ID // List is oldest first
+	}
+	job, err := st.Get(ctx, id)
+	if err != nil {
+		v.Error = err.Error()
+		return v
+	}
+	v.JobID, v.JobName = job.ID, job.Spec.Name
+	tiles, err := st.Tiles(ctx, id)
+	if err != nil {
+		v.Error = err.Error()
+		return v
+	}
+	ts, err := st.TileStatuses(ctx, id, date)
+	if err != nil {
+		v.Error = err.Error()
+		return v
+	}
+	v.Dates, v.Tiles = ts.Dates, len(tiles)
+	if len(tiles) > MapTitledTiles {
+		v.RefreshSeconds = int(MapRefreshLarge / time.Second)
+	}
+	m := JobMap(MapInput{Tiles: tiles, Status: ts.Tiles, Outline: job.Spec.AOIOutline})
+	v.SVG = m.SVG
+	if m.Cells > 0 {
+		v.Note = fmt.Sprintf("%d tiles are more than the %d drawn one by one: each square is a cell of a %dx%d raster (%d cells hold tiles) coloured by the tiles whose centre it holds.",
+			len(tiles), MapMaxTiles, m.Cols, m.Rows, m.Cells)
+	}
+	if len(job.Spec.AOIOutline) == 0 {
+		v.Note = strings.TrimSpace(v.Note + " The job was stored without its AOI outline; only its tiles are drawn.")
+	}
+	return v
+}
+
 // serveJobsPage renders the page, or with ?fragment=1 only its content (what the
-// page's script swaps in every 2 s).
+// page's script swaps in every 2 s), or with ?fragment=map only the map of
+// ?job= on ?date= (swapped in every MapView.RefreshSeconds).
 func (h *Handler) serveJobsPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if q.Get("fragment") == "map" {
+		if err := pageTmpl.ExecuteTemplate(w, "mapsvg", h.jobMap(r.Context(), q.Get("job"), q.Get("date"))); err != nil {
+			h.cfg.Logger.Error().Err(err).Msg("render job map")
+		}
+		return
+	}
 	s := h.snapshot(r.Context())
 	s.Charts = []template.HTML{
-		chartSVG("Requests per minute (this worker) and request limits", s.Series,
+		chartSVG("Requests per minute (fleet) and request limits", s.Series,
 			func(p Point) float64 { return float64(p.Requests) }, s.Policies, string(quota.Requests)),
-		chartSVG("PU per minute (this worker) and PU limits", s.Series,
+		chartSVG("PU per minute (fleet) and PU limits", s.Series,
 			func(p Point) float64 { return p.PU }, s.Policies, string(quota.PU)),
 	}
 	name := "jobs.html"
-	if r.URL.Query().Get("fragment") != "" {
+	if q.Get("fragment") != "" {
 		name = "content"
+	} else {
+		s.Map = h.jobMap(r.Context(), q.Get("job"), q.Get("date"))
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
 	if err := pageTmpl.ExecuteTemplate(w, name, s); err != nil {
 		h.cfg.Logger.Error().Err(err).Msg("render jobs page")
 	}

@@ -152,6 +152,7 @@ func TestOpsAfterJob(t *testing.T) {
 	})
 
 	t.Run("jobs.json", func(t *testing.T) {
+		f.flush(t)
 		var snap ops.Snapshot
 		if code := getJSON(t, base, "/jobs.json", &snap); code != http.StatusOK {
 			t.Fatalf("GET /jobs.json: %d", code)

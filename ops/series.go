@@ -18,13 +18,17 @@ type Point struct {
 	PU float64 `json:"pu"`
 }
 
-// Series counts requests and PU per minute for the last SeriesMinutes minutes in
-// a ring buffer. Safe for concurrent use.
+// Series counts this process's requests and PU per minute for the last
+// SeriesMinutes minutes in a ring buffer, and keeps what it has not yet added
+// to the fleet's counters in Redis (see Flush and FleetPoints). Safe for
+// concurrent use.
 type Series struct {
 	now func() time.Time
 
 	mu      sync.Mutex
 	buckets [SeriesMinutes]bucket
+	// pending holds, per unix minute, the counts not flushed to Redis yet.
+	pending map[int64]bucket
 }
 
 type bucket struct {
@@ -38,7 +42,7 @@ func NewSeries(now func() time.Time) *Series {
 	if now == nil {
 		now = time.Now
 	}
-	return &Series{now: now}
+	return &Series{now: now, pending: map[int64]bucket{}}
 }
 
 // slot returns the bucket of minute m, emptied when it held an older minute.
@@ -54,19 +58,37 @@ func (s *Series) slot(m int64) *bucket {
 func unixMinute(t time.Time) int64 { return t.Unix() / 60 }
 
 // AddRequest counts one admitted request now.
-func (s *Series) AddRequest() {
-	m := unixMinute(s.now())
-	s.mu.Lock()
-	s.slot(m).requests++
-	s.mu.Unlock()
-}
+func (s *Series) AddRequest() { s.add(1, 0) }
 
 // AddPU adds pu processing units spent now.
-func (s *Series) AddPU(pu float64) {
+func (s *Series) AddPU(pu float64) { s.add(0, int64(pu*1000+0.5)) }
+
+func (s *Series) add(requests, milliPU int64) {
 	m := unixMinute(s.now())
 	s.mu.Lock()
-	s.slot(m).milliPU += int64(pu*1000 + 0.5)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	b := s.slot(m)
+	b.requests += requests
+	b.milliPU += milliPU
+	p := s.pending[m]
+	p.minute = m
+	p.requests += requests
+	p.milliPU += milliPU
+	s.pending[m] = p
+	if len(s.pending) > fleetPendingMinutes {
+		s.prunePending(m)
+	}
+}
+
+// prunePending drops pending minutes whose Redis keys would have expired
+// already (nobody flushes, or Redis has been down for FleetSeriesTTL). The
+// caller holds mu.
+func (s *Series) prunePending(now int64) {
+	for m := range s.pending {
+		if m <= now-int64(FleetSeriesTTL/time.Minute) {
+			delete(s.pending, m)
+		}
+	}
 }
 
 // Points returns the last SeriesMinutes minutes, oldest first; the last point is

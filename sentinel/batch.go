@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"time"
 )
 
@@ -99,6 +100,16 @@ type BatchTask struct {
 	CompletionPercentage float64         `json:"completionPercentage"`
 	CostPU               float64         `json:"costPU"`
 	StoppedStatusReason  string          `json:"stoppedStatusReason,omitempty"`
+}
+
+// Description is the description of the request the service echoes back
+// ("" when it has none or the request is not readable).
+func (t BatchTask) Description() string {
+	var r struct {
+		Description string `json:"description"`
+	}
+	_ = json.Unmarshal(t.Request, &r)
+	return r.Description
 }
 
 // Final reports whether the request will not move without a user action.
@@ -195,18 +206,56 @@ func (s *BatchService) Get(ctx context.Context, deployment, id string) (BatchTas
 // List returns the account's batch requests (the first page of at most count;
 // 0 = the service's limit).
 func (s *BatchService) List(ctx context.Context, deployment string, count int) ([]BatchTask, error) {
+	page, err := s.ListPage(ctx, deployment, BatchListOptions{Count: count})
+	return page.Tasks, err
+}
+
+// BatchListOptions select one page of [BatchService.ListPage].
+type BatchListOptions struct {
+	// Count is the page size; 0 (default) is the service's limit.
+	Count int
+	// Sort is "created", "created:desc", "status" or "status:desc"; "" (default)
+	// is the service's order.
+	Sort string
+	// ViewToken is the previous page's [BatchPage.NextToken]; "" (default) is
+	// the first page.
+	ViewToken string
+}
+
+// BatchPage is one page of the account's batch requests.
+type BatchPage struct {
+	Tasks []BatchTask
+	// NextToken is the ViewToken of the next page, "" on the last one.
+	NextToken string
+}
+
+// ListPage returns one page of the account's batch requests.
+func (s *BatchService) ListPage(ctx context.Context, deployment string, opt BatchListOptions) (BatchPage, error) {
+	q := url.Values{}
+	if opt.Count > 0 {
+		q.Set("count", strconv.Itoa(opt.Count))
+	}
+	if opt.Sort != "" {
+		q.Set("sort", opt.Sort)
+	}
+	if opt.ViewToken != "" {
+		q.Set("viewtoken", opt.ViewToken)
+	}
 	p := s.path("/process")
-	if count > 0 {
-		p += fmt.Sprintf("?count=%d", count)
+	if len(q) > 0 {
+		p += "?" + q.Encode()
 	}
 	resp, err := s.client.send(ctx, http.MethodGet, deployment, p, nil, "application/json")
 	if err != nil {
-		return nil, fmt.Errorf("batch list: %w", err)
+		return BatchPage{}, fmt.Errorf("batch list: %w", err)
 	}
 	page, err := decodeJSON[struct {
-		Data []BatchTask `json:"data"`
+		Data  []BatchTask `json:"data"`
+		Links struct {
+			NextToken string `json:"nextToken"`
+		} `json:"links"`
 	}](resp, "batch list")
-	return page.Data, err
+	return BatchPage{Tasks: page.Data, NextToken: page.Links.NextToken}, err
 }
 
 // Analyse asks for the analysis of a CREATED request (204).

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,5 +195,39 @@ func TestBatchTilingGrids(t *testing.T) {
 	}
 	if len(grids) != 6 {
 		t.Errorf("%d grids, want 6 (ids 0, 1, 2, 3, 6, 7)", len(grids))
+	}
+}
+
+// TestBatchListPagesNewestFirst: five requests listed two per page, newest
+// first, come back as pages of 2, 2 and 1 with the descriptions they were
+// created with, and the last page has no next token.
+func TestBatchListPagesNewestFirst(t *testing.T) {
+	_, c, _ := batchSetup(t, true)
+	ctx := context.Background()
+	for _, d := range []string{"r0", "r1", "r2", "r3", "r4"} {
+		req := batchRequest()
+		req.Description = d
+		if _, err := c.Batch.Create(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var sizes []int
+	token := ""
+	for range 5 {
+		page, err := c.Batch.ListPage(ctx, "", sentinel.BatchListOptions{Count: 2, Sort: "created:desc", ViewToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(page.Tasks))
+		for _, task := range page.Tasks {
+			got = append(got, task.Description())
+		}
+		if token = page.NextToken; token == "" {
+			break
+		}
+	}
+	if want := "r4 r3 r2 r1 r0"; strings.Join(got, " ") != want || len(sizes) != 3 || sizes[2] != 1 {
+		t.Fatalf("pages %v with %v; want sizes [2 2 1] and %s", sizes, got, want)
 	}
 }

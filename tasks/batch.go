@@ -59,7 +59,10 @@ func NewBatchTask(prefix string, p BatchPayload, delay time.Duration) (*asynq.Ta
 // batchKey is the engine's own record of a job: hash fields request (the batch
 // request id), deployment, settled_mpu (the request's costPU booked in the
 // ledger), assigned_mpu (of it, what items carry), restarts (the job restarts
-// the remote request has seen), round (the current poll round); and the lock.
+// the remote request has seen), round (the current poll round), create_attempt
+// (unix ms of the first create sent), stop_sent (the cancel's stop was
+// accepted), paused (the job was paused for the request's OUT_OF_PU stop); and
+// the lock.
 func (h *Handlers) batchKey(job string) string { return batchKey(h.Prefix, job) }
 
 func batchKey(prefix, job string) string {
@@ -93,6 +96,8 @@ type batchState struct {
 	SettledMPU, AssignedMPU int64
 	Restarts                int
 	Round                   int64
+	CreateAttempt           time.Time
+	StopSent, Paused        bool
 }
 
 func (h *Handlers) loadBatch(ctx context.Context, job string) (batchState, error) {
@@ -101,8 +106,13 @@ func (h *Handlers) loadBatch(ctx context.Context, job string) (batchState, error
 		return batchState{}, err
 	}
 	n := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
-	return batchState{Request: m["request"], Deployment: m["deployment"], SettledMPU: n("settled_mpu"),
-		AssignedMPU: n("assigned_mpu"), Restarts: int(n("restarts")), Round: n("round")}, nil
+	st := batchState{Request: m["request"], Deployment: m["deployment"], SettledMPU: n("settled_mpu"),
+		AssignedMPU: n("assigned_mpu"), Restarts: int(n("restarts")), Round: n("round"),
+		StopSent: n("stop_sent") == 1, Paused: n("paused") == 1}
+	if ms := n("create_attempt"); ms > 0 {
+		st.CreateAttempt = time.UnixMilli(ms)
+	}
+	return st, nil
 }
 
 // HandleBatch runs one poll round of a batch job.
@@ -192,10 +202,13 @@ func (h *Handlers) batchRound(ctx context.Context, id string, st batchState) (bo
 		return false, err
 	}
 	if st.Request == "" {
-		if job.Status == jobs.StatusCanceled {
-			return false, nil
+		if job.Status == jobs.StatusCanceled && st.CreateAttempt.IsZero() {
+			return false, nil // canceled before anything was sent
 		}
-		return true, h.batchCreate(ctx, job)
+		if st.Request, err = h.batchEnsure(ctx, job, st); err != nil || st.Request == "" {
+			return err != nil, err
+		}
+		st.Deployment = collectionOf(job.Spec).Deployment
 	}
 	var task sentinel.BatchTask
 	err = h.batchCall(ctx, id, func(ctx context.Context) (int64, error) {
@@ -224,11 +237,38 @@ func (h *Handlers) batchRound(ctx context.Context, id string, st batchState) (bo
 	}
 	remoteFinal := task.Status == sentinel.BatchDone || task.Status == sentinel.BatchFailed || task.Status == sentinel.BatchStopped
 	if job.Status == jobs.StatusCanceled {
-		if task.Status == sentinel.BatchStopped || task.Status == sentinel.BatchDone || task.Status == sentinel.BatchFailed {
+		if remoteFinal {
+			h.Log.Info().Str("job", id).Str("batch_request", st.Request).Str("status", task.Status).Msg("canceled batch job: the request is final")
 			return false, nil
 		}
-		return true, h.batchCall(ctx, id, func(ctx context.Context) (int64, error) {
+		if st.StopSent {
+			return true, nil // an analysis under way completes before the stop
+		}
+		err := h.batchCall(ctx, id, func(ctx context.Context) (int64, error) {
 			return 0, h.Client.Batch.Stop(ctx, st.Deployment, st.Request)
+		})
+		if err != nil && Classify(err) == ActionFail {
+			// The request moved on meanwhile (a 400 for a DONE request): the
+			// next poll sees it final.
+			h.Log.Warn().Err(err).Str("job", id).Str("batch_request", st.Request).Msg("batch stop refused")
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, h.Redis.HSet(ctx, h.batchKey(id), "stop_sent", 1).Err()
+	}
+	if task.Status == sentinel.BatchCreated {
+		// A new request, or one whose id was saved by a worker that died before
+		// sending the analysis or the start.
+		if err := h.Jobs.BeginAnalysis(ctx, id); err != nil {
+			return false, err
+		}
+		return true, h.batchCall(ctx, id, func(ctx context.Context) (int64, error) {
+			if job.Spec.AutoStart {
+				return 0, h.Client.Batch.Start(ctx, st.Deployment, st.Request)
+			}
+			return 0, h.Client.Batch.Analyse(ctx, st.Deployment, st.Request)
 		})
 	}
 	// The analysis is known once the remote request is past ANALYSING.
@@ -272,19 +312,77 @@ func (h *Handlers) batchRound(ctx context.Context, id string, st batchState) (bo
 		return true, h.Redis.HSet(ctx, h.batchKey(id), "restarts", job.Restarts).Err()
 	}
 	if task.Status == sentinel.BatchStopped && task.StoppedStatusReason == sentinel.BatchStoppedOutOfPU {
-		return true, h.Jobs.Pause(ctx, id, jobs.ReasonOutOfPU, quota.MonthReset(time.Now()))
+		return true, h.batchOutOfPU(ctx, job, st)
 	}
 	return true, h.batchCollect(ctx, job, st, remoteFinal)
 }
 
-// batchCreate sends the job's batch request and starts it (or only analyses
-// it, for an estimate).
-func (h *Handlers) batchCreate(ctx context.Context, job jobs.Job) error {
+// batchOutOfPU follows a request the service stopped for the account's
+// monthly quota: the tiles delivered before the stop complete their items, and
+// the job is paused OUT_OF_PU until the month turns or `enqueue resume`
+// clears the pause; then the request is started again (a STOPPED request
+// resumes with its unfinished tiles).
+func (h *Handlers) batchOutOfPU(ctx context.Context, job jobs.Job, st batchState) error {
+	if err := h.batchCollect(ctx, job, st, false); err != nil {
+		return err
+	}
+	now := h.now()
+	resumed := job.StoppedReason == "" || (!job.ResumeAt.IsZero() && !now.Before(job.ResumeAt))
+	switch {
+	case st.Paused && resumed:
+		if job.StoppedReason != "" {
+			if err := h.Jobs.Resume(ctx, job.ID); err != nil {
+				return err
+			}
+		}
+		if err := h.batchCall(ctx, job.ID, func(ctx context.Context) (int64, error) {
+			return 0, h.Client.Batch.Start(ctx, st.Deployment, st.Request)
+		}); err != nil {
+			return err
+		}
+		h.Log.Info().Str("job", job.ID).Str("batch_request", st.Request).Msg("batch job resumed after OUT_OF_PU")
+		return h.Redis.HSet(ctx, h.batchKey(job.ID), "paused", 0).Err()
+	case !st.Paused:
+		if err := h.Jobs.Pause(ctx, job.ID, jobs.ReasonOutOfPU, quota.MonthReset(now)); err != nil {
+			return err
+		}
+		h.Log.Warn().Str("job", job.ID).Str("batch_request", st.Request).Msg("batch request stopped: the account's monthly PU are spent; the job is paused until the month turns or `enqueue resume`")
+		return h.Redis.HSet(ctx, h.batchKey(job.ID), "paused", 1).Err()
+	}
+	return nil
+}
+
+// batchEnsure returns the job's batch request, creating it if need be, and
+// saves its id. Creation is idempotent: the request carries the job id in its
+// description, and once a create was sent (create_attempt) a later round first
+// looks for that request among the account's (newest first) before creating
+// another, so a worker dying between the create and the save leaves one
+// request. A canceled job only looks; "" means there is no request.
+func (h *Handlers) batchEnsure(ctx context.Context, job jobs.Job, st batchState) (string, error) {
 	req, err := BuildBatchRequest(job.Spec)
 	if err != nil {
-		return h.failBatch(ctx, job, err.Error())
+		return "", h.failBatch(ctx, job, err.Error())
 	}
 	dep := collectionOf(job.Spec).Deployment
+	save := func(id string) error {
+		return h.Redis.HSet(ctx, h.batchKey(job.ID), "request", id, "deployment", dep).Err()
+	}
+	if !st.CreateAttempt.IsZero() {
+		task, found, err := h.findBatch(ctx, job.ID, dep, req.Description, st.CreateAttempt.Add(-batchClockSkew))
+		if err != nil {
+			return "", err
+		}
+		if found {
+			h.Log.Info().Str("job", job.ID).Str("batch_request", task.ID).Msg("batch request of an earlier attempt found")
+			return task.ID, save(task.ID)
+		}
+	}
+	if job.Status == jobs.StatusCanceled {
+		return "", nil
+	}
+	if err := h.Redis.HSetNX(ctx, h.batchKey(job.ID), "create_attempt", h.now().UnixMilli()).Err(); err != nil {
+		return "", err
+	}
 	var task sentinel.BatchTask
 	err = h.batchCall(ctx, job.ID, func(ctx context.Context) (int64, error) {
 		var err error
@@ -293,23 +391,53 @@ func (h *Handlers) batchCreate(ctx context.Context, job jobs.Job) error {
 	})
 	if err != nil {
 		if Classify(err) == ActionFail {
-			return h.failBatch(ctx, job, "batch request refused: "+err.Error())
+			return "", h.failBatch(ctx, job, "batch request refused: "+err.Error())
 		}
-		return err
+		return "", err
 	}
-	if err := h.Redis.HSet(ctx, h.batchKey(job.ID), "request", task.ID, "deployment", dep).Err(); err != nil {
-		return err
+	if h.Hooks.BatchCreated != nil {
+		if err := h.Hooks.BatchCreated(job.ID, task.ID); err != nil {
+			return "", fmt.Errorf("batch job %s: save request %s: %w", job.ID, task.ID, err)
+		}
 	}
-	if err := h.Jobs.BeginAnalysis(ctx, job.ID); err != nil {
-		return err
+	if err := save(task.ID); err != nil {
+		return "", err
 	}
 	h.Log.Info().Str("job", job.ID).Str("batch_request", task.ID).Msg("batch request created")
-	return h.batchCall(ctx, job.ID, func(ctx context.Context) (int64, error) {
-		if job.Spec.AutoStart {
-			return 0, h.Client.Batch.Start(ctx, dep, task.ID)
+	return task.ID, nil
+}
+
+// batchClockSkew is how far the service's creation times may be behind ours
+// when findBatch stops at requests older than the first create attempt.
+const batchClockSkew = time.Hour
+
+// findBatch pages through the account's batch requests, newest first, for the
+// one with description desc, up to the first created before since.
+func (h *Handlers) findBatch(ctx context.Context, job, dep, desc string, since time.Time) (sentinel.BatchTask, bool, error) {
+	token := ""
+	for {
+		var page sentinel.BatchPage
+		err := h.batchCall(ctx, job, func(ctx context.Context) (int64, error) {
+			var err error
+			page, err = h.Client.Batch.ListPage(ctx, dep, sentinel.BatchListOptions{Count: 100, Sort: "created:desc", ViewToken: token})
+			return 0, err
+		})
+		if err != nil {
+			return sentinel.BatchTask{}, false, fmt.Errorf("batch job %s: look for its request: %w", job, err)
 		}
-		return 0, h.Client.Batch.Analyse(ctx, dep, task.ID)
-	})
+		for _, t := range page.Tasks {
+			if t.Description() == desc {
+				return t, true, nil
+			}
+			if !t.Created.IsZero() && t.Created.Before(since) {
+				return sentinel.BatchTask{}, false, nil
+			}
+		}
+		if page.NextToken == "" || page.NextToken == token {
+			return sentinel.BatchTask{}, false, nil
+		}
+		token = page.NextToken
+	}
 }
 
 // batchAnalysed records the analysis: one item per tile over the whole time
@@ -388,6 +516,7 @@ func (h *Handlers) batchCollect(ctx context.Context, job jobs.Job, st batchState
 	if err != nil {
 		return err
 	}
+	log := h.Log.With().Str("job", job.ID).Str("batch_request", st.Request).Logger()
 	open, err := openItems(ctx, h.Jobs, job.ID)
 	if err != nil {
 		return err
@@ -433,12 +562,8 @@ func (h *Handlers) batchCollect(ctx context.Context, job jobs.Job, st batchState
 		if err != nil {
 			return err
 		}
-		if h.Hooks.ItemFinished != nil {
-			h.Hooks.ItemFinished(job.ID, jobs.ItemDone, float64(share)/1000)
-		}
-		if out.Finished != "" {
-			h.Log.Info().Str("job", job.ID).Str("status", string(out.Finished)).Msg("batch job finished")
-		}
+		// As for process jobs: the hook, and the manifest once the job is over.
+		h.finished(ctx, log, job.ID, out, jobs.ItemDone, float64(share)/1000)
 	}
 	if !remoteFinal {
 		return nil
@@ -451,9 +576,7 @@ func (h *Handlers) batchCollect(ctx context.Context, job jobs.Job, st batchState
 		if err != nil {
 			return err
 		}
-		if out.Finished != "" {
-			h.Log.Info().Str("job", job.ID).Str("status", string(out.Finished)).Msg("batch job finished")
-		}
+		h.finished(ctx, log, job.ID, out, jobs.ItemFailed, 0)
 	}
 	return nil
 }
@@ -522,7 +645,7 @@ func BuildBatchRequest(spec jobs.Spec) (sentinel.BatchRequest, error) {
 	return sentinel.BatchRequest{
 		ProcessRequest: pr,
 		Input:          sentinel.BatchInput{Type: sentinel.BatchInputTilingGrid, ID: gid, Resolution: spec.Resolution},
-		Output: sentinel.BatchOutput{Type: sentinel.BatchOutputRaster, Overwrite: spec.Overwrite,
+		Output: sentinel.BatchOutput{Type: sentinel.BatchOutputRaster, Overwrite: spec.Overwrite, CogOutput: spec.COG,
 			Delivery: sentinel.BatchDelivery{S3: sentinel.BatchS3{URL: "s3://" + bucket, Region: region}}},
 		Description: "shfleet job " + spec.ID,
 	}, nil

@@ -41,6 +41,10 @@ type Hooks struct {
 	CatalogRequest func(cached bool)
 	// Admitted is called after every quota admission with its wait.
 	Admitted func(wait time.Duration)
+	// BatchCreated is called when a batch job's request was created, before
+	// its id is saved; an error stands for a failed save (tests use it to
+	// simulate a worker dying between the two).
+	BatchCreated func(job, request string) error
 }
 
 // Handlers run the catalog and process tasks of a worker process. Each worker
@@ -80,6 +84,9 @@ type Handlers struct {
 	// PartSize is the number of records per manifest part, and the backlog at
 	// which a completion moves whole parts out of Redis. Default [PartSize].
 	PartSize int
+	// Now is the clock (month boundaries of a batch job's OUT_OF_PU pause).
+	// Default time.Now.
+	Now func() time.Time
 
 	once     sync.Once
 	burstLog zerolog.Logger
@@ -105,6 +112,13 @@ func (h *Handlers) init() {
 		// One line per 429 burst, not per request.
 		h.burstLog = h.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
 	})
+}
+
+func (h *Handlers) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
 }
 
 // Mux returns the asynq handler of both task types.

@@ -15,6 +15,12 @@
 // there). -user-id sets the tokens' sub claim, -forbidden a collection the
 // account may not read (repeatable), -external-load the share of every refill
 // another client of the account takes.
+//
+// -batch makes the account an enterprise one with the Batch Processing API v2;
+// its tiles go to the S3 bucket of the request's delivery at -batch-s3-endpoint
+// (credentials from SHSIM_S3_ACCESS_KEY and SHSIM_S3_SECRET_KEY). -batch-step
+// sets its pace and -batch-stuck TILE:N makes a tile get stuck N times (3 fails
+// it, so the request ends with a failed tile for `enqueue restart`).
 package main
 
 import (
@@ -27,6 +33,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -69,46 +76,104 @@ func (p *policies) Set(s string) error {
 	return nil
 }
 
-func main() {
-	var cfg sentineltest.Config
-	var pols policies
-	var forbidden list
-	addr := flag.String("addr", DefaultAddr, "listen address")
-	flag.StringVar(&cfg.ClientID, "client-id", envOr("SH_CLIENT_ID", sentineltest.DefaultClientID), "accepted OAuth client id (env SH_CLIENT_ID)")
-	flag.StringVar(&cfg.ClientSecret, "client-secret", envOr("SH_CLIENT_SECRET", sentineltest.DefaultClientSecret), "accepted OAuth client secret (env SH_CLIENT_SECRET)")
-	flag.StringVar(&cfg.UserID, "user-id", sentineltest.DefaultUserID, "the account's user id: the tokens' sub claim and the id of the rate-limit endpoints")
-	flag.DurationVar(&cfg.TokenTTL, "token-ttl", sentineltest.DefaultTokenTTL, "lifetime of issued tokens")
-	flag.IntVar(&cfg.TokenRequestsPerMinute, "token-rpm", 0, "token requests per minute (0 = unlimited)")
-	flag.Var(&pols, "policy", "rate-limit policy kind:capacity:period, e.g. requests:300:PT1M or pu:300:PT1M (repeatable)")
-	flag.Float64Var(&cfg.MonthlyPU, "pu-month", 0, "monthly PU budget (0 = unlimited)")
-	headers := flag.String("headers", "retry-after", "rate-limit headers: retry-after (today's service), legacy (the 2019 headers) or none")
-	flag.Float64Var(&cfg.ExternalLoad, "external-load", 0, "share (0..1) of every rate policy's refill taken by another client of the account")
-	flag.Var(&forbidden, "forbidden", "a collection the account may not read, e.g. sentinel-1-grd or byoc-<id> (repeatable, or comma separated)")
-	flag.BoolVar(&cfg.NoRateLimitAPI, "no-ratelimit-api", false, "answer 404 on /aux/ratelimit/... as a deployment without the rate-limit endpoints")
-	flag.Float64Var(&cfg.Faults.Error5xxRate, "error-rate", 0, "probability of an injected 503")
-	flag.Float64Var(&cfg.Faults.TruncateRate, "truncate-rate", 0, "probability of a truncated body")
-	flag.DurationVar(&cfg.Faults.Latency, "latency", 0, "latency added to every answer")
-	flag.DurationVar(&cfg.Faults.LatencyJitter, "jitter", 0, "random extra latency, 0..jitter")
-	flag.Int64Var(&cfg.Faults.Seed, "seed", 1, "seed of the fault RNG")
-	flag.BoolVar(&cfg.FullSizeBodies, "full-size", false, "answer process requests with the real output size (width x height x bands x bytes per sample), streamed, instead of a small GeoTIFF")
-	flag.Parse()
-	cfg.Policies = pols
-	cfg.ForbiddenCollections = forbidden
-	mode, err := parseHeaderMode(*headers)
+// options are shsim's flags that are not simulator Config fields.
+type options struct {
+	addr, headers string
+	pols          policies
+	forbidden     list
+	stuck         stuckTiles
+}
+
+// stuckTiles is the repeatable -batch-stuck TILE:N flag.
+type stuckTiles map[string]int
+
+func (s stuckTiles) String() string { return fmt.Sprint(map[string]int(s)) }
+
+func (s stuckTiles) Set(v string) error {
+	tile, n, ok := strings.Cut(v, ":")
+	times, err := strconv.Atoi(n)
+	if !ok || tile == "" || err != nil || times < 1 {
+		return fmt.Errorf("%q: want TILE:N, e.g. UTM-33N-460000-5090000-10km:3 (N >= 1 stuck runs; 3 fails the tile)", v)
+	}
+	s[tile] = times
+	return nil
+}
+
+// defineFlags registers shsim's flags on fs; parsing fills cfg and o.
+func defineFlags(fs *flag.FlagSet, cfg *sentineltest.Config, o *options) {
+	o.stuck = stuckTiles{}
+	fs.StringVar(&o.addr, "addr", DefaultAddr, "listen address")
+	fs.StringVar(&cfg.ClientID, "client-id", envOr("SH_CLIENT_ID", sentineltest.DefaultClientID), "accepted OAuth client id (env SH_CLIENT_ID)")
+	fs.StringVar(&cfg.ClientSecret, "client-secret", envOr("SH_CLIENT_SECRET", sentineltest.DefaultClientSecret), "accepted OAuth client secret (env SH_CLIENT_SECRET)")
+	fs.StringVar(&cfg.UserID, "user-id", sentineltest.DefaultUserID, "the account's user id: the tokens' sub claim and the id of the rate-limit endpoints")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", sentineltest.DefaultTokenTTL, "lifetime of issued tokens")
+	fs.IntVar(&cfg.TokenRequestsPerMinute, "token-rpm", 0, "token requests per minute (0 = unlimited)")
+	fs.Var(&o.pols, "policy", "rate-limit policy kind:capacity:period, e.g. requests:300:PT1M or pu:300:PT1M (repeatable)")
+	fs.Float64Var(&cfg.MonthlyPU, "pu-month", 0, "monthly PU budget (0 = unlimited); a batch request that reaches it is STOPPED with OUT_OF_PU")
+	fs.StringVar(&o.headers, "headers", "retry-after", "rate-limit headers: retry-after (today's service), legacy (the 2019 headers) or none")
+	fs.Float64Var(&cfg.ExternalLoad, "external-load", 0, "share (0..1) of every rate policy's refill taken by another client of the account")
+	fs.Var(&o.forbidden, "forbidden", "a collection the account may not read, e.g. sentinel-1-grd or byoc-<id> (repeatable, or comma separated)")
+	fs.BoolVar(&cfg.NoRateLimitAPI, "no-ratelimit-api", false, "answer 404 on /aux/ratelimit/... as a deployment without the rate-limit endpoints")
+	fs.Float64Var(&cfg.Faults.Error5xxRate, "error-rate", 0, "probability of an injected 503")
+	fs.Float64Var(&cfg.Faults.TruncateRate, "truncate-rate", 0, "probability of a truncated body")
+	fs.DurationVar(&cfg.Faults.Latency, "latency", 0, "latency added to every answer")
+	fs.DurationVar(&cfg.Faults.LatencyJitter, "jitter", 0, "random extra latency, 0..jitter")
+	fs.Int64Var(&cfg.Faults.Seed, "seed", 1, "seed of the fault RNG")
+	fs.BoolVar(&cfg.FullSizeBodies, "full-size", false, "answer process requests with the real output size (width x height x bands x bytes per sample), streamed, instead of a small GeoTIFF")
+	fs.BoolVar(&cfg.Batch, "batch", false, "an enterprise account: serve the Batch Processing API v2 (/api/v2/batch/..., /batch/v2/...); without it every batch endpoint answers 403")
+	fs.DurationVar(&cfg.BatchStep, "batch-step", sentineltest.DefaultBatchStep, "pace of the batch service: a request or a tile moves one status per step")
+	fs.Var(o.stuck, "batch-stuck", "TILE:N: the batch tile TILE gets stuck the next N times it is processed (back to PENDING twice, then FAILED: N=3 fails it); repeatable")
+	fs.StringVar(&cfg.BatchS3.Endpoint, "batch-s3-endpoint", "", "S3 endpoint batch requests deliver their tiles to, e.g. http://127.0.0.1:7070 (versitygw); needed with -batch")
+	fs.StringVar(&cfg.BatchS3.Region, "batch-s3-region", "us-east-1", "region of -batch-s3-endpoint")
+	// The keys' defaults come from the env in finishConfig, so -help never prints them.
+	fs.StringVar(&cfg.BatchS3.AccessKey, "batch-s3-access-key", "", "access key of -batch-s3-endpoint (default env SHSIM_S3_ACCESS_KEY)")
+	fs.StringVar(&cfg.BatchS3.SecretKey, "batch-s3-secret-key", "", "secret key of -batch-s3-endpoint (default env SHSIM_S3_SECRET_KEY; prefer the env)")
+}
+
+// finishConfig checks the parsed flags and completes cfg.
+func finishConfig(cfg *sentineltest.Config, o options) error {
+	cfg.Policies = o.pols
+	cfg.ForbiddenCollections = o.forbidden
+	if len(o.stuck) > 0 {
+		cfg.BatchStuck = o.stuck
+	}
+	mode, err := parseHeaderMode(o.headers)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "shsim:", err)
-		os.Exit(2)
+		return err
 	}
 	cfg.HeaderMode = mode
 	if !(cfg.ExternalLoad >= 0 && cfg.ExternalLoad <= 1) {
-		fmt.Fprintf(os.Stderr, "shsim: -external-load %g: want a share between 0 and 1\n", cfg.ExternalLoad)
+		return fmt.Errorf("-external-load %g: want a share between 0 and 1", cfg.ExternalLoad)
+	}
+	if cfg.BatchS3.AccessKey == "" {
+		cfg.BatchS3.AccessKey = os.Getenv("SHSIM_S3_ACCESS_KEY")
+	}
+	if cfg.BatchS3.SecretKey == "" {
+		cfg.BatchS3.SecretKey = os.Getenv("SHSIM_S3_SECRET_KEY")
+	}
+	if cfg.Batch && cfg.BatchS3.Endpoint == "" {
+		return errors.New("-batch needs -batch-s3-endpoint: the batch service delivers its tiles to an S3 bucket (e.g. versitygw, see .ci/install-versitygw.sh)")
+	}
+	if cfg.BatchStep <= 0 {
+		return fmt.Errorf("-batch-step %s: want a positive duration", cfg.BatchStep)
+	}
+	return nil
+}
+
+func main() {
+	var cfg sentineltest.Config
+	var o options
+	defineFlags(flag.CommandLine, &cfg, &o)
+	flag.Parse()
+	if err := finishConfig(&cfg, o); err != nil {
+		fmt.Fprintln(os.Stderr, "shsim:", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "shsim: listen on %s: %v (pick another with -addr)\n", *addr, err)
+		fmt.Fprintf(os.Stderr, "shsim: listen on %s: %v (pick another with -addr)\n", o.addr, err)
 		os.Exit(1)
 	}
 	if err := run(ctx, ln, cfg); err != nil {

@@ -183,6 +183,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := w.Start(); err != nil {
 		return err
 	}
+	// The fleet's per-minute counters (the job page's charts): this worker's
+	// counts go to Redis every second, the last ones after the shutdown.
+	flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(ctx))
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		var warned time.Time // at most one warning a minute while Redis fails
+		metrics.Series().RunFleetFlush(flushCtx, rdb, o.prefix, 0, func(err error) {
+			if time.Since(warned) >= time.Minute {
+				warned = time.Now()
+				log.Warn().Err(err).Msg("fleet counters (the job page's charts) not written; retrying every second")
+			}
+		})
+	}()
+	defer func() { stopFlush(); <-flushed }()
 	if o.opsAddr != "" {
 		ln, err := net.Listen("tcp", o.opsAddr)
 		if err != nil {

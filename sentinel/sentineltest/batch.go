@@ -206,6 +206,7 @@ func (s *Server) batchCreate(w http.ResponseWriter, r *http.Request, dep string)
 	}
 	s.batches[t.id] = t
 	s.batchOrder = append(s.batchOrder, t.id)
+	s.stats.BatchCreated++
 	writeJSON(w, http.StatusCreated, "application/json", t.view())
 }
 
@@ -333,12 +334,53 @@ func (s *Server) batchList(w http.ResponseWriter, r *http.Request) {
 	if !s.batchGate(w, r, now) {
 		return
 	}
+	q := r.URL.Query()
+	count := batchListMax
+	if c := q.Get("count"); c != "" {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 1 {
+			writeError(w, 400, "COMMON_BAD_PAYLOAD", "count: "+c+" is not a positive integer")
+			return
+		}
+		count = min(n, batchListMax)
+	}
+	order := slices.Clone(s.batchOrder) // by creation
+	switch q.Get("sort") {
+	case "", "created":
+	case "created:desc":
+		slices.Reverse(order)
+	default:
+		writeError(w, 400, "COMMON_BAD_PAYLOAD", "sort: "+q.Get("sort")+" is not supported by the simulator (created, created:desc)")
+		return
+	}
+	from := 0
+	if v := q.Get("viewtoken"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > len(order) {
+			writeError(w, 400, "COMMON_BAD_PAYLOAD", "viewtoken: "+v+" is not a token this list gave")
+			return
+		}
+		from = n
+	}
+	to := min(from+count, len(order))
 	data := []map[string]any{}
-	for _, id := range s.batchOrder {
+	for _, id := range order[from:to] {
 		data = append(data, s.batches[id].view())
 	}
-	writeJSON(w, 200, "application/json", map[string]any{"data": data, "links": map[string]any{}})
+	links := map[string]any{"currentToken": strconv.Itoa(from)}
+	if to < len(order) {
+		next := *r.URL
+		nq := next.Query()
+		nq.Set("viewtoken", strconv.Itoa(to))
+		next.RawQuery = nq.Encode()
+		links["nextToken"] = strconv.Itoa(to)
+		links["next"] = next.String()
+	}
+	writeJSON(w, 200, "application/json", map[string]any{"data": data, "links": links})
 }
+
+// batchListMax is the simulator's page limit of the batch request list.
+const batchListMax = 100
 
 func (s *Server) batchGet(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
@@ -444,6 +486,7 @@ func (s *Server) batchAction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		t.userAction = "STOP"
+		s.stats.BatchStops++
 	default:
 		writeError(w, 404, "COMMON_NOT_FOUND", "no action "+action)
 		return
@@ -464,6 +507,17 @@ func (s *Server) runBatch(t *batchTask) {
 		time.Sleep(step)
 		upload, more := s.batchStep(t)
 		for _, u := range upload {
+			s.mu.Lock()
+			stopped := t.status == sentinel.BatchStopped && t.stopReason == sentinel.BatchStoppedUserAction
+			if stopped {
+				// A user's stop drops the tiles not yet written: they are
+				// processed again if the request is started again.
+				u.state.Status = TilePending
+			}
+			s.mu.Unlock()
+			if stopped {
+				continue
+			}
 			err := s.deliver(t, u.tile, u.req)
 			s.mu.Lock()
 			if err != nil {
@@ -471,6 +525,7 @@ func (s *Server) runBatch(t *batchTask) {
 				s.stats.BatchDeliveryErrors++
 			} else {
 				u.state.Status = TileDone
+				s.stats.BatchTilesDelivered++
 			}
 			s.finishBatch(t)
 			s.mu.Unlock()
@@ -496,6 +551,9 @@ func (s *Server) batchStep(t *batchTask) ([]batchUpload, bool) {
 	t.updated = now
 	switch t.status {
 	case sentinel.BatchAnalysing:
+		if s.holdAnalyse {
+			return nil, true // HoldBatchAnalysis: the analysis takes its time
+		}
 		if !t.analysed {
 			t.analysed = true
 			for _, tl := range t.tiles {
@@ -526,6 +584,9 @@ func (s *Server) batchStep(t *batchTask) ([]batchUpload, bool) {
 		case TileScheduled:
 			st.Status = TileProcessing
 		case TileProcessing:
+			if s.batchHold[st.Name] {
+				continue // SetBatchHold: a slow tile
+			}
 			if s.batchStuck[st.Name] > 0 {
 				s.batchStuck[st.Name]--
 				st.Stuck++
@@ -654,4 +715,40 @@ func (s *Server) SetBatchStuck(tile string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.batchStuck[tile] = n
+}
+
+// SetBatchHold keeps tile PROCESSING (any request) while hold is true: a slow
+// tile, so that tests can act while a request is under way.
+func (s *Server) SetBatchHold(tile string, hold bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.batchHold[tile] = hold
+}
+
+// HoldBatchAnalysis keeps every ANALYSING request analysing while hold is
+// true; a stop sent meanwhile takes effect once the analysis completes.
+func (s *Server) HoldBatchAnalysis(hold bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holdAnalyse = hold
+}
+
+// BatchInfo is what a test can read of a simulated batch request.
+type BatchInfo struct {
+	ID, Status, StoppedReason, Description string
+	// COG is the request's output.cogOutput.
+	COG bool
+}
+
+// Batches lists the batch requests in creation order, for tests.
+func (s *Server) Batches() []BatchInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []BatchInfo
+	for _, id := range s.batchOrder {
+		t := s.batches[id]
+		out = append(out, BatchInfo{ID: t.id, Status: t.status, StoppedReason: t.stopReason,
+			Description: t.req.Description, COG: t.req.Output.CogOutput})
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -150,6 +151,9 @@ type Config struct {
 	// BatchStep is the pace of the simulated batch service; default
 	// [DefaultBatchStep].
 	BatchStep time.Duration
+	// BatchStuck makes tiles (by name) get stuck that many times, as
+	// [Server.SetBatchStuck] does; default none.
+	BatchStuck map[string]int
 }
 
 // withDefaults returns c with every zero field that has a default set to it.
@@ -249,6 +253,10 @@ type Stats struct {
 	BatchRequests       int
 	BatchPU             float64
 	BatchDeliveryErrors int
+	// BatchCreated counts batch requests created (201), BatchStops the stop
+	// calls accepted (204), BatchTilesDelivered the tiles whose outputs were
+	// written to the bucket.
+	BatchCreated, BatchStops, BatchTilesDelivered int
 }
 
 // RecordedRequest is one API request as [Server.Requests] reports it.
@@ -290,6 +298,8 @@ type Server struct {
 	batches     map[string]*batchTask
 	batchOrder  []string
 	batchStuck  map[string]int
+	batchHold   map[string]bool // tiles kept PROCESSING (SetBatchHold)
+	holdAnalyse bool            // requests kept ANALYSING (HoldBatchAnalysis)
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -323,6 +333,7 @@ func NewHandler(cfg Config) *Server {
 		tokens:     map[string]issuedToken{},
 		batches:    map[string]*batchTask{},
 		batchStuck: map[string]int{},
+		batchHold:  map[string]bool{},
 		monthlyPU:  cfg.MonthlyPU,
 		share:      cfg.ExternalLoad,
 		stats: Stats{
@@ -333,6 +344,7 @@ func NewHandler(cfg Config) *Server {
 			Served:              map[string]int{},
 		},
 	}
+	maps.Copy(s.batchStuck, cfg.BatchStuck)
 	for _, c := range cfg.ForbiddenCollections {
 		s.forbidden[c] = true
 	}

@@ -78,6 +78,10 @@ func TestBadInput(t *testing.T) {
 		{"mosaicking order on DEM", submit(aoiFile, "--collection", "dem", "--mosaicking", "mostRecent"), []string{"dem", "no mosaicking order", "--mosaicking"}},
 		{"Landsat on CDSE", submit(aoiFile, "--collection", "landsat-ot-l2", "--base-url", "https://sh.dataspace.copernicus.eu"), []string{"landsat-ot-l2", "uswest", "--uswest-url"}},
 		{"resolution over 2500 px", submit(aoiFile, "--grid", "utm-100km", "--resolution", "10"), []string{"--resolution 10", "utm-100km", "2500", "--resolution >= 40.032", "--subdivide"}},
+		// utm-10km is Batch tiling grid 1, which takes 10 and 20 m only.
+		{"batch resolution the grid lacks", submit(aoiFile, "--engine", "batch", "--output", "s3://batch-out?region=eu-central-1"),
+			[]string{"--engine batch --resolution 60", "utm-10km (tiling grid 1)", "use one of 10, 20 m"}},
+		{"COG on the process engine", submit(aoiFile, "--cog"), []string{"--cog needs --engine batch"}},
 		{"invalid output URL", submit(aoiFile, "--output", "ftp://example.com/out"), []string{"--output", "ftp", "not supported"}},
 		{"interval without interval mode", submit(aoiFile, "--interval", "P1M"), []string{"--interval P1M", "--mode interval"}},
 		{"bad interval", submit(aoiFile, "--mode", "interval", "--interval", "1 month"), []string{"--interval", "1 month", "P1M"}},

@@ -51,6 +51,12 @@ func TestSubmitAndWatchEndToEnd(t *testing.T) {
 	if sub.ID == "" || sub.Tiles == 0 || sub.Name != "e2e" || sub.Output != "file://"+out {
 		t.Fatalf("submit printed %+v", sub)
 	}
+	// The job keeps its AOI outline for the job page's map: the two polygons of
+	// examples/aoi.geojson (6 and 5 positions), positions as in the file.
+	if job, err := e.store.Get(context.Background(), sub.ID); err != nil || len(job.Spec.AOIOutline) != 2 ||
+		len(job.Spec.AOIOutline[0]) != 6 || job.Spec.AOIOutline[0][3] != [2]float64{14.40, 46.07} || len(job.Spec.AOIOutline[1]) != 5 {
+		t.Fatalf("stored outline %v (%v); want the example's two rings", job.Spec.AOIOutline, err)
+	}
 
 	w := run(t, append([]string{"status", sub.ID, "--watch", "--json", "--poll-interval", "100ms"}, e.flags...)...)
 	if w.code != 0 {

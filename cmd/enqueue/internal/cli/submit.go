@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,6 +60,7 @@ type submitOptions struct {
 	responses         []string
 	pathTemplate      string
 	overwrite         bool
+	cog               bool
 	queue             string
 	name              string
 	noStart           bool
@@ -121,6 +123,7 @@ the time at the binding account policy. ` + "`enqueue start JOB`" + ` then proce
 	f.StringArrayVar(&o.responses, "response", nil, "evalscript output to request as id:mime, e.g. default:image/tiff, repeatable (default: every output of the evalscript as image/tiff)")
 	f.StringVar(&o.pathTemplate, "path-template", "", "output key layout (default "+output.DefaultPathTemplate+")")
 	f.BoolVar(&o.overwrite, "overwrite", false, "rewrite existing outputs instead of skipping them")
+	f.BoolVar(&o.cog, "cog", false, "write Cloud Optimized GeoTIFFs (--engine batch: the request's cogOutput)")
 	f.StringVar(&o.queue, "queue", jobs.DefaultQueue, "queue of the job's process tasks")
 	f.StringVar(&o.engine, "engine", jobs.EngineProcess, "process (the fleet's Process API requests) or batch (one Batch Processing API v2 request, enterprise accounts, s3:// output)")
 	f.StringVar(&o.name, "name", "", "a label for the job")
@@ -190,11 +193,16 @@ func (a *app) runSubmit(ctx context.Context, aoiFile string, o submitOptions, au
 		if err != nil {
 			return err
 		}
-		if err := a.printEstimate(job, policies); err != nil {
+		var batch *BatchEstimateView
+		if o.engine == engineBoth {
+			b := batchEstimate(job, spec, tiles, policies)
+			batch = &b
+		}
+		if err := a.printEstimate(job, policies, batch); err != nil {
 			return err
 		}
-		if o.engine == engineBoth && !a.json {
-			a.printBatchEstimate(job, spec, tiles, policies)
+		if batch != nil && !a.json {
+			a.printBatchEstimate(*batch)
 		}
 		return nil
 	case o.watch:
@@ -337,10 +345,10 @@ func buildSpec(ctx context.Context, aoiFile string, o submitOptions) (jobs.Spec,
 	if err != nil {
 		return spec, nil, est, err
 	}
-	spec = jobs.Spec{Name: o.name, AOISource: aoiFile, Grid: g.Name, Resolution: o.resolution, Engine: engine, AOIGeometry: geometry,
+	spec = jobs.Spec{Name: o.name, AOISource: aoiFile, Grid: g.Name, Resolution: o.resolution, Engine: engine, AOIGeometry: geometry, AOIOutline: jobs.OutlineOf(aois),
 		From: from, To: to, Collection: o.collection, Evalscript: script, MaxCloudCover: maxCloud,
 		MosaickingOrder: o.mosaicking, Mode: mode, Interval: o.interval, Responses: responses,
-		OutputURL: o.outputURL, PathTemplate: o.pathTemplate, Overwrite: o.overwrite, Queue: o.queue}
+		OutputURL: o.outputURL, PathTemplate: o.pathTemplate, Overwrite: o.overwrite, COG: o.cog, Queue: o.queue}
 	if err := spec.Validate(); err != nil {
 		return spec, nil, est, err
 	}
@@ -508,6 +516,10 @@ func (a *app) checkCredentials(ctx context.Context, timeout time.Duration) error
 func checkEngine(o submitOptions, g grid.Grid, aois []grid.AOI, outURL string) (string, json.RawMessage, error) {
 	switch o.engine {
 	case "", jobs.EngineProcess:
+		if o.cog {
+			// The process engine writes the service's GeoTIFFs as they come.
+			return "", nil, errors.New("--cog needs --engine batch (the Batch API writes the COGs); the process engine writes plain GeoTIFFs")
+		}
 		return jobs.EngineProcess, nil, nil
 	case engineBoth:
 		if !o.estimate {
@@ -526,6 +538,9 @@ func checkEngine(o submitOptions, g grid.Grid, aois []grid.AOI, outURL string) (
 	}
 	if _, ok := g.BatchGridID(); !ok {
 		return "", nil, fmt.Errorf("--engine batch: --grid %s is not one of the Batch API's tiling grids; use utm-10km, utm-20km, utm-100km, wgs84-1deg, laea-100km or laea-20km", g.Name)
+	}
+	if err := g.CheckBatchResolution(o.resolution); err != nil {
+		return "", nil, fmt.Errorf("--engine batch --resolution %s: %w", strconv.FormatFloat(o.resolution, 'f', -1, 64), err)
 	}
 	if o.modeSet {
 		return "", nil, errors.New("--engine batch makes one output per tile over the whole --from..--to (like --mode interval with one interval); remove --mode/--interval")
@@ -554,32 +569,74 @@ func checkEngine(o submitOptions, g grid.Grid, aois []grid.AOI, outURL string) (
 	return jobs.EngineBatch, b, nil
 }
 
-// printBatchEstimate prints, after the Process API fleet's estimate, how the
-// Batch API would estimate the same job (one data sample per 3 days for
-// ORBIT/TILE mosaicking, x 1/3) and the time its PU take at the account's
-// policies.
-func (a *app) printBatchEstimate(j jobs.Job, spec jobs.Spec, tiles []grid.Tile, policies []quota.Policy) {
+// BatchEstimateView is the Batch API's side of `estimate --engine both`
+// (EstimateView.Batch with --json).
+type BatchEstimateView struct {
+	Tiles       int     `json:"tiles"`
+	EstimatedPU float64 `json:"estimated_pu"`
+	// DurationSeconds is the time its PU take at the binding policy (the batch
+	// PU are charged on the same policies).
+	DurationSeconds float64 `json:"duration_seconds"`
+	BindingPolicy   string  `json:"binding_policy,omitempty"`
+	// Cheaper is "batch", "process" or "same"; SavingPU what the cheaper saves.
+	Cheaper  string  `json:"cheaper"`
+	SavingPU float64 `json:"saving_pu"`
+	// Resolutions are what the Batch API takes on the grid; ResolutionOK says
+	// whether the job's --resolution is one (else submit --engine batch refuses it).
+	Resolutions  []float64 `json:"resolutions"`
+	ResolutionOK bool      `json:"resolution_ok"`
+}
+
+// batchEstimate is how the Batch API would estimate the job (one data sample
+// per 3 days for ORBIT/TILE mosaicking, x 1/3) beside the fleet's estimate pj.
+func batchEstimate(pj jobs.Job, spec jobs.Spec, tiles []grid.Tile, policies []quota.Policy) BatchEstimateView {
 	var mpu int64
 	for _, t := range tiles {
 		mpu += sentinel.MilliPU(tasks.BatchEstimatePU(spec, t))
 	}
-	bj := j
+	bj := pj
 	bj.Progress = jobs.Progress{Tiles: len(tiles), TilesAnalysed: len(tiles), EstimatedMilliPU: mpu}
-	v := newEstimateView(bj, policies)
-	pv := newEstimateView(j, policies)
-	w := a.stdout
-	fmt.Fprintf(w, "batch engine (Batch Processing API v2, one request, the service's estimate):\n")
-	fmt.Fprintf(w, "  tiles              %d\n", len(tiles))
-	fmt.Fprintf(w, "  processing units   %s PU (one sample per 3 days for ORBIT/TILE, x 1/3)\n", fmtPU(v.EstimatedPU))
-	if v.BindingPolicy != "" {
-		fmt.Fprintf(w, "  time               %s at %s (the batch PU are charged on the same policies)\n", fmtDuration(time.Duration(v.DurationSeconds*float64(time.Second))), v.BindingPolicy)
-	}
+	v, pv := newEstimateView(bj, policies), newEstimateView(pj, policies)
+	b := BatchEstimateView{Tiles: len(tiles), EstimatedPU: v.EstimatedPU, DurationSeconds: v.DurationSeconds, BindingPolicy: v.BindingPolicy}
 	switch {
 	case v.EstimatedPU < pv.EstimatedPU:
-		fmt.Fprintf(w, "batch is cheaper by %s PU (%.0f%%); `enqueue submit --engine batch` runs it (enterprise accounts, s3:// output)\n", fmtPU(pv.EstimatedPU-v.EstimatedPU), 100*(pv.EstimatedPU-v.EstimatedPU)/pv.EstimatedPU)
+		b.Cheaper, b.SavingPU = "batch", pv.EstimatedPU-v.EstimatedPU
 	case v.EstimatedPU > pv.EstimatedPU:
-		fmt.Fprintf(w, "the process engine is cheaper by %s PU: the catalog found under a third of the one sample per 3 days the Batch API assumes\n", fmtPU(v.EstimatedPU-pv.EstimatedPU))
+		b.Cheaper, b.SavingPU = "process", v.EstimatedPU-pv.EstimatedPU
+	default:
+		b.Cheaper = "same"
+	}
+	b.SavingPU = math.Round(b.SavingPU*1000) / 1000
+	if g, err := grid.ParseGrid(spec.Grid); err == nil {
+		b.Resolutions = g.BatchResolutions()
+		b.ResolutionOK = g.CheckBatchResolution(spec.Resolution) == nil
+	}
+	return b
+}
+
+// printBatchEstimate prints, after the Process API fleet's estimate, the
+// Batch API's estimate of the same job and which engine is cheaper.
+func (a *app) printBatchEstimate(b BatchEstimateView) {
+	w := a.stdout
+	fmt.Fprintf(w, "batch engine (Batch Processing API v2, one request, the service's estimate):\n")
+	fmt.Fprintf(w, "  tiles              %d\n", b.Tiles)
+	fmt.Fprintf(w, "  processing units   %s PU (one sample per 3 days for ORBIT/TILE, x 1/3)\n", fmtPU(b.EstimatedPU))
+	if b.BindingPolicy != "" {
+		fmt.Fprintf(w, "  time               %s at %s (the batch PU are charged on the same policies)\n", fmtDuration(time.Duration(b.DurationSeconds*float64(time.Second))), b.BindingPolicy)
+	}
+	switch b.Cheaper {
+	case "batch":
+		fmt.Fprintf(w, "batch is cheaper by %s PU (%.0f%%); `enqueue submit --engine batch` runs it (enterprise accounts, s3:// output)\n", fmtPU(b.SavingPU), 100*b.SavingPU/(b.EstimatedPU+b.SavingPU))
+	case "process":
+		fmt.Fprintf(w, "the process engine is cheaper by %s PU: the catalog found under a third of the one sample per 3 days the Batch API assumes\n", fmtPU(b.SavingPU))
 	default:
 		fmt.Fprintf(w, "both engines cost the same\n")
+	}
+	if !b.ResolutionOK && len(b.Resolutions) > 0 {
+		vals := make([]string, len(b.Resolutions))
+		for i, r := range b.Resolutions {
+			vals[i] = strconv.FormatFloat(r, 'f', -1, 64)
+		}
+		fmt.Fprintf(w, "note: the Batch API does not take this --resolution on this grid; `enqueue submit --engine batch` needs one of %s\n", strings.Join(vals, ", "))
 	}
 }

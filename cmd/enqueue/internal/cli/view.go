@@ -74,6 +74,8 @@ type EstimateView struct {
 	Policies        []string `json:"policies"`
 	// PolicySource says where Policies came from (see JobView.PolicySource).
 	PolicySource string `json:"policy_source,omitempty"`
+	// Batch is the Batch API's estimate of the same job (estimate --engine both).
+	Batch *BatchEstimateView `json:"batch,omitempty"`
 }
 
 func milliToPU(m int64) float64 { return float64(m) / 1000 }
@@ -163,9 +165,10 @@ func fmtDuration(d time.Duration) string {
 }
 
 // printEstimate prints an analysed job's cost and time.
-func (a *app) printEstimate(j jobs.Job, policies []quota.Policy) error {
+func (a *app) printEstimate(j jobs.Job, policies []quota.Policy, batch *BatchEstimateView) error {
 	v := newEstimateView(j, policies)
 	v.PolicySource = a.policySource
+	v.Batch = batch
 	if a.json {
 		return a.writeJSON(v)
 	}
