@@ -16,7 +16,7 @@ lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: bench-go bench-quota bench-pipeline ## every benchmark: prints the tables of BENCHMARKS.md (~25 min)
+bench: bench-go bench-quota bench-pipeline bench-scale ## every benchmark: prints the tables of BENCHMARKS.md (~25 min)
 
 bench-go: ## Go micro-benchmarks of every package (go test -bench)
 	$(GO) test -run '^$$' -bench . $(PKGS)
@@ -40,3 +40,7 @@ bench-pipeline: ## pipeline benchmarks (real worker processes, redis-server, shs
 	$(GO) run ./cmd/bench fleet
 	$(GO) run ./cmd/bench analysis
 	$(GO) run ./cmd/bench memory
+
+.PHONY: bench-scale
+bench-scale: ## job state at scale: 100k/1M/10M synthetic items through jobs.Store, Redis bytes, commands and CPU per item (ITEMS=100000,1000000,10000000)
+	$(GO) run ./cmd/bench scale -items $(or $(ITEMS),100000,1000000,10000000)

@@ -24,7 +24,9 @@ import (
 
 	"shfleet/config"
 	"shfleet/grid"
+	"shfleet/internal/fleettest"
 	"shfleet/jobs"
+	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
@@ -508,8 +510,12 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 	}
 	want := map[string]bool{} // output keys of DONE items
 	counted := 0
+	recs := map[string][]jobs.OutputRecord{}
+	for r, rec := range fleettest.Records(f.t, f.store, job.ID) {
+		recs[r] = rec.Outputs
+	}
 	for _, st := range jobs.ItemStatuses {
-		items, err := f.store.Items(ctx, job.ID, st)
+		items, err := jobs.CollectItems(f.store.AllItems(ctx, job.ID, st))
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -522,12 +528,12 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 			switch st {
 			case jobs.ItemDone:
 				v.Done++
-				if len(it.Outputs) != 1 {
-					f.t.Errorf("item %s: %d outputs recorded, want 1", it.ID, len(it.Outputs))
+				if len(recs[it.ID]) != 1 {
+					f.t.Errorf("item %s: %d outputs recorded, want 1", it.ID, len(recs[it.ID]))
 					v.Missing++
 					continue
 				}
-				key := it.Outputs[0].Key
+				key := recs[it.ID][0].Key
 				want[key] = true
 				got, err := os.ReadFile(filepath.Join(outDir, filepath.FromSlash(key)))
 				if err != nil {
@@ -560,7 +566,7 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 		switch {
 		case strings.HasSuffix(rel, ".tmp"):
 			v.TempFiles = append(v.TempFiles, rel)
-		case strings.HasSuffix(rel, ".attrs") || rel == tasks.ManifestKey(job.ID):
+		case strings.HasSuffix(rel, ".attrs") || rel == tasks.ManifestKey(job.ID) || strings.HasPrefix(rel, job.ID+"/manifest/part-"):
 		case !want[rel]:
 			v.ExtraFiles = append(v.ExtraFiles, rel)
 		}
@@ -569,20 +575,19 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 	v.Temp, v.Extra = len(v.TempFiles), len(v.ExtraFiles)
 	// The manifest, written by the worker that finished the job.
 	v.Manifest = -1
-	if b, err := os.ReadFile(filepath.Join(outDir, tasks.ManifestKey(job.ID))); err == nil {
-		var m struct {
-			Entries []struct {
-				Key string `json:"key"`
-			} `json:"entries"`
-		}
-		if err := json.Unmarshal(b, &m); err != nil {
-			f.t.Errorf("manifest of job %s: %v", job.ID, err)
-		}
+	if _, err := os.Stat(filepath.Join(outDir, tasks.ManifestKey(job.ID))); err == nil {
 		v.Manifest = 0
-		for _, e := range m.Entries {
-			if want[e.Key] {
-				v.Manifest++
+		if out, err := output.Open(ctx, "file://"+outDir); err == nil {
+			for e, err := range output.ManifestEntries(ctx, out, tasks.ManifestKey(job.ID)) {
+				if err != nil {
+					f.t.Errorf("manifest of job %s: %v", job.ID, err)
+					break
+				}
+				if want[e.Key] {
+					v.Manifest++
+				}
 			}
+			out.Close()
 		}
 	}
 	st := f.sim.Totals()

@@ -109,12 +109,12 @@ func TestSigtermWorker(t *testing.T) {
 		}
 	}
 	processing := map[string]jobs.Item{} // by task id
-	items, err := f.store.Items(ctx, job.ID, jobs.ItemProcessing)
+	items, err := jobs.CollectItems(f.store.AllItems(ctx, job.ID, jobs.ItemProcessing))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, it := range items {
-		processing[it.TaskID] = it
+		processing[tasks.ProcessTaskID(job.ID, it.ID, job.Restarts)] = it
 	}
 	t.Logf("SIGTERM %s at %d/%d done; it reported %d active tasks at its last heartbeat", victim.name, job.Progress.Done, job.Progress.Total, len(active))
 	victim.terminate(t, 30*time.Second)

@@ -15,12 +15,17 @@ func BenchmarkItemLifecycle(b *testing.B) {
 	c := srv.Client()
 	defer c.Close()
 	s := &Store{Redis: c, Prefix: redistest.Prefix(b)}
-	j, err := s.Create(ctx, testSpec(), testTiles(1))
+	// 100 items per tile (one per day), as many tiles as b.N needs.
+	nt := (b.N + 99) / 100
+	j, err := s.Create(ctx, testSpec(), testTiles(nt))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := s.RecordAnalysis(ctx, j.ID, []string{"T000"}, tileItems("T000", b.N, 100), 1); err != nil {
-		b.Fatal(err)
+	for i, tl := range testTiles(nt) {
+		n := min(100, b.N-100*i)
+		if _, err := s.RecordAnalysis(ctx, j.ID, []string{tl.Name}, tileItems(tl.Name, n, 100), 1); err != nil {
+			b.Fatal(err)
+		}
 	}
 	items, err := startItems(ctx, s, j.ID)
 	if err != nil {

@@ -20,6 +20,9 @@ type Job struct {
 	Progress Progress `json:"progress"`
 	// Restarts counts Restart calls.
 	Restarts int `json:"restarts,omitempty"`
+	// Drained is what of the job's records is stored as manifest parts
+	// ([Store.CommitRecords]).
+	Drained Drained `json:"drained,omitzero"`
 	// Error is the latest reason a catalog group's search failed for good
 	// ([Store.FailAnalysis]), at most [MaxErrorLen] bytes; Restart clears it.
 	Error string `json:"error,omitempty"`
@@ -93,9 +96,11 @@ func (j Job) Remaining() Estimate {
 }
 
 // Item is one unit of work: one tile at one acquisition date (ModeAcquisition) or
-// over one time interval (ModeInterval), one Process API request.
+// over one time interval (ModeInterval), one Process API request. The store keeps
+// it in a few bytes (see the package doc); what a DONE item produced is a
+// [Record] in the job's records stream, not part of the item.
 type Item struct {
-	// ID is deterministic and path-safe; see [ItemID].
+	// ID is deterministic and path-safe: <tile>_<Date>; see [ItemID].
 	ID   string `json:"id"`
 	Tile string `json:"tile"`
 	// Date is the acquisition day or the interval's first day, YYYY-MM-DD.
@@ -104,22 +109,31 @@ type Item struct {
 	// acquisition day.
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
-	// EstimatedMilliPU is the analysis' estimate, SpentMilliPU what the server
-	// charged (X-ProcessingUnits-Spent), in milli-PU.
+	// EstimatedMilliPU is the analysis' estimate in milli-PU.
 	EstimatedMilliPU int64      `json:"est_mpu"`
-	SpentMilliPU     int64      `json:"spent_mpu"`
 	Status           ItemStatus `json:"status"`
-	// Attempts counts BeginItem calls since the item was created or restarted.
+	// Attempts counts BeginItem calls since the item was created or restarted,
+	// up to 7 (kept in 3 bits; more attempts still read 7).
 	Attempts int `json:"attempts"`
 	// Returns counts how often the item got stuck and went back to PENDING.
 	Returns   int    `json:"returns"`
 	LastError string `json:"last_error,omitempty"`
-	// TaskID is the queue task processing the item, when recorded
-	// ([Store.Schedule], the batch engine); items the feeder takes
-	// ([Store.Feed]) have the task id tasks.ProcessTaskID derives instead.
-	TaskID    string         `json:"task_id,omitempty"`
-	Outputs   []OutputRecord `json:"outputs,omitempty"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	// Ordinal is the item's number within the job (its tile's base ordinal
+	// plus its index in the tile), set by the store.
+	Ordinal uint64 `json:"ordinal"`
+}
+
+// Record is what a DONE item produced, as [Store.CompleteItem] appended it to
+// the job's records stream (read with [Store.Records]).
+type Record struct {
+	// Cursor is the record's stream entry id; pass it to [Store.Records] to
+	// read on after it.
+	Cursor       string         `json:"-"`
+	Item         string         `json:"item"`
+	Tile         string         `json:"tile"`
+	Date         string         `json:"date"`
+	SpentMilliPU int64          `json:"spent_mpu"`
+	Outputs      []OutputRecord `json:"outputs,omitempty"`
 }
 
 // OutputRecord is one object written for an item.
@@ -136,8 +150,22 @@ type Result struct {
 	PU float64
 }
 
+// Drained totals the manifest parts a job's records were moved to.
+type Drained struct {
+	// Parts is the number of parts stored; the next one is number Parts.
+	Parts int `json:"parts"`
+	// Outputs, Bytes and MilliPU total the parts' entries.
+	Outputs int64 `json:"outputs"`
+	Bytes   int64 `json:"bytes"`
+	MilliPU int64 `json:"mpu"`
+}
+
 // Outcome is the effect of CompleteItem or FailItem.
 type Outcome struct {
+	// Backlog is the number of records in the job's stream after a
+	// CompleteItem: when it is large the caller drains them into the output
+	// store ([Store.Records], [Store.CommitRecords]).
+	Backlog int64
 	// Item is the item's status after the call.
 	Item ItemStatus
 	// Finished is the job's final status (DONE, PARTIAL or FAILED) when this call

@@ -50,10 +50,16 @@ var (
 	luaDelete string
 	//go:embed lua/fail_analysis.lua
 	luaFailAnalysis string
+	//go:embed lua/page.lua
+	luaPage string
+	//go:embed lua/item.lua
+	luaItem string
 	//go:embed lua/feed.lua
 	luaFeed string
 	//go:embed lua/unfeed.lua
 	luaUnfeed string
+	//go:embed lua/commit_records.lua
+	luaCommitRecords string
 
 	scriptCreate   = redis.NewScript(luaCommon + luaCreate)
 	scriptJob      = redis.NewScript(luaCommon + luaJob)
@@ -66,8 +72,11 @@ var (
 	scriptRestart  = redis.NewScript(luaCommon + luaRestart)
 	scriptDelete   = redis.NewScript(luaCommon + luaDelete)
 	scriptFailAn   = redis.NewScript(luaCommon + luaFailAnalysis)
+	scriptPage     = redis.NewScript(luaCommon + luaPage)
+	scriptItem     = redis.NewScript(luaCommon + luaItem)
 	scriptFeed     = redis.NewScript(luaCommon + luaFeed)
 	scriptUnfeed   = redis.NewScript(luaCommon + luaUnfeed)
+	scriptCommit   = redis.NewScript(luaCommon + luaCommitRecords)
 )
 
 // Store keeps jobs in Redis. The zero value with Redis set works.
@@ -104,23 +113,19 @@ func (s *Store) indexKey() string { return s.prefix() + ":jobs" }
 func (s *Store) activeKey() string { return s.prefix() + ":jobs:active" }
 
 // keys are the twelve keys every script gets, in the order lua/common.lua names
-// them: job, tiles, analysed, items, the five status sets, failed tiles, failed
-// groups, feed-first list.
+// them: job, tiles, analysed, acq, ord, st, err, failed, records, failed tiles,
+// failed groups, feed-first list.
 func (s *Store) keys(id string) []string {
 	base := s.prefix() + ":job:{" + id + "}"
-	k := []string{base, base + ":tiles", base + ":analysed", base + ":items"}
-	for _, st := range ItemStatuses {
-		k = append(k, base+":items:"+string(st))
-	}
-	return append(k, base+":failed:tiles", base+":failed:groups", base+":feed")
+	return []string{base, base + ":tiles", base + ":analysed", base + ":acq", base + ":ord", base + ":st",
+		base + ":err", base + ":failed", base + ":records", base + ":failed:tiles", base + ":failed:groups", base + ":feed"}
 }
 
-// keyFailedGroups is the index of the failed-groups hash in keys().
-const keyFailedGroups = 10
-
-func (s *Store) statusKey(id string, st ItemStatus) string {
-	return s.prefix() + ":job:{" + id + "}:items:" + string(st)
-}
+// Indexes in keys().
+const (
+	keyRecords      = 8
+	keyFailedGroups = 10
+)
 
 // scriptErr turns the scripts' error replies into typed errors.
 func scriptErr(err error, id, op string) error {
@@ -197,7 +202,8 @@ func (s *Store) Create(ctx context.Context, spec Spec, tiles []grid.Tile) (Job, 
 	if err != nil {
 		return Job{}, fmt.Errorf("job %s: encode spec: %w", id, err)
 	}
-	args := []any{now.Format(time.RFC3339Nano), specJSON, 0}
+	args := []any{now.Format(time.RFC3339Nano), specJSON, 0, epochDay(spec.From),
+		spec.From.UTC().Format(time.RFC3339Nano), spec.To.UTC().Format(time.RFC3339Nano)}
 	seen := make(map[string]bool, len(tiles))
 	for _, t := range tiles {
 		if t.Name == "" || seen[t.Name] {
@@ -265,6 +271,7 @@ func parseJob(id string, h map[string]string) (Job, error) {
 		EstimatedMilliPU: n("est_mpu"), SpentMilliPU: n("spent_mpu"), RateLimited: int(n("rate_limited")),
 	}
 	j.Restarts = int(n("restarts"))
+	j.Drained = Drained{Parts: int(n("manifest_parts")), Outputs: n("manifest_outputs"), Bytes: n("manifest_bytes"), MilliPU: n("manifest_mpu")}
 	j.ResumeAt = t("resume_at")
 	j.CreatedAt, j.UpdatedAt = t("created_at"), t("updated_at")
 	j.AnalysisStartedAt, j.AnalysedAt = t("analysis_started_at"), t("analysed_at")
@@ -399,101 +406,6 @@ func (s *Store) exists(ctx context.Context, id string) error {
 	return nil
 }
 
-// Items returns a job's items sorted by id; only those in status when it is not
-// empty. It scans (HSCAN/SSCAN), so it works for jobs of any size without
-// blocking Redis, but a job changing meanwhile may be seen half old, half new.
-func (s *Store) Items(ctx context.Context, id string, status ItemStatus) ([]Item, error) {
-	if err := s.exists(ctx, id); err != nil {
-		return nil, err
-	}
-	var out []Item
-	if status == "" {
-		it := s.Redis.HScan(ctx, s.keys(id)[3], 0, "", 1000).Iterator()
-		for it.Next(ctx) {
-			if !it.Next(ctx) {
-				break
-			}
-			var item Item
-			if err := json.Unmarshal([]byte(it.Val()), &item); err != nil {
-				return nil, fmt.Errorf("job %s: item does not decode: %w", id, err)
-			}
-			out = append(out, item)
-		}
-		if err := it.Err(); err != nil {
-			return nil, fmt.Errorf("job %s: items: %w", id, err)
-		}
-	} else {
-		if !slices.Contains(ItemStatuses, status) {
-			return nil, fmt.Errorf("job %s: items: unknown item status %q", id, status)
-		}
-		var ids []string
-		it := s.Redis.SScan(ctx, s.statusKey(id, status), 0, "", 1000).Iterator()
-		for it.Next(ctx) {
-			ids = append(ids, it.Val())
-		}
-		if err := it.Err(); err != nil {
-			return nil, fmt.Errorf("job %s: items: %w", id, err)
-		}
-		items, err := s.itemsByID(ctx, id, ids)
-		if err != nil {
-			return nil, err
-		}
-		// An item may have moved on between the scan and the read.
-		for _, item := range items {
-			if item.Status == status {
-				out = append(out, item)
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b Item) int { return cmp.Compare(a.ID, b.ID) })
-	return out, nil
-}
-
-// Item returns one item of a job.
-func (s *Store) Item(ctx context.Context, id, itemID string) (Item, error) {
-	if err := s.check(id); err != nil {
-		return Item{}, err
-	}
-	raw, err := s.Redis.HGet(ctx, s.keys(id)[3], itemID).Result()
-	if errors.Is(err, redis.Nil) {
-		if err := s.exists(ctx, id); err != nil {
-			return Item{}, err
-		}
-		return Item{}, &NotFoundError{Job: id, Item: itemID}
-	}
-	if err != nil {
-		return Item{}, fmt.Errorf("job %s: item %s: %w", id, itemID, err)
-	}
-	var item Item
-	if err := json.Unmarshal([]byte(raw), &item); err != nil {
-		return Item{}, fmt.Errorf("job %s: item %s does not decode: %w", id, itemID, err)
-	}
-	return item, nil
-}
-
-// itemsByID reads items in chunks, skipping ids that vanished.
-func (s *Store) itemsByID(ctx context.Context, id string, ids []string) ([]Item, error) {
-	out := make([]Item, 0, len(ids))
-	for chunk := range slices.Chunk(ids, batchSize) {
-		vals, err := s.Redis.HMGet(ctx, s.keys(id)[3], chunk...).Result()
-		if err != nil {
-			return nil, fmt.Errorf("job %s: items: %w", id, err)
-		}
-		for _, v := range vals {
-			str, ok := v.(string)
-			if !ok {
-				continue
-			}
-			var item Item
-			if err := json.Unmarshal([]byte(str), &item); err != nil {
-				return nil, fmt.Errorf("job %s: item does not decode: %w", id, err)
-			}
-			out = append(out, item)
-		}
-	}
-	return out, nil
-}
-
 // Delete removes a job and all its records. An ANALYSING or PROCESSING job must
 // be canceled first (ErrInvalidTransition).
 func (s *Store) Delete(ctx context.Context, id string) error {
@@ -556,24 +468,31 @@ func (s *Store) RecordAnalysis(ctx context.Context, id string, tiles []string, i
 		inGroup[t] = true
 		args = append(args, t)
 	}
-	now := s.now()
+	times, err := s.Redis.HMGet(ctx, s.keys(id)[0], "day0", "from", "to").Result()
+	if err != nil {
+		return false, fmt.Errorf("job %s: record analysis: %w", id, err)
+	}
+	if times[1] == nil {
+		return false, &NotFoundError{Job: id}
+	}
+	jt := parseTimes(times)
+	byTile := map[string][]Item{}
+	var order []string
 	for _, it := range items {
 		if !inGroup[it.Tile] {
 			return false, fmt.Errorf("job %s: record analysis: item %s is for tile %q, which is not in the group", id, it.ID, it.Tile)
 		}
-		if it.ID == "" || strings.ContainsAny(it.ID, "/\\ ") {
-			return false, fmt.Errorf("job %s: record analysis: item id %q is empty or not path-safe", id, it.ID)
+		if _, ok := byTile[it.Tile]; !ok {
+			order = append(order, it.Tile)
 		}
-		if it.Date == "" && !it.From.IsZero() {
-			it.Date = it.From.UTC().Format(time.DateOnly)
-		}
-		it.Status, it.Attempts, it.Returns, it.SpentMilliPU = ItemPending, 0, 0, 0
-		it.TaskID, it.LastError, it.Outputs, it.UpdatedAt = "", "", nil, now
-		b, err := json.Marshal(it)
+		byTile[it.Tile] = append(byTile[it.Tile], it)
+	}
+	for _, t := range order {
+		rec, est, err := packTile(t, byTile[t], jt.from, jt.to)
 		if err != nil {
-			return false, fmt.Errorf("job %s: encode item %s: %w", id, it.ID, err)
+			return false, fmt.Errorf("job %s: record analysis: %w", id, err)
 		}
-		args = append(args, it.ID, it.Tile, b, it.EstimatedMilliPU)
+		args = append(args, t, rec, est)
 	}
 	res, err := scriptRecord.Run(ctx, s.Redis, s.keys(id), args...).Slice()
 	if err != nil {
@@ -727,31 +646,6 @@ func (s *Store) ActiveJobs(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Feed takes up to n PENDING items of a PROCESSING job and makes them
-// SCHEDULED, in one script call, for the feeder to queue one task each: items
-// that were returned, restarted or handed back ([Store.Unfeed]) first, then any
-// other PENDING item. A job that is not PROCESSING, or paused
-// ([Store.Pause]), gives none. Concurrent calls never take the same item.
-func (s *Store) Feed(ctx context.Context, id string, n int) ([]Item, error) {
-	if err := s.check(id); err != nil {
-		return nil, err
-	}
-	if n <= 0 {
-		return nil, nil
-	}
-	raw, err := scriptFeed.Run(ctx, s.Redis, s.keys(id), s.nowArg(), n).StringSlice()
-	if err != nil {
-		return nil, scriptErr(err, id, "feed")
-	}
-	out := make([]Item, len(raw))
-	for i, r := range raw {
-		if err := json.Unmarshal([]byte(r), &out[i]); err != nil {
-			return nil, fmt.Errorf("job %s: fed item does not decode: %w", id, err)
-		}
-	}
-	return out, nil
-}
-
 // Unfeed hands items back that [Store.Feed] took but whose task could not be
 // queued: SCHEDULED items become PENDING again, first in line for the next
 // Feed, without counting a return; items in any other status (their task ran
@@ -775,23 +669,18 @@ func (s *Store) Unfeed(ctx context.Context, id string, itemIDs ...string) (int, 
 	return back, nil
 }
 
-// Scheduled pairs an item with the queue task that will process it.
-type Scheduled struct {
-	ItemID string
-	TaskID string
-}
-
 // Schedule records that tasks are queued for items: PENDING items become
-// SCHEDULED, and every item not yet DONE or FAILED records its task id. The job
-// must be PROCESSING (a CANCELED job gives an error matching ErrCanceled).
-func (s *Store) Schedule(ctx context.Context, id string, entries ...Scheduled) error {
+// SCHEDULED (the task ids are not stored: they are derived from the job and
+// item ids). The job must be PROCESSING (a CANCELED job gives an error matching
+// ErrCanceled).
+func (s *Store) Schedule(ctx context.Context, id string, itemIDs ...string) error {
 	if err := s.check(id); err != nil {
 		return err
 	}
-	for chunk := range slices.Chunk(entries, batchSize) {
+	for chunk := range slices.Chunk(itemIDs, batchSize) {
 		args := []any{s.nowArg()}
 		for _, e := range chunk {
-			args = append(args, e.ItemID, e.TaskID)
+			args = append(args, e)
 		}
 		if err := scriptSchedule.Run(ctx, s.Redis, s.keys(id), args...).Err(); err != nil {
 			return scriptErr(err, id, "schedule")
@@ -815,8 +704,8 @@ func (s *Store) BeginItem(ctx context.Context, id, itemID string) (bool, error) 
 	return n == 1, nil
 }
 
-// CompleteItem marks an item DONE with its outputs and adds the PU it cost to the
-// job. Completing a DONE item again changes nothing. When this call leaves no
+// CompleteItem marks an item DONE, appends its [Record] (outputs, PU) to the
+// job's records stream and adds the PU it cost to the job. Completing a DONE item again changes nothing. When this call leaves no
 // item PENDING, SCHEDULED or PROCESSING, the job ends (DONE, PARTIAL or FAILED)
 // and Outcome.Finished says so; exactly one caller sees that. Items of a
 // CANCELED job can still complete (their work was done and charged).
@@ -835,11 +724,15 @@ func (s *Store) CompleteItem(ctx context.Context, id, itemID string, r Result) (
 	if r.PU > 0 && !math.IsInf(r.PU, 0) {
 		spent = milliPU(r.PU)
 	}
-	res, err := scriptComplete.Run(ctx, s.Redis, s.keys(id), s.nowArg(), itemID, outputs, spent).StringSlice()
+	res, err := scriptComplete.Run(ctx, s.Redis, s.keys(id), s.nowArg(), itemID, string(outputs), spent).StringSlice()
 	if err != nil {
 		return Outcome{}, scriptErr(err, id, "complete item "+itemID)
 	}
-	return Outcome{Item: ItemStatus(res[0]), Finished: Status(res[1])}, nil
+	out := Outcome{Item: ItemStatus(res[0]), Finished: Status(res[1])}
+	if len(res) > 2 {
+		out.Backlog, _ = strconv.ParseInt(res[2], 10, 64)
+	}
+	return out, nil
 }
 
 // ReleaseItem hands a PROCESSING item back to the queue without counting a
@@ -969,8 +862,9 @@ func decodeGroups(id string, kv []string) ([]FailedGroup, error) {
 // Cancel moves a job that is not final to CANCELED (canceling a CANCELED job
 // again is a no-op), drops it from the active index, and returns its items that
 // are SCHEDULED or PROCESSING — the ones that may have a queued or running task,
-// at most the feeder's window — so the caller can delete their tasks. PENDING
-// items have no task and are not read. Later BeginItem calls return false.
+// at most the feeder's window — so the caller can delete their tasks. They are
+// found by paging through the status bytes ([Store.Items]); PENDING items have
+// no task and are not returned. Later BeginItem calls return false.
 func (s *Store) Cancel(ctx context.Context, id string) ([]Item, error) {
 	if _, err := s.jobOp(ctx, id, "cancel"); err != nil {
 		return nil, err
@@ -980,13 +874,12 @@ func (s *Store) Cancel(ctx context.Context, id string) ([]Item, error) {
 	}
 	var out []Item
 	for _, st := range []ItemStatus{ItemScheduled, ItemProcessing} {
-		items, err := s.Items(ctx, id, st)
+		items, err := CollectItems(s.AllItems(ctx, id, st))
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, items...)
 	}
-	slices.SortFunc(out, func(a, b Item) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

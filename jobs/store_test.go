@@ -96,7 +96,26 @@ func startItems(ctx context.Context, s *Store, id string) ([]Item, error) {
 	if _, err := s.Start(ctx, id); err != nil {
 		return nil, err
 	}
-	return s.Items(ctx, id, ItemPending)
+	return CollectItems(s.AllItems(ctx, id, ItemPending))
+}
+
+// ids are the ids of items.
+func ids(items []Item) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.ID
+	}
+	return out
+}
+
+// allItems lists every item of a job.
+func allItems(t *testing.T, s *Store, id string, st ItemStatus) []Item {
+	t.Helper()
+	items, err := CollectItems(s.AllItems(context.Background(), id, st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return items
 }
 
 // autoStarted checks that a job became PROCESSING by itself (and entered the
@@ -110,7 +129,7 @@ func autoStarted(t *testing.T, s *Store, id string) []Item {
 	if active, _ := s.ActiveJobs(ctx); !slices.Contains(active, id) {
 		t.Fatalf("active jobs %v lack %s", active, id)
 	}
-	items, err := s.Items(ctx, id, ItemPending)
+	items, err := CollectItems(s.AllItems(ctx, id, ItemPending))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,15 +295,11 @@ func TestLifecycleDone(t *testing.T) {
 	if _, err := s.Start(ctx, j.ID); !errors.Is(err, ErrInvalidTransition) {
 		t.Errorf("second Start: %v", err)
 	}
-	var sched []Scheduled
-	for _, it := range items {
-		sched = append(sched, Scheduled{ItemID: it.ID, TaskID: "task-" + it.ID})
-	}
-	if err := s.Schedule(ctx, j.ID, sched...); err != nil {
+	if err := s.Schedule(ctx, j.ID, ids(items)...); err != nil {
 		t.Fatal(err)
 	}
-	scheduled, _ := s.Items(ctx, j.ID, ItemScheduled)
-	if len(scheduled) != 6 || scheduled[0].TaskID != "task-"+scheduled[0].ID {
+	scheduled := allItems(t, s, j.ID, ItemScheduled)
+	if len(scheduled) != 6 || scheduled[0].ID != items[0].ID {
 		t.Fatalf("scheduled = %+v", scheduled)
 	}
 	finished := 0
@@ -318,8 +333,15 @@ func TestLifecycleDone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it.Attempts != 1 || it.SpentMilliPU != 250 || len(it.Outputs) != 1 || it.Outputs[0].Key != j.ID+"/T000/default.tif" || it.Outputs[0].Size != 42 {
+	if it.Attempts != 1 || it.Status != ItemDone {
 		t.Errorf("item = %+v", it)
+	}
+	recs, next, err := s.Records(ctx, j.ID, "", 10)
+	if err != nil || next != "" || len(recs) != 6 {
+		t.Fatalf("records: %d, next %q, %v; want 6, none", len(recs), next, err)
+	}
+	if r := recs[0]; r.Item != items[0].ID || r.Tile != "T000" || r.Date != "2024-05-01" || r.SpentMilliPU != 250 || len(r.Outputs) != 1 || r.Outputs[0].Key != j.ID+"/T000/default.tif" || r.Outputs[0].Size != 42 {
+		t.Errorf("record = %+v", r)
 	}
 	// Completing again (a duplicate task) changes nothing.
 	out, err := s.CompleteItem(ctx, j.ID, items[0].ID, Result{PU: 1})
@@ -331,6 +353,9 @@ func TestLifecycleDone(t *testing.T) {
 	}
 	if got := mustGet(t, s, j.ID); got.Progress.SpentMilliPU != 1500 {
 		t.Errorf("spent after duplicate = %d", got.Progress.SpentMilliPU)
+	}
+	if n, _ := s.RecordsBacklog(ctx, j.ID); n != 6 {
+		t.Errorf("%d records after a duplicate completion, want 6", n)
 	}
 }
 
@@ -460,7 +485,7 @@ func TestRecordAnalysisIdempotent(t *testing.T) {
 	if _, err := s.RecordAnalysis(ctx, j.ID, []string{"T000"}, tileItems("T002", 1, 1), 1); err == nil {
 		t.Error("item of a tile outside the group accepted")
 	}
-	all, _ := s.Items(ctx, j.ID, "")
+	all := allItems(t, s, j.ID, "")
 	if len(all) != 6 {
 		t.Errorf("items hash has %d items, want 6", len(all))
 	}
@@ -549,7 +574,7 @@ func TestRestartRequeuesOnlyFailed(t *testing.T) {
 	j, items := processingJob(t, s, 2, 3)
 	failed := map[string]bool{items[1].ID: true, items[4].ID: true}
 	for _, it := range items {
-		s.Schedule(ctx, j.ID, Scheduled{ItemID: it.ID, TaskID: "t1-" + it.ID})
+		s.Schedule(ctx, j.ID, it.ID)
 		s.BeginItem(ctx, j.ID, it.ID)
 		var err error
 		if failed[it.ID] {
@@ -579,7 +604,7 @@ func TestRestartRequeuesOnlyFailed(t *testing.T) {
 		t.Fatalf("PENDING after restart %+v", re)
 	}
 	for _, it := range re {
-		if it.Status != ItemPending || it.Attempts != 0 || it.TaskID != "" || it.Returns != 0 {
+		if it.Status != ItemPending || it.Attempts != 0 || it.LastError != "" || it.Returns != 0 {
 			t.Errorf("restarted item %+v", it)
 		}
 	}
@@ -682,7 +707,7 @@ func TestCancelFromEveryState(t *testing.T) {
 			if _, err := s.Cancel(ctx, id); err != nil {
 				t.Errorf("second cancel: %v", err)
 			}
-			if err := s.Schedule(ctx, id, Scheduled{ItemID: "x", TaskID: "y"}); !errors.Is(err, ErrCanceled) {
+			if err := s.Schedule(ctx, id, "x"); !errors.Is(err, ErrCanceled) {
 				t.Errorf("schedule after cancel: %v", err)
 			}
 			if _, err := s.RecordAnalysis(ctx, id, []string{"T001"}, nil, 1); c.want != StatusAnalysisDone && c.want != StatusProcessing && !errors.Is(err, ErrCanceled) {
@@ -729,7 +754,7 @@ func TestCountersConsistent(t *testing.T) {
 				var err error
 				switch r.IntN(5) {
 				case 0:
-					err = s.Schedule(ctx, j.ID, Scheduled{ItemID: it.ID, TaskID: fmt.Sprint("w", w)})
+					err = s.Schedule(ctx, j.ID, it.ID)
 				case 1:
 					_, err = s.BeginItem(ctx, j.ID, it.ID)
 				case 2:
@@ -750,7 +775,7 @@ func TestCountersConsistent(t *testing.T) {
 	}
 	wg.Wait()
 	// Finish what is left so the job ends.
-	left, _ := s.Items(ctx, j.ID, "")
+	left := allItems(t, s, j.ID, "")
 	for _, it := range left {
 		if it.Status != ItemDone && it.Status != ItemFailed {
 			out, err := s.CompleteItem(ctx, j.ID, it.ID, Result{PU: 0.01})
@@ -766,26 +791,37 @@ func TestCountersConsistent(t *testing.T) {
 		t.Errorf("job finished %d times", finishers.Load())
 	}
 	got := mustGet(t, s, j.ID)
-	all, err := s.Items(ctx, j.ID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := allItems(t, s, j.ID, "")
 	count := map[ItemStatus]int{}
-	var spent int64
 	for _, it := range all {
 		count[it.Status]++
-		spent += it.SpentMilliPU
+	}
+	// Every DONE item has exactly one record, and the records add up to the
+	// job's spent PU.
+	var spent int64
+	recs := map[string]int{}
+	for r, err := range s.AllRecords(ctx, j.ID) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[r.Item]++
+		spent += r.SpentMilliPU
 	}
 	p := got.Progress
 	have := map[ItemStatus]int{ItemPending: p.Pending, ItemScheduled: p.Scheduled, ItemProcessing: p.Processing, ItemDone: p.Done, ItemFailed: p.Failed}
 	for _, st := range ItemStatuses {
-		n, _ := s.Redis.SCard(ctx, s.statusKey(j.ID, st)).Result()
-		if have[st] != count[st] || int(n) != count[st] {
-			t.Errorf("%s: counter %d, items hash %d, set %d", st, have[st], count[st], n)
+		listed := len(allItems(t, s, j.ID, st))
+		if have[st] != count[st] || listed != count[st] {
+			t.Errorf("%s: counter %d, items %d, listed by status %d", st, have[st], count[st], listed)
 		}
 	}
-	if p.Total != len(all) || p.SpentMilliPU != spent || got.Status.Final() != true {
-		t.Errorf("total %d/%d spent %d/%d status %s", p.Total, len(all), p.SpentMilliPU, spent, got.Status)
+	for _, it := range all {
+		if (it.Status == ItemDone) != (recs[it.ID] == 1) || recs[it.ID] > 1 {
+			t.Errorf("item %s %s has %d records", it.ID, it.Status, recs[it.ID])
+		}
+	}
+	if p.Total != len(all) || p.SpentMilliPU != spent || got.Status.Final() != true || len(recs) != p.Done {
+		t.Errorf("total %d/%d spent %d/%d records %d/%d status %s", p.Total, len(all), p.SpentMilliPU, spent, len(recs), p.Done, got.Status)
 	}
 }
 

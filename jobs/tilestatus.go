@@ -2,10 +2,12 @@ package jobs
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // StatusCounts counts a tile's items by status.
@@ -55,10 +57,10 @@ type TileStatuses struct {
 
 // TileStatuses counts a job's items per tile and status, on date (YYYY-MM-DD)
 // or on every date when date is empty, and lists the dates that have items.
-// It reads item ids only (SSCAN of the per-status sets: an item id is
-// "<tile>_<date>", see [ItemID]), never the item records; an item that changes
-// status during the scan may be counted in its old and its new status, or
-// neither, so the counts can be off by the few items moving meanwhile.
+// It reads the tiles' packed records (HSCAN, a page of tiles at a time) and
+// their runs of status bytes (one GETRANGE per tile, pipelined), never an item
+// record: a 10-million-item job reads ~10 MB of status bytes. An item that
+// changes status during the scan is counted in its old or its new status.
 func (s *Store) TileStatuses(ctx context.Context, id, date string) (TileStatuses, error) {
 	if date != "" {
 		if _, err := time.Parse(time.DateOnly, date); err != nil {
@@ -68,30 +70,72 @@ func (s *Store) TileStatuses(ctx context.Context, id, date string) (TileStatuses
 	if err := s.exists(ctx, id); err != nil {
 		return TileStatuses{}, err
 	}
+	k := s.keys(id)
+	times, err := s.Redis.HMGet(ctx, k[0], "day0", "from", "to").Result()
+	if err != nil {
+		return TileStatuses{}, fmt.Errorf("job %s: tile statuses: %w", id, err)
+	}
+	day0 := parseTimes(times).day0
 	out := TileStatuses{Tiles: map[string]StatusCounts{}}
-	dates := map[string]bool{}
-	for _, st := range ItemStatuses {
-		it := s.Redis.SScan(ctx, s.statusKey(id, st), 0, "", 1000).Iterator()
-		for it.Next(ctx) {
-			item := it.Val()
-			i := strings.LastIndexByte(item, '_')
-			if i < 0 {
-				continue // not an ItemID; nothing this package writes
-			}
-			tile, d := item[:i], item[i+1:]
-			dates[d] = true
-			if date == "" || d == date {
-				c := out.Tiles[tile]
-				c.inc(st)
-				out.Tiles[tile] = c
-			}
-		}
-		if err := it.Err(); err != nil {
+	dates := map[int64]bool{}
+	var cursor uint64
+	for {
+		kv, next, err := s.Redis.HScan(ctx, k[3], cursor, "", 1000).Result()
+		if err != nil {
 			return TileStatuses{}, fmt.Errorf("job %s: tile statuses: %w", id, err)
 		}
+		type tileRec struct {
+			name string
+			rec  []byte
+		}
+		var recs []tileRec
+		for i := 0; i+1 < len(kv); i += 2 {
+			if len(kv[i+1]) >= recHeader {
+				recs = append(recs, tileRec{kv[i], []byte(kv[i+1])})
+			}
+		}
+		cmds := make([]*redis.StringCmd, len(recs))
+		if _, err := s.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, r := range recs {
+				base, n := int64(binary.BigEndian.Uint32(r.rec[1:])), int64(binary.BigEndian.Uint16(r.rec[5:]))
+				cmds[i] = p.GetRange(ctx, k[5], base, base+n-1)
+			}
+			return nil
+		}); err != nil {
+			return TileStatuses{}, fmt.Errorf("job %s: tile statuses: %w", id, err)
+		}
+		for i, r := range recs {
+			st := cmds[i].Val()
+			n := int(binary.BigEndian.Uint16(r.rec[5:]))
+			if len(r.rec) < recHeader+2*n {
+				return TileStatuses{}, fmt.Errorf("job %s: tile %s: record of %d bytes is too short for %d items", id, r.name, len(r.rec), n)
+			}
+			c := out.Tiles[r.name]
+			counted := false
+			for j := range n {
+				d := day0 + int64(binary.BigEndian.Uint16(r.rec[recHeader+2*j:]))
+				dates[d] = true
+				if date != "" && time.Unix(d*86400, 0).UTC().Format(time.DateOnly) != date {
+					continue
+				}
+				var b byte // bytes past the string's end are 0: PENDING
+				if j < len(st) {
+					b = st[j]
+				}
+				c.inc(itemStatusOf(b))
+				counted = true
+			}
+			if counted {
+				out.Tiles[r.name] = c
+			}
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
 	}
 	for d := range dates {
-		out.Dates = append(out.Dates, d)
+		out.Dates = append(out.Dates, time.Unix(d*86400, 0).UTC().Format(time.DateOnly))
 	}
 	slices.Sort(out.Dates)
 	return out, nil

@@ -21,8 +21,7 @@ func TestTileStatuses(t *testing.T) {
 	j, _ := processingJob(t, s, 2, 3)
 	id := j.ID
 	const d1, d2, d3 = "2024-05-01", "2024-05-02", "2024-05-03"
-	if err := s.Schedule(ctx, id, Scheduled{ItemID: "T000_" + d1, TaskID: "a"}, Scheduled{ItemID: "T000_" + d2, TaskID: "b"},
-		Scheduled{ItemID: "T000_" + d3, TaskID: "c"}, Scheduled{ItemID: "T001_" + d1, TaskID: "d"}); err != nil {
+	if err := s.Schedule(ctx, id, "T000_"+d1, "T000_"+d2, "T000_"+d3, "T001_"+d1); err != nil {
 		t.Fatal(err)
 	}
 	for _, it := range []string{"T000_" + d1, "T000_" + d2, "T000_" + d3} {

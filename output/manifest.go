@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 )
@@ -56,23 +55,30 @@ func WriteManifest(ctx context.Context, store *Store, key string, entries []Mani
 	return nil
 }
 
-// ReadManifest reads a manifest written by [WriteManifest].
+// ReadManifest reads every entry of a manifest: one written by [WriteManifest]
+// (version 1) or an index of parts ([WriteManifestIndex], version 2). It holds
+// them all; [ManifestEntries] reads a large job's manifest part by part.
 func ReadManifest(ctx context.Context, store *Store, key string) ([]ManifestEntry, error) {
-	r, err := store.NewReader(ctx, key)
+	data, err := readObject(ctx, store, key)
 	if err != nil {
-		return nil, fmt.Errorf("read manifest: %w", err)
-	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", key, err)
+		return nil, err
 	}
 	var m manifestFile
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("read manifest %s: not a shfleet manifest: %w", key, err)
 	}
-	if m.Version != ManifestVersion {
-		return nil, fmt.Errorf("read manifest %s: version %d, this build reads version %d", key, m.Version, ManifestVersion)
+	switch m.Version {
+	case ManifestVersion:
+		return m.Entries, nil
+	case ManifestIndexVersion:
+		out := []ManifestEntry{}
+		for e, err := range ManifestEntries(ctx, store, key) {
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, e)
+		}
+		return out, nil
 	}
-	return m.Entries, nil
+	return nil, fmt.Errorf("read manifest %s: version %d, this build reads versions %d and %d", key, m.Version, ManifestVersion, ManifestIndexVersion)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"shfleet/grid"
+	"shfleet/internal/fleettest"
 	"shfleet/jobs"
 	"shfleet/output"
 	"shfleet/sentinel"
@@ -138,9 +139,9 @@ func TestHostileNamesStayUnderOutputRoot(t *testing.T) {
 		}
 		inside++
 	}
-	items, err := f.store.Items(ctx, job.ID, jobs.ItemDone)
-	if err != nil {
-		t.Fatal(err)
+	var items []jobs.Record
+	for _, r := range fleettest.Records(t, f.store, job.ID) {
+		items = append(items, r)
 	}
 	if inside == 0 || len(items) == 0 {
 		t.Fatalf("%d files written for %d items: the check looked at nothing", inside, len(items))
@@ -149,10 +150,10 @@ func TestHostileNamesStayUnderOutputRoot(t *testing.T) {
 		for _, o := range it.Outputs {
 			p := filepath.Join(outDir, filepath.FromSlash(o.Key))
 			if !strings.HasPrefix(p, outDir+string(filepath.Separator)) || strings.Contains(o.Key, "..") {
-				t.Errorf("item %s output key %q leaves the root", it.ID, o.Key)
+				t.Errorf("item %s output key %q leaves the root", it.Item, o.Key)
 			}
 			if _, err := os.Stat(p); err != nil {
-				t.Errorf("item %s output %q: %v", it.ID, o.Key, err)
+				t.Errorf("item %s output %q: %v", it.Item, o.Key, err)
 			}
 		}
 	}

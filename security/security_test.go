@@ -541,6 +541,17 @@ func TestSecretsAndTokensNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertClean(t, "manifest", manifest, needles)
+	parts, _ := filepath.Glob(filepath.Join(outDir, job.ID, "manifest", "part-*.jsonl"))
+	if len(parts) == 0 {
+		t.Fatal("the job has no manifest part: the records check looked at nothing")
+	}
+	for _, p := range parts {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertClean(t, "manifest part "+filepath.Base(p), b, needles)
+	}
 
 	// (e) The printed Sentinel configuration, in every verb.
 	wrapped := struct{ Sentinel sentinel.Config }{f.shCfg}

@@ -461,28 +461,52 @@ func (h *Handlers) batchAnalysed(ctx context.Context, job jobs.Job) error {
 // batchStartJob moves an analysed batch job to PROCESSING (its items SCHEDULED
 // on the service).
 func (h *Handlers) batchStartJob(ctx context.Context, job jobs.Job) error {
-	items, err := startBatchItems(ctx, h.Jobs, job.ID)
-	if err != nil {
+	st, err := h.Jobs.Start(ctx, job.ID)
+	if err != nil || st != jobs.StatusProcessing {
 		return err
 	}
-	entries := make([]jobs.Scheduled, len(items))
-	for i, it := range items {
-		entries[i] = jobs.Scheduled{ItemID: it.ID, TaskID: BatchTaskID(job.ID, 0)}
-	}
-	if len(entries) == 0 {
-		return nil
-	}
-	return h.Jobs.Schedule(ctx, job.ID, entries...)
+	return scheduleBatch(ctx, h.Jobs, job.ID)
 }
 
-// startBatchItems starts an analysed batch job and returns its PENDING items
-// (one per tile: a batch job's items are never fed, the remote request runs
-// them; the feeder skips batch jobs).
-func startBatchItems(ctx context.Context, store *jobs.Store, id string) ([]jobs.Item, error) {
-	if _, err := store.Start(ctx, id); err != nil {
-		return nil, err
+// scheduleBatch makes a batch job's PENDING items SCHEDULED (the remote request
+// processes them all), page by page: a batch job's items are never fed (the
+// feeder skips batch jobs).
+func scheduleBatch(ctx context.Context, store *jobs.Store, id string) error {
+	var cursor uint64
+	for {
+		items, next, err := store.Items(ctx, id, jobs.ItemPending, cursor, jobs.DefaultPageSize)
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(items))
+		for i, it := range items {
+			ids[i] = it.ID
+		}
+		if len(ids) > 0 {
+			if err := store.Schedule(ctx, id, ids...); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
 	}
-	return store.Items(ctx, id, jobs.ItemPending)
+}
+
+// openItems are a batch job's items not DONE or FAILED (one per tile).
+func openItems(ctx context.Context, store *jobs.Store, id string) ([]jobs.Item, error) {
+	var open []jobs.Item
+	for it, err := range store.AllItems(ctx, id, "") {
+		if err != nil {
+			return nil, err
+		}
+		switch it.Status {
+		case jobs.ItemPending, jobs.ItemScheduled, jobs.ItemProcessing:
+			open = append(open, it)
+		}
+	}
+	return open, nil
 }
 
 // batchCollect completes the items whose outputs are in the bucket; once the
@@ -493,13 +517,9 @@ func (h *Handlers) batchCollect(ctx context.Context, job jobs.Job, st batchState
 		return err
 	}
 	log := h.Log.With().Str("job", job.ID).Str("batch_request", st.Request).Logger()
-	var open []jobs.Item
-	for _, s := range []jobs.ItemStatus{jobs.ItemPending, jobs.ItemScheduled, jobs.ItemProcessing} {
-		its, err := h.Jobs.Items(ctx, job.ID, s)
-		if err != nil {
-			return err
-		}
-		open = append(open, its...)
+	open, err := openItems(ctx, h.Jobs, job.ID)
+	if err != nil {
+		return err
 	}
 	type done struct {
 		item jobs.Item
@@ -578,16 +598,14 @@ func (h *Handlers) failBatch(ctx context.Context, job jobs.Job, reason string) e
 		_, err = h.Jobs.FailAnalysis(ctx, job.ID, 0, names, reason)
 		return err
 	}
-	for _, s := range []jobs.ItemStatus{jobs.ItemPending, jobs.ItemScheduled, jobs.ItemProcessing} {
-		its, err := h.Jobs.Items(ctx, job.ID, s)
-		if err != nil {
+	open, err := openItems(ctx, h.Jobs, job.ID)
+	if err != nil {
+		return err
+	}
+	for _, it := range open {
+		_, _ = h.Jobs.BeginItem(ctx, job.ID, it.ID)
+		if _, err := h.Jobs.FailItem(ctx, job.ID, it.ID, reason, true); err != nil {
 			return err
-		}
-		for _, it := range its {
-			_, _ = h.Jobs.BeginItem(ctx, job.ID, it.ID)
-			if _, err := h.Jobs.FailItem(ctx, job.ID, it.ID, reason, true); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -693,16 +711,12 @@ func (c Controller) submitBatch(ctx context.Context, spec jobs.Spec, tiles []gri
 func (c Controller) startBatch(ctx context.Context, job jobs.Job) (jobs.Job, error) {
 	switch job.Status {
 	case jobs.StatusAnalysisDone:
-		items, err := startBatchItems(ctx, c.Jobs, job.ID)
+		st, err := c.Jobs.Start(ctx, job.ID)
 		if err != nil {
 			return job, err
 		}
-		entries := make([]jobs.Scheduled, len(items))
-		for i, it := range items {
-			entries[i] = jobs.Scheduled{ItemID: it.ID, TaskID: BatchTaskID(job.ID, 0)}
-		}
-		if len(entries) > 0 {
-			if err := c.Jobs.Schedule(ctx, job.ID, entries...); err != nil {
+		if st == jobs.StatusProcessing {
+			if err := scheduleBatch(ctx, c.Jobs, job.ID); err != nil {
 				return job, err
 			}
 		}

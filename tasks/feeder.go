@@ -362,7 +362,8 @@ func (f *Feeder) handBack(ctx context.Context) {
 // active index (its indexing failed after the status change), and SCHEDULED
 // items without a task (a leader killed between Feed and its enqueue). Both
 // are cheap: the first reads the job index (one hash per job, not per item),
-// the second the SCHEDULED items, at most the window; re-enqueueing an item
+// the second pages through the job's status bytes for the SCHEDULED items, at
+// most the window; re-enqueueing an item
 // whose task exists is refused by asynq (same task id).
 func (f *Feeder) reconcile(ctx context.Context) error {
 	all, err := f.cfg.Jobs.List(ctx)
@@ -379,11 +380,12 @@ func (f *Feeder) reconcile(ctx context.Context) error {
 		if job.Progress.Scheduled == 0 {
 			continue
 		}
-		items, err := f.cfg.Jobs.Items(ctx, job.ID, jobs.ItemScheduled)
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
+		// Paged through the status bytes: only the SCHEDULED items (at most
+		// the window) are read.
+		for it, err := range f.cfg.Jobs.AllItems(ctx, job.ID, jobs.ItemScheduled) {
+			if err != nil {
+				return err
+			}
 			if err := f.enqueue(ctx, job, it.ID); err != nil {
 				return err
 			}

@@ -128,7 +128,7 @@ func TestFeederLeaderWindowAndTakeover(t *testing.T) {
 	}
 
 	// A worker would finish 4 items and drop their tasks: do it by hand.
-	sched, _ := store.Items(ctx, job.ID, jobs.ItemScheduled)
+	sched, _ := jobs.CollectItems(store.AllItems(ctx, job.ID, jobs.ItemScheduled))
 	for _, it := range sched[:4] {
 		store.BeginItem(ctx, job.ID, it.ID)
 		store.CompleteItem(ctx, job.ID, it.ID, jobs.Result{PU: 0.1})

@@ -81,6 +81,9 @@ type Handlers struct {
 	// BatchPoll is the pause between two polls of a batch job's request.
 	// Default DefaultBatchPoll.
 	BatchPoll time.Duration
+	// PartSize is the number of records per manifest part, and the backlog at
+	// which a completion moves whole parts out of Redis. Default [PartSize].
+	PartSize int
 	// Now is the clock (month boundaries of a batch job's OUT_OF_PU pause).
 	// Default time.Now.
 	Now func() time.Time
@@ -91,6 +94,9 @@ type Handlers struct {
 
 func (h *Handlers) init() {
 	h.once.Do(func() {
+		if h.PartSize <= 0 {
+			h.PartSize = PartSize
+		}
 		if h.Outputs == nil {
 			h.Outputs = NewOutputs()
 		}

@@ -26,9 +26,6 @@ const (
 	releaseBackoff  = 500 * time.Millisecond
 )
 
-// ManifestKey is where a job's manifest goes, under the output root.
-func ManifestKey(job string) string { return job + "/manifest.json" }
-
 // OutputKeys are the store keys of an item's outputs, by response identifier.
 func OutputKeys(spec jobs.Spec, job string, tile grid.Tile, item jobs.Item) (map[string]string, error) {
 	tmpl, err := output.ParseTemplate(spec.PathTemplate)
@@ -225,6 +222,9 @@ func (h *Handlers) complete(ctx context.Context, log zerolog.Logger, job jobs.Jo
 		return err
 	}
 	log.Info().Float64("pu", pu).Int("outputs", len(objs)).Msg("item DONE")
+	if err := h.drainSoon(ctx, job.ID, out); err != nil {
+		log.Warn().Err(err).Int64("records", out.Backlog).Msg("could not move the job's records to manifest parts; the next completion tries again")
+	}
 	h.finished(ctx, log, job.ID, out, jobs.ItemDone, pu)
 	return nil
 }
@@ -241,32 +241,6 @@ func (h *Handlers) finished(ctx context.Context, log zerolog.Logger, jobID strin
 	if err := h.WriteManifest(context.WithoutCancel(ctx), jobID); err != nil {
 		log.Error().Err(err).Msg("could not write the job manifest")
 	}
-}
-
-// WriteManifest writes <job>/manifest.json with every output of the job's DONE
-// items (key, size, sha256, PU).
-func (h *Handlers) WriteManifest(ctx context.Context, jobID string) error {
-	job, err := h.Jobs.Get(ctx, jobID)
-	if err != nil {
-		return err
-	}
-	items, err := h.Jobs.Items(ctx, jobID, jobs.ItemDone)
-	if err != nil {
-		return err
-	}
-	store, err := h.Outputs.Open(ctx, job.Spec.OutputURL)
-	if err != nil {
-		return err
-	}
-	var entries []output.ManifestEntry
-	for _, it := range items {
-		for _, o := range it.Outputs {
-			id := strings.TrimSuffix(path.Base(o.Key), path.Ext(o.Key))
-			entries = append(entries, output.ManifestEntry{Tile: it.Tile, Date: it.Date, OutputID: id, Key: o.Key,
-				Size: o.Size, SHA256: o.SHA256, PU: float64(it.SpentMilliPU) / 1000 / float64(len(it.Outputs))})
-		}
-	}
-	return output.WriteManifest(ctx, store, ManifestKey(jobID), entries)
 }
 
 // existing returns the objects when every output of an item is stored complete.

@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -215,11 +217,31 @@ func checkBatchManifest(t *testing.T, gw s3test.Gateway, job jobs.Job, request s
 		data, err = os.ReadFile(p)
 		return err == nil
 	})
+	// manifest.json indexes the parts (one output per line) with totals.
 	var m struct {
-		Entries []output.ManifestEntry `json:"entries"`
+		Parts   []string               `json:"parts"`
+		Outputs int64                  `json:"outputs"`
+		Entries []output.ManifestEntry `json:"-"`
 	}
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatalf("manifest %s: %v", p, err)
+	}
+	for _, part := range m.Parts {
+		b, err := os.ReadFile(filepath.Join(gw.Root, "batch", filepath.FromSlash(part)))
+		if err != nil {
+			t.Fatalf("manifest part: %v", err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var e output.ManifestEntry
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("manifest part %s: %q: %v", part, line, err)
+			}
+			m.Entries = append(m.Entries, e)
+		}
+	}
+	slices.SortFunc(m.Entries, func(a, b output.ManifestEntry) int { return strings.Compare(a.Tile, b.Tile) })
+	if int(m.Outputs) != len(m.Entries) {
+		t.Errorf("manifest counts %d outputs, its parts hold %d", m.Outputs, len(m.Entries))
 	}
 	if len(m.Entries) != len(tiles) {
 		t.Fatalf("manifest has %d entries, want one per tile (%d)", len(m.Entries), len(tiles))

@@ -76,13 +76,9 @@ func sample20(t *testing.T, out string) (jobs.Spec, []grid.Tile) {
 }
 
 func doneTiles(t *testing.T, f *fleettest.Fleet, id string) map[string][]jobs.OutputRecord {
-	items, err := f.Store.Items(context.Background(), id, jobs.ItemDone)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string][]jobs.OutputRecord{}
-	for _, it := range items {
-		out[it.Tile] = it.Outputs
+	for _, r := range f.Records(t, id) {
+		out[r.Tile] = r.Outputs
 	}
 	return out
 }

@@ -125,7 +125,7 @@ func collectionSpec(t *testing.T, root, collection, evalscript string, cloud flo
 // datesByTile is the dates of the job's items of status st, by tile.
 func datesByTile(t *testing.T, f *fleettest.Fleet, id string, st jobs.ItemStatus) map[string][]string {
 	t.Helper()
-	items, err := f.Store.Items(context.Background(), id, st)
+	items, err := jobs.CollectItems(f.Store.AllItems(context.Background(), id, st))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -633,7 +633,7 @@ func TestPermission403AtProcessFailsItemsAtOnce(t *testing.T) {
 	if got, want := datesByTile(t, f, job.ID, jobs.ItemFailed), wantDates([]string{"2025-06-02", "2025-06-07", "2025-06-09"}, []string{"2025-06-02", "2025-06-07"}); !equalDates(got, want) {
 		t.Fatalf("failed items by tile %v, want %v", got, want)
 	}
-	items, err := f.Store.Items(ctx, job.ID, jobs.ItemFailed)
+	items, err := jobs.CollectItems(f.Store.AllItems(ctx, job.ID, jobs.ItemFailed))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func TestEndToEndMultiPolygonSeveralDates(t *testing.T) {
 	if job.Status != jobs.StatusDone {
 		t.Fatalf("job status %s, want DONE: %+v", job.Status, job.Progress)
 	}
-	items, err := f.Store.Items(context.Background(), job.ID, jobs.ItemDone)
+	items, err := jobs.CollectItems(f.Store.AllItems(context.Background(), job.ID, jobs.ItemDone))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,12 +77,14 @@ func TestEndToEndMultiPolygonSeveralDates(t *testing.T) {
 	for _, tl := range tiles {
 		byTile[tl.Name] = tl
 	}
+	recs := f.Records(t, job.ID)
 	for _, it := range items {
 		req := tasks.BuildProcessRequest(job.Spec, byTile[it.Tile], it)
-		if len(it.Outputs) != 1 {
-			t.Fatalf("item %s has %d outputs", it.ID, len(it.Outputs))
+		outs := recs[it.ID].Outputs
+		if len(outs) != 1 {
+			t.Fatalf("item %s has %d outputs", it.ID, len(outs))
 		}
-		got, err := os.ReadFile(filepath.Join(outDir, it.Outputs[0].Key))
+		got, err := os.ReadFile(filepath.Join(outDir, outs[0].Key))
 		if err != nil {
 			t.Fatal(err)
 		}

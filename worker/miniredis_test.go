@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -43,7 +45,8 @@ func TestEndToEndOnEmbeddedRedis(t *testing.T) {
 	rdb := newClient()
 	store := &jobs.Store{Redis: rdb}
 	ctl := tasks.Controller{Jobs: store, Queue: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb)}
-	spec, tiles := fleettest.SampleSpec(t, "file://"+t.TempDir())
+	out := t.TempDir()
+	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
 	job, err := ctl.Submit(context.Background(), spec, tiles)
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +58,23 @@ func TestEndToEndOnEmbeddedRedis(t *testing.T) {
 	}
 	if job.Status != jobs.StatusDone || job.Progress.Done != job.Progress.Total || job.Progress.Total == 0 {
 		t.Fatalf("job %s %+v, want DONE with every item done", job.Status, job.Progress)
+	}
+	// The worker that ended the job moves its records into the manifest (parts
+	// and index) just after: the stream commands work on the embedded Redis too.
+	idx := filepath.Join(out, tasks.ManifestKey(job.ID))
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(idx); err == nil {
+			break
+		}
+	}
+	if n, err := store.RecordsBacklog(context.Background(), job.ID); err != nil || n != 0 {
+		t.Errorf("%d records left in Redis (%v), want 0", n, err)
+	}
+	if j, _ := store.Get(context.Background(), job.ID); j.Drained.Outputs != int64(job.Progress.Total) || j.Drained.Parts != 1 {
+		t.Errorf("drained %+v, want %d outputs in 1 part", j.Drained, job.Progress.Total)
+	}
+	if _, err := os.Stat(idx); err != nil {
+		t.Errorf("manifest: %v", err)
 	}
 	if st := sim.Stats(); st.RateLimited != 0 || st.TokensIssued != 1 || st.ProcessRequests != job.Progress.Total {
 		t.Fatalf("simulator saw %d 429s, %d tokens, %d process requests for %d items", st.RateLimited, st.TokensIssued, st.ProcessRequests, job.Progress.Total)

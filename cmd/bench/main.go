@@ -23,16 +23,19 @@
 //	go run ./cmd/bench fleet    [-scenarios requests,pu] [-workers 4] [-concurrency 16]
 //	go run ./cmd/bench analysis [-bbox -8,38,38,66] [-days 10]
 //	go run ./cmd/bench memory   [-rows 32x4,8x4,32x10]
+//	go run ./cmd/bench scale    [-items 100000,1000000,10000000] [-redis URL]
 //	go run ./cmd/bench start    [-tiles 200] [-days 100] [-window 5000]
 //
 // "fleet" submits a job of over a thousand items to 4 worker processes and reports
 // the rate achieved against the simulator's binding policy; "analysis" splits and
 // submits a country-sized AOI (~100,000 tiles), runs its catalog analysis, and
 // reports times, Redis memory per item and the submitter's peak RSS; "memory"
-// reports a worker's peak RSS while it streams 100 MB answers to disk; "start"
-// creates a job of synthetic items (no catalog), times `enqueue start` and
-// reports Redis memory per item after the analysis, the start and the feeder's
-// first top-up.
+// reports a worker's peak RSS while it streams 100 MB answers to disk; "scale"
+// creates, analyses and starts jobs of 100 k to 10 M synthetic items straight
+// through jobs.Store against a redis-server of its own and reports Redis memory,
+// commands and CPU per item; "start" creates a job of synthetic items (no
+// catalog), times `enqueue start` and reports Redis memory per item after the
+// analysis, the start and the feeder's first top-up.
 package main
 
 import (
@@ -49,7 +52,7 @@ import (
 	"time"
 )
 
-const usage = `usage: bench quota|fleet|analysis|memory|start [flags]
+const usage = `usage: bench quota|fleet|analysis|memory|scale|start [flags]
 
 Runs a benchmark and prints a Markdown table to stdout ("bench NAME -h" lists
 NAME's flags).
@@ -87,6 +90,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return RunAnalysis(ctx, o, stdout, stderr)
 		case analysisChildCommand:
 			return runAnalysisChild(ctx, args[1:], stdout, stderr)
+		case "scale":
+			o, err := parseScaleFlags(args[1:], stderr)
+			if err != nil {
+				return err
+			}
+			return RunScale(ctx, o, stdout, stderr)
 		case "start":
 			o, err := parseStartFlags(args[1:], stderr)
 			if err != nil {
@@ -103,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) == 0 || args[0] != "quota" {
 		fmt.Fprint(stderr, usage)
-		return errors.New(`the first argument must be the benchmark name: "quota", "fleet", "analysis" or "memory"`)
+		return errors.New(`the first argument must be the benchmark name: "quota", "fleet", "analysis", "memory", "scale" or "start"`)
 	}
 	opts, err := parseFlags(args[1:], stderr)
 	if err != nil {

@@ -175,15 +175,17 @@ func runMemoryRow(ctx context.Context, o MemoryOptions, bins binaries, row Memor
 		return res, err
 	}
 	res.Items, res.Done, res.Elapsed = job.Progress.Total, job.Progress.Done, job.FinishedAt.Sub(job.StartedAt)
-	items, err := env.store.Items(ctx, job.ID, jobs.ItemDone)
-	if err != nil {
-		return res, err
-	}
-	for _, it := range items {
-		for _, out := range it.Outputs {
-			res.BytesWritten += out.Size
+	// The worker that ended the job moves every record to the manifest just
+	// after the final status.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if job, err = env.store.Get(ctx, job.ID); err != nil {
+			return res, err
+		}
+		if n, err := env.store.RecordsBacklog(ctx, job.ID); err != nil || n == 0 || time.Now().After(deadline) {
+			break
 		}
 	}
+	res.BytesWritten = job.Drained.Bytes
 	if job.Status != jobs.StatusDone {
 		return res, fmt.Errorf("job ended %s (%d of %d done); worker log:\n%s", job.Status, res.Done, res.Items, w.tail())
 	}

@@ -24,6 +24,7 @@ import (
 	"shfleet/grid"
 	"shfleet/internal/redistest"
 	"shfleet/jobs"
+	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/sentinel"
 	"shfleet/sentinel/sentineltest"
@@ -233,7 +234,7 @@ func OutputFiles(t testing.TB, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") {
+		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") && !strings.Contains(filepath.ToSlash(p), "/manifest/part-") {
 			out = append(out, p)
 		}
 		return nil
@@ -244,24 +245,67 @@ func OutputFiles(t testing.TB, dir string) []string {
 	return out
 }
 
+// Records returns the records of a job's DONE items by item id, read with
+// tasks.JobOutputs (the manifest parts in the job's output store, then what is
+// still in Redis); a record's Outputs are its manifest entries' keys, sizes and
+// checksums.
+func (f *Fleet) Records(t testing.TB, id string) map[string]jobs.Record {
+	t.Helper()
+	return Records(t, f.Store, id)
+}
+
+// Records is Fleet.Records for any store.
+func Records(t testing.TB, store *jobs.Store, id string) map[string]jobs.Record {
+	t.Helper()
+	ctx := context.Background()
+	job, err := store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := output.Open(ctx, job.Spec.OutputURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	recs := map[string]jobs.Record{}
+	for e, err := range tasks.JobOutputs(ctx, store, out, id) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		item := e.Tile + "_" + e.Date
+		r := recs[item]
+		r.Item, r.Tile, r.Date = item, e.Tile, e.Date
+		for _, o := range r.Outputs {
+			if o.Key == e.Key {
+				t.Fatalf("item %s: output %s recorded twice", item, e.Key)
+			}
+		}
+		r.Outputs = append(r.Outputs, jobs.OutputRecord{Key: e.Key, Size: e.Size, SHA256: e.SHA256})
+		recs[item] = r
+	}
+	return recs
+}
+
 // CheckOutputs asserts that every DONE item of the job has its single output
 // stored under root, byte-identical to what the simulator served for the item's
 // request, and returns the DONE items.
 func (f *Fleet) CheckOutputs(t testing.TB, job jobs.Job, tiles []grid.Tile, root string) []jobs.Item {
 	t.Helper()
-	items, err := f.Store.Items(context.Background(), job.ID, jobs.ItemDone)
+	items, err := jobs.CollectItems(f.Store.AllItems(context.Background(), job.ID, jobs.ItemDone))
 	if err != nil {
 		t.Fatal(err)
 	}
+	recs := f.Records(t, job.ID)
 	byTile := map[string]grid.Tile{}
 	for _, tl := range tiles {
 		byTile[tl.Name] = tl
 	}
 	for _, it := range items {
-		if len(it.Outputs) != 1 {
-			t.Fatalf("item %s has %d outputs, want 1", it.ID, len(it.Outputs))
+		outs := recs[it.ID].Outputs
+		if len(outs) != 1 {
+			t.Fatalf("item %s has %d outputs, want 1", it.ID, len(outs))
 		}
-		got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(it.Outputs[0].Key)))
+		got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(outs[0].Key)))
 		if err != nil {
 			t.Fatal(err)
 		}

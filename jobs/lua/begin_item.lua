@@ -19,7 +19,7 @@ end
 if st ~= 'PROCESSING' then
   return fail('TRANSITION ' .. st .. ' PROCESSING')
 end
-item.attempts = num(item.attempts) + 1
-move_item(item, 'PROCESSING', now)
+item.attempts = item.attempts + 1
+move_item(item, 'PROCESSING')
 save_item(item)
 return 1

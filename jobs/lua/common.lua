@@ -1,19 +1,39 @@
 -- common.lua is prepended to every jobs script.
 -- KEYS (always the same twelve, all in the job's hash tag):
---   1 job hash, 2 tiles hash, 3 analysed-tiles set, 4 items hash,
---   5..9 item-id sets per status: PENDING, SCHEDULED, PROCESSING, DONE, FAILED,
+--   1 job hash, 2 tiles hash (name -> grid.Tile JSON), 3 analysed-tiles set,
+--   4 acq hash (tile name -> packed tile record, see below),
+--   5 ord sorted set (tile name scored by its base ordinal),
+--   6 st string (one status byte per ordinal, see below),
+--   7 err hash (ordinal -> last error text, only for items that failed or returned),
+--   8 failed sorted set (ordinals of FAILED items, scored by ordinal),
+--   9 records stream (one entry per DONE item: id, spent milli-PU, outputs JSON),
 --   10 failed-tiles hash (tile name -> catalog group number),
 --   11 failed-groups hash (group number -> JSON {tiles, reason, failed_at}),
---   12 feed-first list (ids of PENDING items the feeder takes before any other:
---      returned, restarted, or handed back after a failed enqueue; entries whose
---      item is no longer PENDING are skipped).
+--   12 feed-first list (ordinals of PENDING items the feeder takes before any
+--      other: returned, restarted, or handed back after a failed enqueue;
+--      entries whose item is no longer PENDING are skipped).
+--
+-- A tile record (written by the Go side, base filled in by record_analysis):
+--   byte 1 flags (1: one estimate for every item; 2: explicit from/to times),
+--   bytes 2-5 base ordinal (uint32 big-endian), bytes 6-7 item count n (uint16),
+--   then n uint16 day offsets from the job's first day (the item id's date),
+--   then the estimate(s) (uint32 milli-PU, once or n times), then with flag 2
+--   n pairs of int64 unix-nanosecond from/to. Item i of the tile has ordinal
+--   base + i.
+-- A status byte: bits 0-2 status (0 PENDING, 1 SCHEDULED, 2 PROCESSING,
+-- 3 DONE, 4 FAILED), bits 3-4 returns, bits 5-7 attempts (saturating at 7).
+-- Bytes past the end of the string read as 0: a new item is PENDING for free.
+--
 -- Errors are replies "NOTFOUND", "ITEMNOTFOUND <item>", "TRANSITION <from> <to>",
 -- "UNKNOWNTILE <tile>", "EXISTS"; the Go side turns them into typed errors.
 -- Every script checks everything before its first write, so an error never leaves
 -- a half-applied change.
-local K_JOB, K_TILES, K_ANALYSED, K_ITEMS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local SETS = {PENDING = KEYS[5], SCHEDULED = KEYS[6], PROCESSING = KEYS[7], DONE = KEYS[8], FAILED = KEYS[9]}
+local K_JOB, K_TILES, K_ANALYSED, K_ACQ, K_ORD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_ST, K_ERR, K_FAILED, K_RECORDS = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_FAILED_TILES, K_FAILED_GROUPS, K_FEED = KEYS[10], KEYS[11], KEYS[12]
+
+local NAMES = {[0] = 'PENDING', [1] = 'SCHEDULED', [2] = 'PROCESSING', [3] = 'DONE', [4] = 'FAILED'}
+local CODES = {PENDING = 0, SCHEDULED = 1, PROCESSING = 2, DONE = 3, FAILED = 4}
 
 local function fail(msg)
   return redis.error_reply(msg)
@@ -23,38 +43,165 @@ local function num(v)
   return tonumber(v) or 0
 end
 
-local function job_status()
-  return redis.call('HGET', K_JOB, 'status')
-end
+-- day0 is the job's first day (days since 1970-01-01), read with its status.
+local day0 = nil
 
-local function get_item(id)
-  local raw = redis.call('HGET', K_ITEMS, id)
-  if not raw then
+local function job_status()
+  local h = redis.call('HMGET', K_JOB, 'status', 'day0')
+  day0 = tonumber(h[2])
+  if not h[1] then
     return nil
   end
-  return cjson.decode(raw)
+  return h[1]
+end
+
+local function u16(s, pos)
+  local a, b = string.byte(s, pos, pos + 1)
+  return a * 256 + b
+end
+
+local function u32(s, pos)
+  local a, b, c, d = string.byte(s, pos, pos + 3)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+local function pack_u32(v)
+  return string.char(math.floor(v / 16777216) % 256, math.floor(v / 65536) % 256, math.floor(v / 256) % 256, v % 256)
+end
+
+-- epoch_day is the number of days from 1970-01-01 to y-m-d (proleptic Gregorian).
+local function epoch_day(y, m, d)
+  if m <= 2 then
+    y = y - 1
+  end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- ordinal_of maps an item id "<tile>_<YYYY-MM-DD>" to its ordinal through the
+-- tile's record; nil when the job has no such item.
+local function ordinal_of(id)
+  local n = #id
+  if n < 12 or string.sub(id, n - 10, n - 10) ~= '_' then
+    return nil
+  end
+  local y, m, d = string.match(string.sub(id, n - 9), '^(%d%d%d%d)-(%d%d)-(%d%d)$')
+  if not y then
+    return nil
+  end
+  local rec = redis.call('HGET', K_ACQ, string.sub(id, 1, n - 11))
+  if not rec then
+    return nil
+  end
+  if not day0 then
+    day0 = num(redis.call('HGET', K_JOB, 'day0'))
+  end
+  local off = epoch_day(tonumber(y), tonumber(m), tonumber(d)) - day0
+  local count = u16(rec, 6)
+  for i = 0, count - 1 do
+    if u16(rec, 8 + 2 * i) == off then
+      return u32(rec, 2) + i
+    end
+  end
+  return nil
+end
+
+-- get_item reads an item's status byte: {id, ord, status name, returns, attempts}.
+local function get_item(id)
+  local ord = ordinal_of(id)
+  if not ord then
+    return nil
+  end
+  local b = redis.call('GETRANGE', K_ST, ord, ord)
+  local v = 0
+  if b ~= '' then
+    v = string.byte(b)
+  end
+  return {id = id, ord = ord, status = NAMES[v % 8], returns = math.floor(v / 8) % 4, attempts = math.floor(v / 32)}
 end
 
 local function save_item(item)
-  redis.call('HSET', K_ITEMS, item.id, cjson.encode(item))
+  local v = CODES[item.status] + 8 * math.min(item.returns, 3) + 32 * math.min(item.attempts, 7)
+  redis.call('SETRANGE', K_ST, item.ord, string.char(v))
 end
 
--- move_item changes an item's status, its status set and the job's counters.
-local function move_item(item, to, now)
+-- move_item changes an item's status, the failed index and the job's counters.
+local function move_item(item, to)
   local from = item.status
   if from ~= to then
-    redis.call('SMOVE', SETS[from], SETS[to], item.id)
     redis.call('HINCRBY', K_JOB, 'n:' .. from, -1)
     redis.call('HINCRBY', K_JOB, 'n:' .. to, 1)
+    if from == 'FAILED' then
+      redis.call('ZREM', K_FAILED, item.ord)
+    elseif to == 'FAILED' then
+      redis.call('ZADD', K_FAILED, item.ord, item.ord)
+    end
     item.status = to
   end
-  item.updated_at = now
+end
+
+-- describe appends to out what the Go side needs to rebuild the item at ordinal
+-- ord: {ordinal, tile name, status byte, last error}; the tile's record is
+-- added once to recs (name -> record). cache holds the tile found last, so a
+-- run of ordinals of one tile costs one lookup. v is the status byte when the
+-- caller has read it already (nil: read here); the err hash is only read for
+-- items that failed or returned, the only ones with an error.
+local function describe(out, recs, cache, ord, v)
+  if not cache.name or ord < cache.base or ord >= cache.base + cache.n then
+    local r = redis.call('ZREVRANGEBYSCORE', K_ORD, ord, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if #r == 0 then
+      return
+    end
+    local rec = redis.call('HGET', K_ACQ, r[1])
+    cache.name, cache.base, cache.n = r[1], tonumber(r[2]), u16(rec, 6)
+    if ord >= cache.base + cache.n then
+      cache.name = nil
+      return
+    end
+    if not recs[r[1]] then
+      recs[r[1]] = rec
+    end
+  end
+  if not v then
+    local b = redis.call('GETRANGE', K_ST, ord, ord)
+    v = 0
+    if b ~= '' then
+      v = string.byte(b)
+    end
+  end
+  out[#out + 1] = ord
+  out[#out + 1] = cache.name
+  out[#out + 1] = v
+  if v % 8 == 4 or math.floor(v / 8) % 4 > 0 then
+    out[#out + 1] = redis.call('HGET', K_ERR, ord) or ''
+  else
+    out[#out + 1] = ''
+  end
+end
+
+-- flat_recs turns a name -> record table into a flat reply list.
+local function flat_recs(recs)
+  local out = {}
+  for name, rec in pairs(recs) do
+    out[#out + 1] = name
+    out[#out + 1] = rec
+  end
+  return out
+end
+
+-- job_times is what the Go side needs besides a tile record to rebuild an
+-- item: {first day, From, To} of the job.
+local function job_times()
+  return redis.call('HMGET', K_JOB, 'day0', 'from', 'to')
 end
 
 local function is_final(st)
   return st == 'DONE' or st == 'PARTIAL' or st == 'FAILED' or st == 'CANCELED'
 end
-
 -- maybe_finish ends a PROCESSING job once no item is PENDING, SCHEDULED or
 -- PROCESSING, and returns the final status; "" when the job goes on. Because it
 -- runs inside the script that changed the last item, exactly one caller sees it.

@@ -1,5 +1,7 @@
 -- complete_item.lua: ARGV now, item id, outputs JSON ("" for none), spent milli-PU.
--- Returns {item status, final job status or ""}.
+-- The item becomes DONE and its record (id, spent, outputs) is appended to the
+-- records stream, once: completing a DONE item again adds nothing.
+-- Returns {item status, final job status or "", records in the stream}.
 local now, id, outputs, spent = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local st = job_status()
 if not st then
@@ -10,17 +12,14 @@ if not item then
   return fail('ITEMNOTFOUND ' .. id)
 end
 if item.status == 'DONE' then
-  return {'DONE', ''}
+  return {'DONE', '', tostring(redis.call('XLEN', K_RECORDS))}
 end
 if item.status == 'FAILED' and st ~= 'PROCESSING' and st ~= 'CANCELED' then
   return fail('TRANSITION ' .. st .. ' DONE')
 end
-move_item(item, 'DONE', now)
-if outputs ~= '' then
-  item.outputs = cjson.decode(outputs)
-end
-item.spent_mpu = num(item.spent_mpu) + spent
+move_item(item, 'DONE')
 save_item(item)
+redis.call('XADD', K_RECORDS, '*', 'i', id, 's', spent, 'o', outputs)
 redis.call('HINCRBY', K_JOB, 'spent_mpu', spent)
 redis.call('HSET', K_JOB, 'updated_at', now)
-return {'DONE', maybe_finish(now)}
+return {'DONE', maybe_finish(now), tostring(redis.call('XLEN', K_RECORDS))}

@@ -11,7 +11,7 @@ if not item then
   return fail('ITEMNOTFOUND ' .. id)
 end
 if item.status == 'PROCESSING' then
-  move_item(item, 'SCHEDULED', now)
+  move_item(item, 'SCHEDULED')
   save_item(item)
 end
 return item.status

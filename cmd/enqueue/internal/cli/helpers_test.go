@@ -144,7 +144,7 @@ func outputFiles(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") {
+		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") && !strings.Contains(filepath.ToSlash(p), "/manifest/part-") {
 			out = append(out, p)
 		}
 		return nil
