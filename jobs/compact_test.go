@@ -212,6 +212,7 @@ func TestExactlyOnceConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	mustFinish(t, s, j.ID)
 	got := mustGet(t, s, j.ID)
 	// 100 items at 1 PU each, counted once: 100,000 milli-PU.
 	if finished.Load() != 1 || got.Status != StatusDone || got.Progress.Done != 100 || got.Progress.SpentMilliPU != 100000 {
@@ -391,6 +392,7 @@ func TestFeedByHand(t *testing.T) {
 			s.CompleteItem(ctx, j.ID, it.ID, Result{})
 		}
 	}
+	mustFinish(t, s, j.ID)
 	if _, err := s.Restart(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,10 @@
 // this one), so concurrent workers never double-count: recording the same catalog
 // group twice adds nothing, the flip to ANALYSIS_DONE and the detection of the
 // job's end each happen in exactly one call, and per-status counters live in the
-// job hash so [Store.Get] is O(1) however many items a job has.
+// job hash so [Store.Get] is O(1) however many items a job has. The call that
+// finishes the last item records the job's end (Job.Ending) but leaves it
+// PROCESSING; [Store.Finish] makes the status final once the caller has written
+// the job's manifest, so a job never reads DONE before its manifest exists.
 //
 // A catalog group whose search fails for good is recorded by [Store.FailAnalysis]:
 // its tiles count as failed, the analysis completes without them (a job that

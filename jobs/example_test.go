@@ -57,6 +57,8 @@ func Example() {
 		out, _ := store.CompleteItem(ctx, job.ID, it.ID, jobs.Result{PU: 1.2})
 		fmt.Printf("%s %s, job finished: %q\n", it.ID, out.Item, out.Finished)
 	}
+	// The job's end: the worker writes the manifest, then makes the status final.
+	_, _ = store.Finish(ctx, job.ID)
 	job, _ = store.Get(ctx, job.ID)
 	fmt.Println(job.Status, job.Progress.EstimatedMilliPU, job.Progress.SpentMilliPU)
 	// Output:

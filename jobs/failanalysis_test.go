@@ -15,7 +15,7 @@ import (
 const reason400 = "catalog group 1: HTTP 400: Collection sentinel-2-l2a does not support filter eo:cloud_cover"
 
 // finishAll begins and completes every PENDING item (after Start) and returns the
-// final statuses reported.
+// final statuses reported, and ends the job as the worker does ([Store.Finish]).
 func finishAll(t *testing.T, s *Store, id string, items []Item) []Status {
 	t.Helper()
 	ctx := context.Background()
@@ -32,6 +32,7 @@ func finishAll(t *testing.T, s *Store, id string, items []Item) []Status {
 			finals = append(finals, out.Finished)
 		}
 	}
+	mustFinish(t, s, id)
 	return finals
 }
 
@@ -259,6 +260,7 @@ func TestRestartFailedItemsAndGroups(t *testing.T) {
 	if !slices.Equal(finals, []Status{StatusFailed}) {
 		t.Fatalf("finals %v, want [FAILED]", finals)
 	}
+	mustFinish(t, s, j.ID)
 	re, err := s.Restart(ctx, j.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,13 @@ type Job struct {
 	ResumeAt time.Time `json:"resume_at,omitzero"`
 	// Progress holds the counters.
 	Progress Progress `json:"progress"`
+	// Ending is the final status of a job whose every item is final but whose
+	// manifest is not written yet: the job stays PROCESSING (so nobody reads a
+	// manifest that is not there) until [Store.Finish] makes Ending its status.
+	// Empty otherwise.
+	Ending Status `json:"ending,omitempty"`
+	// EndingAt is when Ending was set.
+	EndingAt time.Time `json:"ending_at,omitzero"`
 	// Restarts counts Restart calls.
 	Restarts int `json:"restarts,omitempty"`
 	// Drained is what of the job's records is stored as manifest parts
@@ -169,7 +176,9 @@ type Outcome struct {
 	// Item is the item's status after the call.
 	Item ItemStatus
 	// Finished is the job's final status (DONE, PARTIAL or FAILED) when this call
-	// ended the job, empty otherwise. Exactly one call sees it per run of a job.
+	// finished the job's last item, empty otherwise. Exactly one call sees it per
+	// run of a job. The job is then Ending, still PROCESSING: the caller writes
+	// the manifest and calls [Store.Finish].
 	Finished Status
 }
 

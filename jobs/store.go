@@ -253,7 +253,7 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 }
 
 func parseJob(id string, h map[string]string) (Job, error) {
-	j := Job{ID: id, Status: Status(h["status"]), StoppedReason: h["stopped_reason"], Error: h["error"]}
+	j := Job{ID: id, Status: Status(h["status"]), StoppedReason: h["stopped_reason"], Error: h["error"], Ending: Status(h["ending"])}
 	if err := json.Unmarshal([]byte(h["spec"]), &j.Spec); err != nil {
 		return Job{}, fmt.Errorf("job %s: stored spec does not decode: %w", id, err)
 	}
@@ -272,7 +272,7 @@ func parseJob(id string, h map[string]string) (Job, error) {
 	}
 	j.Restarts = int(n("restarts"))
 	j.Drained = Drained{Parts: int(n("manifest_parts")), Outputs: n("manifest_outputs"), Bytes: n("manifest_bytes"), MilliPU: n("manifest_mpu")}
-	j.ResumeAt = t("resume_at")
+	j.ResumeAt, j.EndingAt = t("resume_at"), t("ending_at")
 	j.CreatedAt, j.UpdatedAt = t("created_at"), t("updated_at")
 	j.AnalysisStartedAt, j.AnalysedAt = t("analysis_started_at"), t("analysed_at")
 	j.StartedAt, j.FinishedAt = t("started_at"), t("finished_at")
@@ -857,6 +857,25 @@ func decodeGroups(id string, kv []string) ([]FailedGroup, error) {
 	}
 	slices.SortFunc(out, func(a, b FailedGroup) int { return cmp.Compare(a.Group, b.Group) })
 	return out, nil
+}
+
+// Finish ends a job whose every item is final (Job.Ending set by the call that
+// finished its last item): the status becomes DONE, PARTIAL or FAILED and the job
+// leaves the active index. Call it once the job's manifest is written, so that a
+// job reads final only when its outputs are complete. It is idempotent: on a job
+// already final, or not ending (CANCELED meanwhile, say), it changes nothing and
+// returns the status as it is.
+func (s *Store) Finish(ctx context.Context, id string) (Status, error) {
+	st, err := s.jobOp(ctx, id, "finish")
+	if err != nil {
+		return "", err
+	}
+	if st.Final() {
+		if err := s.Deactivate(ctx, id); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
 }
 
 // Cancel moves a job that is not final to CANCELED (canceling a CANCELED job

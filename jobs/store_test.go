@@ -325,6 +325,7 @@ func TestLifecycleDone(t *testing.T) {
 	if finished != 1 {
 		t.Errorf("finished reported %d times", finished)
 	}
+	mustFinish(t, s, j.ID)
 	j = mustGet(t, s, j.ID)
 	if j.Status != StatusDone || j.Progress.Done != 6 || j.Progress.Remaining() != 0 || j.Progress.SpentMilliPU != 1500 || j.FinishedAt.IsZero() || j.StartedAt.IsZero() {
 		t.Errorf("final job: %s %+v", j.Status, j.Progress)
@@ -396,6 +397,7 @@ func TestOutcomes(t *testing.T) {
 			if len(finals) != 1 || finals[0] != c.want {
 				t.Errorf("finals = %v, want [%s]", finals, c.want)
 			}
+			mustFinish(t, s, j.ID)
 			j = mustGet(t, s, j.ID)
 			if j.Status != c.want || j.Progress.Failed != c.failed || j.Progress.Done != 4-c.failed {
 				t.Errorf("job %s %+v", j.Status, j.Progress)
@@ -563,6 +565,7 @@ func TestCompletionDetectedOnce(t *testing.T) {
 	if finishers.Load() != 1 {
 		t.Errorf("%d callers were told they finished the job", finishers.Load())
 	}
+	mustFinish(t, s, j.ID)
 	if got := mustGet(t, s, j.ID); got.Status != StatusPartial || got.Progress.Done != 45 || got.Progress.Failed != 5 || got.Progress.SpentMilliPU != 45 {
 		t.Errorf("job %s %+v", got.Status, got.Progress)
 	}
@@ -586,6 +589,7 @@ func TestRestartRequeuesOnlyFailed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	mustFinish(t, s, j.ID)
 	if got := mustGet(t, s, j.ID); got.Status != StatusPartial {
 		t.Fatalf("status %s", got.Status)
 	}
@@ -673,6 +677,7 @@ func TestCancelFromEveryState(t *testing.T) {
 		t.Run(string(c.want), func(t *testing.T) {
 			s := newStore(t)
 			id := c.setup(t, s)
+			mustFinish(t, s, id) // a no-op unless the setup finished the last item
 			if got := mustGet(t, s, id); got.Status != c.want {
 				t.Fatalf("setup reached %s, want %s", got.Status, c.want)
 			}
@@ -790,6 +795,7 @@ func TestCountersConsistent(t *testing.T) {
 	if finishers.Load() != 1 {
 		t.Errorf("job finished %d times", finishers.Load())
 	}
+	mustFinish(t, s, j.ID)
 	got := mustGet(t, s, j.ID)
 	all := allItems(t, s, j.ID, "")
 	count := map[ItemStatus]int{}
@@ -840,6 +846,7 @@ func TestTwoJobsIndependent(t *testing.T) {
 	if _, err := s.Cancel(ctx, b.ID); err != nil {
 		t.Fatal(err)
 	}
+	mustFinish(t, s, a.ID)
 	ga, gb := mustGet(t, s, a.ID), mustGet(t, s, b.ID)
 	if ga.Status != StatusDone || gb.Status != StatusCanceled || gb.Progress.Done != 0 || gb.Progress.Pending != 2 || gb.Progress.SpentMilliPU != 0 {
 		t.Errorf("a %s %+v, b %s %+v", ga.Status, ga.Progress, gb.Status, gb.Progress)
@@ -1032,6 +1039,7 @@ func TestRestartPaged(t *testing.T) {
 		s.BeginItem(ctx, j.ID, it.ID)
 		s.FailItem(ctx, j.ID, it.ID, "HTTP 400", true)
 	}
+	mustFinish(t, s, j.ID)
 	if got := mustGet(t, s, j.ID); got.Status != StatusFailed || got.Progress.Failed != 2700 {
 		t.Fatalf("before restart: %s %+v", got.Status, got.Progress)
 	}
@@ -1042,5 +1050,69 @@ func TestRestartPaged(t *testing.T) {
 	got := mustGet(t, s, j.ID)
 	if got.Status != StatusProcessing || got.Progress.Pending != 2700 || got.Progress.Failed != 0 || got.Restarts != 1 {
 		t.Fatalf("after restart: %s %+v restarts %d", got.Status, got.Progress, got.Restarts)
+	}
+}
+
+// mustFinish ends a job whose last item is final, as the worker does once the
+// manifest is written ([Store.Finish]); a no-op for any other job.
+func mustFinish(t *testing.T, s *Store, id string) {
+	t.Helper()
+	if _, err := s.Finish(context.Background(), id); err != nil {
+		t.Fatalf("finish %s: %v", id, err)
+	}
+}
+
+// TestFinishAfterLastItem: the call that finishes the last item records the
+// end (Ending) but leaves the job PROCESSING, so nobody reads DONE before the
+// manifest exists; Finish then makes it final once, and leaves the active index.
+// A job canceled while ending stays CANCELED.
+func TestFinishAfterLastItem(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	j, items := processingJob(t, s, 1, 2)
+	var finals []Status
+	for _, it := range items {
+		s.BeginItem(ctx, j.ID, it.ID)
+		out, err := s.CompleteItem(ctx, j.ID, it.ID, Result{PU: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		finals = append(finals, out.Finished)
+	}
+	if !slices.Equal(finals, []Status{"", StatusDone}) {
+		t.Fatalf("finished reported %q, want only the second call to say DONE", finals)
+	}
+	got := mustGet(t, s, j.ID)
+	if got.Status != StatusProcessing || got.Ending != StatusDone || got.EndingAt.IsZero() || !got.FinishedAt.IsZero() {
+		t.Fatalf("after the last item: status %s, ending %q at %v, finished at %v; want PROCESSING, ending DONE, not finished",
+			got.Status, got.Ending, got.EndingAt, got.FinishedAt)
+	}
+	for i := range 2 {
+		st, err := s.Finish(ctx, j.ID)
+		if err != nil || st != StatusDone {
+			t.Fatalf("Finish #%d: %s, %v; want DONE", i+1, st, err)
+		}
+	}
+	got = mustGet(t, s, j.ID)
+	if got.Status != StatusDone || got.Ending != "" || got.FinishedAt.IsZero() {
+		t.Errorf("after Finish: status %s, ending %q, finished at %v", got.Status, got.Ending, got.FinishedAt)
+	}
+	if active, _ := s.ActiveJobs(ctx); slices.Contains(active, j.ID) {
+		t.Errorf("a finished job is still in the active index %v", active)
+	}
+
+	k, kItems := processingJob(t, s, 1, 1)
+	s.BeginItem(ctx, k.ID, kItems[0].ID)
+	if out, _ := s.CompleteItem(ctx, k.ID, kItems[0].ID, Result{PU: 1}); out.Finished != StatusDone {
+		t.Fatalf("last item: finished %q, want DONE", out.Finished)
+	}
+	if _, err := s.Cancel(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Finish(ctx, k.ID); err != nil || st != StatusCanceled {
+		t.Fatalf("Finish of a job canceled while ending: %s, %v; want CANCELED", st, err)
+	}
+	if got := mustGet(t, s, k.ID); got.Status != StatusCanceled || got.Ending != "" {
+		t.Errorf("canceled while ending: status %s, ending %q", got.Status, got.Ending)
 	}
 }

@@ -38,6 +38,10 @@ const (
 	// leave behind: PROCESSING jobs missing from the active index, SCHEDULED
 	// items whose task was never queued. A new leader does it at once.
 	DefaultReconcileInterval = time.Minute
+	// DefaultFinishGrace is how long a job may stay ending (every item final,
+	// the manifest not yet written) before the feeder queues a finish task: the
+	// worker that finished the last item normally ends the job within a second.
+	DefaultFinishGrace = 10 * time.Second
 )
 
 // ratePeriodMax: policies with a longer period (the monthly PU budget) are
@@ -86,6 +90,8 @@ type FeederConfig struct {
 	MaxWindow int
 	// ReconcileInterval: see DefaultReconcileInterval.
 	ReconcileInterval time.Duration
+	// FinishGrace: see DefaultFinishGrace.
+	FinishGrace time.Duration
 	// Log receives leadership changes and enqueue failures. Default: nothing.
 	Log zerolog.Logger
 }
@@ -102,6 +108,7 @@ func (c FeederConfig) withDefaults() FeederConfig {
 	c.Horizon = cmp.Or(c.Horizon, DefaultFeedHorizon)
 	c.MaxWindow = cmp.Or(c.MaxWindow, DefaultMaxWindow)
 	c.ReconcileInterval = cmp.Or(c.ReconcileInterval, DefaultReconcileInterval)
+	c.FinishGrace = cmp.Or(c.FinishGrace, DefaultFinishGrace)
 	return c
 }
 
@@ -113,7 +120,7 @@ func (c FeederConfig) validate() error {
 		return errors.New("feeder: FeederConfig.Queue is required")
 	case c.Inspector == nil:
 		return errors.New("feeder: FeederConfig.Inspector is required")
-	case c.Interval < 0 || c.LeaseTTL < 0 || c.Horizon < 0 || c.ReconcileInterval < 0:
+	case c.Interval < 0 || c.LeaseTTL < 0 || c.Horizon < 0 || c.ReconcileInterval < 0 || c.FinishGrace < 0:
 		return errors.New("feeder: FeederConfig durations must not be negative")
 	case c.LeaseTTL <= c.Interval:
 		return fmt.Errorf("feeder: FeederConfig.LeaseTTL (%s) must be longer than Interval (%s), or the leader loses its lease between two renewals", c.LeaseTTL, c.Interval)
@@ -249,6 +256,14 @@ func (f *Feeder) topUp(ctx context.Context) (int, error) {
 	var run []feedable
 	for _, id := range ids {
 		job, err := f.cfg.Jobs.Get(ctx, id)
+		if err == nil && job.Status == jobs.StatusProcessing && job.Ending != "" {
+			// Every item is final: nothing to feed; end it if its last worker
+			// could not.
+			if err := f.finishLate(ctx, job); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		if errors.Is(err, jobs.ErrNotFound) || err == nil && (job.Status != jobs.StatusProcessing || job.Spec.Engine == jobs.EngineBatch) {
 			// Ended, canceled, deleted, or fed by its own poll task (batch).
 			if err := f.cfg.Jobs.Deactivate(ctx, id); err != nil {
@@ -343,6 +358,28 @@ func (f *Feeder) enqueue(ctx context.Context, job jobs.Job, item string) error {
 	if _, err := f.cfg.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue item %s of job %s: %w", item, job.ID, err)
 	}
+	return nil
+}
+
+// finishLate queues the finish task of a job that has been ending for longer
+// than FinishGrace (the worker that finished its last item died or could not
+// write the manifest). The task id makes it one at a time.
+func (f *Feeder) finishLate(ctx context.Context, job jobs.Job) error {
+	if job.EndingAt.IsZero() || time.Since(job.EndingAt) < f.cfg.FinishGrace {
+		return nil
+	}
+	task, err := NewFinishTask(f.cfg.Jobs.Prefix, job)
+	if err != nil {
+		return err
+	}
+	_, err = f.cfg.Queue.EnqueueContext(ctx, task)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil // queued already (or archived after its retries: asynqmon shows why)
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue the finish task of job %s: %w", job.ID, err)
+	}
+	f.cfg.Log.Warn().Str("job", job.ID).Str("ending", string(job.Ending)).Msg("job still ending after its last item: a finish task writes its manifest")
 	return nil
 }
 

@@ -127,6 +127,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeCatalog, h.HandleCatalog)
 	mux.HandleFunc(TypeProcess, h.HandleProcess)
+	mux.HandleFunc(TypeFinish, h.HandleFinish)
 	mux.HandleFunc(TypeBatch, h.HandleBatch)
 	return mux
 }

@@ -229,7 +229,9 @@ func (h *Handlers) complete(ctx context.Context, log zerolog.Logger, job jobs.Jo
 	return nil
 }
 
-// finished counts a final item and, when the job is over, writes the manifest.
+// finished counts a final item and, when it was the job's last, ends the job
+// ([Handlers.FinishJob]). When that fails the job stays PROCESSING with its end
+// recorded, and the feeder queues a finish task for it.
 func (h *Handlers) finished(ctx context.Context, log zerolog.Logger, jobID string, out jobs.Outcome, st jobs.ItemStatus, pu float64) {
 	if h.Hooks.ItemFinished != nil {
 		h.Hooks.ItemFinished(jobID, st, pu)
@@ -237,10 +239,44 @@ func (h *Handlers) finished(ctx context.Context, log zerolog.Logger, jobID strin
 	if out.Finished == "" {
 		return
 	}
-	log.Info().Str("status", string(out.Finished)).Msg("job finished")
-	if err := h.WriteManifest(context.WithoutCancel(ctx), jobID); err != nil {
-		log.Error().Err(err).Msg("could not write the job manifest")
+	if err := h.FinishJob(context.WithoutCancel(ctx), jobID); err != nil {
+		log.Error().Err(err).Str("ending", string(out.Finished)).Msg("could not end the job (manifest); a finish task will try again")
 	}
+}
+
+// FinishJob ends a job whose every item is final (jobs.Job.Ending set): it writes
+// the job's manifest, then makes the status final ([jobs.Store.Finish]), so that
+// whoever sees DONE finds the manifest. A job that is not ending (still running,
+// final already, canceled meanwhile) is left alone. Running it twice is harmless:
+// the manifest is rewritten with the same content and Finish is idempotent.
+func (h *Handlers) FinishJob(ctx context.Context, jobID string) error {
+	job, err := h.Jobs.Get(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	if job.Status != jobs.StatusProcessing || job.Ending == "" {
+		return nil
+	}
+	if err := h.WriteManifest(ctx, jobID); err != nil {
+		return fmt.Errorf("job %s: write the manifest: %w", jobID, err)
+	}
+	st, err := h.Jobs.Finish(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	h.Log.Info().Str("job", jobID).Str("status", string(st)).Msg("job finished")
+	return nil
+}
+
+// HandleFinish runs a finish task: [Handlers.FinishJob] for a job whose end the
+// worker that finished its last item could not complete (it died, or the output
+// store failed). An error is retried by asynq.
+func (h *Handlers) HandleFinish(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[FinishPayload](t)
+	if err != nil {
+		return err
+	}
+	return h.FinishJob(ctx, p.Job)
 }
 
 // existing returns the objects when every output of an item is stored complete.

@@ -22,6 +22,9 @@ const (
 	TypeCatalog = "shfleet:catalog"
 	// TypeProcess downloads one work item with the Process API.
 	TypeProcess = "shfleet:process"
+	// TypeFinish ends a job whose last item is final but whose end was not
+	// completed by the worker that finished that item (see Handlers.FinishJob).
+	TypeFinish = "shfleet:finish"
 	// QueueCatalog is the queue of catalog tasks (analysis).
 	QueueCatalog = "catalog"
 	// DefaultGroupSize is the most tiles one catalog search covers.
@@ -93,6 +96,29 @@ func NewProcessTask(prefix string, job jobs.Job, item string) (*asynq.Task, erro
 	return asynq.NewTask(TypeProcess, b, asynq.Queue(QueueName(prefix, ProcessQueue(job.Spec))),
 		asynq.TaskID(ProcessTaskID(job.ID, item, job.Restarts)),
 		asynq.MaxRetry(ProcessMaxRetry), asynq.Timeout(TaskTimeout)), nil
+}
+
+// FinishPayload is the payload of a finish task: the job id only.
+type FinishPayload struct {
+	Job string `json:"job"`
+}
+
+// FinishMaxRetry is how often a finish task is retried (manifest writes that
+// fail, e.g. an output store that is down for a while).
+const FinishMaxRetry = 25
+
+// FinishTaskID is the asynq task id of a job's finish task: one at a time.
+func FinishTaskID(job string) string { return job + ":finish" }
+
+// NewFinishTask builds the finish task of a job, on the job's process queue
+// (the workers that serve the job's items also write its outputs).
+func NewFinishTask(prefix string, job jobs.Job) (*asynq.Task, error) {
+	b, err := json.Marshal(FinishPayload{Job: job.ID})
+	if err != nil {
+		return nil, err
+	}
+	return asynq.NewTask(TypeFinish, b, asynq.Queue(QueueName(prefix, ProcessQueue(job.Spec))),
+		asynq.TaskID(FinishTaskID(job.ID)), asynq.MaxRetry(FinishMaxRetry), asynq.Timeout(TaskTimeout)), nil
 }
 
 // QueueName is the asynq queue of the named queue under a key prefix: the name

@@ -202,14 +202,18 @@ end
 local function is_final(st)
   return st == 'DONE' or st == 'PARTIAL' or st == 'FAILED' or st == 'CANCELED'
 end
--- maybe_finish ends a PROCESSING job once no item is PENDING, SCHEDULED or
--- PROCESSING, and returns the final status; "" when the job goes on. Because it
+-- maybe_finish notices the end of a PROCESSING job once no item is PENDING,
+-- SCHEDULED or PROCESSING and returns its final status; "" when the job goes on
+-- or its end was noticed before. After an item's change (by_item true) it records
+-- the final status as `ending`: the job stays PROCESSING until its manifest is
+-- written and Store.Finish flips it. Otherwise (a start with no item left: no
+-- output, no manifest) the status changes at once. Because it
 -- runs inside the script that changed the last item, exactly one caller sees it.
 -- Tiles whose catalog search failed count like failed items: every item DONE
 -- but some tiles failed is PARTIAL; nothing DONE is FAILED.
-local function maybe_finish(now)
-  local h = redis.call('HMGET', K_JOB, 'status', 'n:PENDING', 'n:SCHEDULED', 'n:PROCESSING', 'n:DONE', 'n:FAILED', 'tiles_failed')
-  if h[1] ~= 'PROCESSING' then
+local function maybe_finish(now, by_item)
+  local h = redis.call('HMGET', K_JOB, 'status', 'n:PENDING', 'n:SCHEDULED', 'n:PROCESSING', 'n:DONE', 'n:FAILED', 'tiles_failed', 'ending')
+  if h[1] ~= 'PROCESSING' or h[8] then
     return ''
   end
   if num(h[2]) + num(h[3]) + num(h[4]) > 0 then
@@ -224,8 +228,12 @@ local function maybe_finish(now)
       final = 'PARTIAL'
     end
   end
-  redis.call('HSET', K_JOB, 'status', final, 'finished_at', now, 'updated_at', now)
-  redis.call('HDEL', K_JOB, 'stopped_reason', 'resume_at')
+  if by_item then
+    redis.call('HSET', K_JOB, 'ending', final, 'ending_at', now, 'updated_at', now)
+  else
+    redis.call('HSET', K_JOB, 'status', final, 'finished_at', now, 'updated_at', now)
+    redis.call('HDEL', K_JOB, 'stopped_reason', 'resume_at')
+  end
   return final
 end
 
@@ -269,7 +277,7 @@ local function end_analysis(now)
   -- Auto-start is a status change: the feeder finds the job in the active index
   -- and queues its items a window at a time.
   redis.call('HSET', K_JOB, 'status', 'PROCESSING', 'started_at', now)
-  local final = maybe_finish(now)
+  local final = maybe_finish(now, false)
   if final ~= '' then
     return {1, final}
   end

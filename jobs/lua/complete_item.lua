@@ -22,4 +22,4 @@ save_item(item)
 redis.call('XADD', K_RECORDS, '*', 'i', id, 's', spent, 'o', outputs)
 redis.call('HINCRBY', K_JOB, 'spent_mpu', spent)
 redis.call('HSET', K_JOB, 'updated_at', now)
-return {'DONE', maybe_finish(now), tostring(redis.call('XLEN', K_RECORDS))}
+return {'DONE', maybe_finish(now, true), tostring(redis.call('XLEN', K_RECORDS))}

@@ -27,4 +27,4 @@ else
 end
 save_item(item)
 redis.call('HSET', K_JOB, 'updated_at', now)
-return {item.status, maybe_finish(now)}
+return {item.status, maybe_finish(now, true)}

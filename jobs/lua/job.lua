@@ -1,5 +1,5 @@
 -- job.lua: job-level transitions. ARGV op, now, then per op:
---   analyse, start, cancel, resume: nothing; pause: reason, resume_at.
+--   analyse, start, cancel, finish, resume: nothing; pause: reason, resume_at.
 -- Returns the status after the call.
 local op, now = ARGV[1], ARGV[2]
 local st = job_status()
@@ -20,7 +20,7 @@ elseif op == 'start' then
     return fail('TRANSITION ' .. st .. ' PROCESSING')
   end
   redis.call('HSET', K_JOB, 'status', 'PROCESSING', 'started_at', now, 'updated_at', now)
-  local final = maybe_finish(now)
+  local final = maybe_finish(now, false)
   if final ~= '' then
     return final
   end
@@ -33,8 +33,16 @@ elseif op == 'cancel' then
     return fail('TRANSITION ' .. st .. ' CANCELED')
   end
   redis.call('HSET', K_JOB, 'status', 'CANCELED', 'finished_at', now, 'updated_at', now)
-  redis.call('HDEL', K_JOB, 'stopped_reason', 'resume_at')
+  redis.call('HDEL', K_JOB, 'stopped_reason', 'resume_at', 'ending', 'ending_at')
   return 'CANCELED'
+elseif op == 'finish' then
+  local ending = redis.call('HGET', K_JOB, 'ending')
+  if st ~= 'PROCESSING' or not ending then
+    return st
+  end
+  redis.call('HSET', K_JOB, 'status', ending, 'finished_at', now, 'updated_at', now)
+  redis.call('HDEL', K_JOB, 'ending', 'ending_at', 'stopped_reason', 'resume_at')
+  return ending
 elseif op == 'pause' then
   if is_final(st) then
     return fail('TRANSITION ' .. st .. ' PAUSED')

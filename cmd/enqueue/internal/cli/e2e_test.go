@@ -76,16 +76,9 @@ func TestSubmitAndWatchEndToEnd(t *testing.T) {
 			t.Fatalf("output %s is not under <out>/<job id>/... with .tif", f)
 		}
 	}
-	// The worker that ended the job writes the manifest just after the final
-	// status.
-	manifest := filepath.Join(out, tasks.ManifestKey(sub.ID))
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(manifest); err == nil {
-			break
-		}
-	}
-	if _, err := os.Stat(manifest); err != nil {
-		t.Fatalf("manifest: %v", err)
+	// A job reads DONE only once its manifest is written: no waiting here.
+	if _, err := os.Stat(filepath.Join(out, tasks.ManifestKey(sub.ID))); err != nil {
+		t.Fatalf("job DONE without its manifest: %v", err)
 	}
 	st := e.sim.Stats()
 	if st.ProcessRequests != final.Total {
@@ -296,6 +289,10 @@ func TestEstimateThenRestartPartial(t *testing.T) {
 	}
 	if outcome.Finished != jobs.StatusPartial {
 		t.Fatalf("job finished %q, want PARTIAL", outcome.Finished)
+	}
+	// The worker would write the manifest and then end the job: do the end here.
+	if _, err := e.store.Finish(ctx, est.ID); err != nil {
+		t.Fatal(err)
 	}
 	s := run(t, append([]string{"status", est.ID, "--json"}, e.flags...)...)
 	if v := lastJSON[cli.JobView](t, s); s.code != 0 || v.Status != jobs.StatusPartial || v.Failed != 2 {
