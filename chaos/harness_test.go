@@ -25,6 +25,7 @@ import (
 	"shfleet/config"
 	"shfleet/grid"
 	"shfleet/jobs"
+	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/sentinel/sentineltest"
 	"shfleet/tasks"
@@ -558,9 +559,9 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 		rel, _ := filepath.Rel(outDir, p)
 		rel = filepath.ToSlash(rel)
 		switch {
-		case strings.HasSuffix(rel, ".tmp"):
+		case strings.HasSuffix(rel, ".tmp") || strings.HasSuffix(rel, output.TempSuffix):
 			v.TempFiles = append(v.TempFiles, rel)
-		case strings.HasSuffix(rel, ".attrs") || rel == tasks.ManifestKey(job.ID):
+		case rel == tasks.ManifestKey(job.ID) || strings.HasPrefix(rel, tasks.STACDir(job.ID)+"/") || strings.HasSuffix(rel, ".vrt"):
 		case !want[rel]:
 			v.ExtraFiles = append(v.ExtraFiles, rel)
 		}

@@ -253,6 +253,11 @@ func (h *Handlers) finished(ctx context.Context, log zerolog.Logger, jobID strin
 	if err := h.WriteManifest(context.WithoutCancel(ctx), jobID); err != nil {
 		log.Error().Err(err).Msg("could not write the job manifest")
 	}
+	if catalog, vrts, err := h.WriteCatalogue(context.WithoutCancel(ctx), jobID); err != nil {
+		log.Error().Err(err).Msg("could not write the job's STAC catalog and mosaics")
+	} else {
+		log.Info().Str("stac", catalog).Int("mosaics", len(vrts)).Msg("STAC catalog and mosaics written")
+	}
 }
 
 // WriteManifest writes <job>/manifest.json with every output of the job's DONE

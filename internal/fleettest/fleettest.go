@@ -224,8 +224,8 @@ func SampleSpec(t testing.TB, outputURL string) (jobs.Spec, []grid.Tile) {
 		MaxCloudCover: &cloud, OutputURL: outputURL, AutoStart: true}, tiles
 }
 
-// OutputFiles lists the output files under dir (fileblob's .attrs sidecars and
-// manifests aside).
+// OutputFiles lists the output files under dir: everything but the job's end
+// files (manifest, STAC catalog, VRT mosaics).
 func OutputFiles(t testing.TB, dir string) []string {
 	t.Helper()
 	var out []string
@@ -233,7 +233,7 @@ func OutputFiles(t testing.TB, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") {
+		if !d.IsDir() && !IsEndFile(p) {
 			out = append(out, p)
 		}
 		return nil
@@ -242,6 +242,13 @@ func OutputFiles(t testing.TB, dir string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// IsEndFile reports whether the file at p is one a job writes at its end: the
+// manifest, a STAC file (under <job>/stac/) or a VRT mosaic.
+func IsEndFile(p string) bool {
+	p = filepath.ToSlash(p)
+	return strings.HasSuffix(p, "/manifest.json") || strings.Contains(p, "/stac/") || strings.HasSuffix(p, ".vrt")
 }
 
 // CheckOutputs asserts that every DONE item of the job has its single output

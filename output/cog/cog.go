@@ -137,11 +137,49 @@ func (r *reader) read(off int64, n int) ([]byte, error) {
 	return b, nil
 }
 
-func decode(src io.ReaderAt, size int64) (*image, []entry, error) {
+// Info describes a TIFF's first image, read from its header alone.
+type Info struct {
+	// Width and Height in pixels.
+	Width, Height int
+	// Bands is SamplesPerPixel.
+	Bands int
+	// Bits per sample (8, 16, 32 or 64).
+	Bits int
+	// SampleFormat: 1 unsigned integer, 2 signed integer, 3 floating point.
+	SampleFormat int
+	// NoData is the GDAL_NODATA tag's text ("" without one).
+	NoData string
+}
+
+// Describe reads the first image's header of the TIFF src (size bytes).
+func Describe(src io.ReaderAt, size int64) (Info, error) {
+	_, all, vals, err := parseIFD(src, size)
+	if err != nil {
+		return Info{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	one := func(tag uint16, def uint64) int {
+		if v := vals[tag]; len(v) > 0 {
+			return int(v[0])
+		}
+		return int(def)
+	}
+	info := Info{Width: one(tagImageWidth, 0), Height: one(tagImageLength, 0), Bands: one(tagSamplesPerPixel, 1),
+		Bits: one(tagBitsPerSample, 1), SampleFormat: one(tagSampleFormat, 1)}
+	for _, e := range all {
+		if e.tag == tagGDALNoData {
+			info.NoData = strings.TrimSpace(strings.TrimRight(string(e.data), "\x00"))
+		}
+	}
+	return info, nil
+}
+
+// parseIFD reads the header and the first IFD: every entry (values in
+// little-endian order) and the SHORT/LONG ones as numbers.
+func parseIFD(src io.ReaderAt, size int64) (*reader, []entry, map[uint16][]uint64, error) {
 	r := &reader{src: src, size: size}
 	head, err := r.read(0, 8)
 	if err != nil {
-		return nil, nil, fmt.Errorf("not a TIFF file: %w", err)
+		return nil, nil, nil, fmt.Errorf("not a TIFF file: %w", err)
 	}
 	switch string(head[:2]) {
 	case "II":
@@ -149,23 +187,23 @@ func decode(src io.ReaderAt, size int64) (*image, []entry, error) {
 	case "MM":
 		r.bo = binary.BigEndian
 	default:
-		return nil, nil, errors.New("not a TIFF file (no II/MM byte order mark)")
+		return nil, nil, nil, errors.New("not a TIFF file (no II/MM byte order mark)")
 	}
 	if v := r.bo.Uint16(head[2:]); v != 42 {
 		if v == 43 {
-			return nil, nil, errors.New("BigTIFF sources are not supported")
+			return nil, nil, nil, errors.New("BigTIFF sources are not supported")
 		}
-		return nil, nil, fmt.Errorf("not a TIFF file (version %d)", v)
+		return nil, nil, nil, fmt.Errorf("not a TIFF file (version %d)", v)
 	}
 	ifd := int64(r.bo.Uint32(head[4:]))
 	nb, err := r.read(ifd, 2)
 	if err != nil {
-		return nil, nil, fmt.Errorf("IFD: %w", err)
+		return nil, nil, nil, fmt.Errorf("IFD: %w", err)
 	}
 	n := int(r.bo.Uint16(nb))
 	raw, err := r.read(ifd+2, 12*n)
 	if err != nil {
-		return nil, nil, fmt.Errorf("IFD: %w", err)
+		return nil, nil, nil, fmt.Errorf("IFD: %w", err)
 	}
 	var all []entry
 	vals := map[uint16][]uint64{}
@@ -181,13 +219,21 @@ func decode(src io.ReaderAt, size int64) (*image, []entry, error) {
 		if total <= 4 {
 			data = slices.Clone(e[8 : 8+total])
 		} else if data, err = r.read(int64(r.bo.Uint32(e[8:])), total); err != nil {
-			return nil, nil, fmt.Errorf("tag %d: %w", ent.tag, err)
+			return nil, nil, nil, fmt.Errorf("tag %d: %w", ent.tag, err)
 		}
 		ent.data = toLittle(data, ent.typ, r.bo)
 		all = append(all, ent)
 		if ent.typ == 3 || ent.typ == 4 {
 			vals[ent.tag] = uints(ent)
 		}
+	}
+	return r, all, vals, nil
+}
+
+func decode(src io.ReaderAt, size int64) (*image, []entry, error) {
+	r, all, vals, err := parseIFD(src, size)
+	if err != nil {
+		return nil, nil, err
 	}
 	one := func(tag uint16, def uint64) uint64 {
 		if v := vals[tag]; len(v) > 0 {
