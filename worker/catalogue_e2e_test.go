@@ -226,3 +226,65 @@ func TestJobWritesSTACAndMosaics(t *testing.T) {
 		checkSTAC(t, stacDir)
 	}
 }
+
+// TestMosaicPerCRS: an AOI across the 18°E boundary of UTM zones 33 and 34
+// gives tiles in EPSG:32633 and EPSG:32634; each date gets one VRT per CRS
+// that has a tile that day, and GDAL reads each.
+func TestMosaicPerCRS(t *testing.T) {
+	if _, err := exec.LookPath("gdalinfo"); err != nil {
+		t.Skip("gdal-bin not installed")
+	}
+	outDir := t.TempDir()
+	f := newFleet(t, 1, sentineltest.Config{})
+	spec, _ := fleettest.SampleSpec(t, "file://"+outDir)
+	aois, err := grid.Parse("zones.csv", []byte("minlon,minlat,maxlon,maxlat\n17.97,46.00,18.03,46.03\n"), grid.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := grid.ParseGrid("utm-10km")
+	tiles, err := grid.Split(aois, g, grid.SplitOptions{Resolution: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones := map[int]bool{}
+	for _, tl := range tiles {
+		zones[tl.EPSG] = true
+	}
+	if !zones[32633] || !zones[32634] {
+		t.Fatalf("tiles in %v; want both 32633 and 32634", zones)
+	}
+	spec.Resolution = 100
+	spec.To = spec.From.AddDate(0, 0, 6)
+	job, err := f.Ctl.Submit(context.Background(), spec, tiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = f.WaitFinal(t, job.ID, 3*time.Minute)
+	if job.Status != jobs.StatusDone {
+		t.Fatalf("job %s; want DONE", job.Status)
+	}
+	waitFile(t, filepath.Join(outDir, job.ID, "stac", "catalog.json"))
+	items, err := f.Store.Items(context.Background(), job.ID, jobs.ItemDone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTile := map[string]int{}
+	for _, tl := range tiles {
+		byTile[tl.Name] = tl.EPSG
+	}
+	want := map[string]bool{} // date/EPSG that have a tile
+	for _, it := range items {
+		want[fmt.Sprintf("%s/default_EPSG%d.vrt", it.Date, byTile[it.Tile])] = true
+	}
+	got := map[string]bool{}
+	vrts, _ := filepath.Glob(filepath.Join(outDir, job.ID, "mosaic", "*", "*.vrt"))
+	for _, v := range vrts {
+		got[filepath.Base(filepath.Dir(v))+"/"+filepath.Base(v)] = true
+		if out, err := exec.Command("gdalinfo", v).CombinedOutput(); err != nil {
+			t.Errorf("gdalinfo %s: %v\n%s", v, err, out)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(got) < 2 {
+		t.Errorf("VRTs %v; want one per date and CRS with tiles: %v", got, want)
+	}
+}
