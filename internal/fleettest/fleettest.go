@@ -173,8 +173,9 @@ func (f *Fleet) WaitFor(t testing.TB, id string, timeout time.Duration, what str
 
 // WaitFinal waits until the job is DONE, PARTIAL, FAILED or CANCELED and, for a
 // file:// output of a job that ended by its items, until the worker that ended it
-// has written its manifest (written just after the final status): a test's
-// output directory may then be removed without racing that write.
+// has written its end files (manifest, VRTs, then the STAC catalog last, all
+// just after the final status): a test's output directory may then be removed
+// without racing those writes.
 func (f *Fleet) WaitFinal(t testing.TB, id string, timeout time.Duration) jobs.Job {
 	t.Helper()
 	job := f.WaitFor(t, id, timeout, "final", func(j jobs.Job) bool { return j.Status.Final() })
@@ -182,9 +183,9 @@ func (f *Fleet) WaitFinal(t testing.TB, id string, timeout time.Duration) jobs.J
 	if !ok || job.Status == jobs.StatusCanceled || job.Progress.Total == 0 {
 		return job
 	}
-	manifest := filepath.Join(dir, tasks.ManifestKey(id))
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(manifest); err == nil {
+	catalog := filepath.Join(dir, filepath.FromSlash(tasks.STACDir(id)), "catalog.json")
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(catalog); err == nil {
 			break
 		}
 	}
