@@ -90,7 +90,8 @@ type Asset struct {
 	Key string
 	// Type is the media type.
 	Type string
-	// Size in bytes and SHA256 (hex) as stored.
+	// Size in bytes and SHA256 (hex) as stored; without a SHA256 the asset has
+	// no file:checksum.
 	Size   int64
 	SHA256 string
 }
@@ -174,13 +175,16 @@ func (w *Writer) Add(ctx context.Context, it Item) error {
 	}
 	assets := map[string]any{}
 	for _, a := range it.Assets {
-		assets[a.Name] = map[string]any{
-			"href":          Rel(key, a.Key),
-			"type":          a.Type,
-			"roles":         []string{"data"},
-			"file:size":     a.Size,
-			"file:checksum": "1220" + a.SHA256, // multihash: sha2-256 (0x12), 32 bytes (0x20)
+		asset := map[string]any{
+			"href":      Rel(key, a.Key),
+			"type":      a.Type,
+			"roles":     []string{"data"},
+			"file:size": a.Size,
 		}
+		if len(a.SHA256) == 64 { // unknown for outputs the batch service delivered
+			asset["file:checksum"] = "1220" + a.SHA256 // multihash: sha2-256 (0x12), 32 bytes (0x20)
+		}
+		assets[a.Name] = asset
 	}
 	b := it.BBox
 	doc := map[string]any{
