@@ -504,6 +504,20 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 	f.t.Helper()
 	ctx := context.Background()
 	v := verdict{Status: job.Status, Items: job.Progress.Total, Elapsed: time.Since(start)}
+	// The job's end files (manifest, STAC, VRTs) follow its final status; the
+	// catalog comes last. A canceled job has none.
+	if job.Status != jobs.StatusCanceled {
+		catalog := filepath.Join(outDir, filepath.FromSlash(tasks.STACDir(job.ID)), "catalog.json")
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			if _, err := os.Stat(catalog); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				f.t.Errorf("job %s is %s but %s did not appear within a minute (logs: %s)", job.ID, job.Status, catalog, f.dir)
+				break
+			}
+		}
+	}
 	byTile := map[string]grid.Tile{}
 	for _, tl := range tiles {
 		byTile[tl.Name] = tl
@@ -564,9 +578,9 @@ func (f *fleet) verify(name string, job jobs.Job, tiles []grid.Tile, outDir stri
 		rel, _ := filepath.Rel(outDir, p)
 		rel = filepath.ToSlash(rel)
 		switch {
-		case strings.HasSuffix(rel, ".tmp"):
+		case strings.HasSuffix(rel, ".tmp") || strings.HasSuffix(rel, output.TempSuffix):
 			v.TempFiles = append(v.TempFiles, rel)
-		case strings.HasSuffix(rel, ".attrs") || rel == tasks.ManifestKey(job.ID) || strings.HasPrefix(rel, job.ID+"/manifest/part-"):
+		case rel == tasks.ManifestKey(job.ID) || strings.HasPrefix(rel, job.ID+"/manifest/part-") || strings.HasPrefix(rel, tasks.STACDir(job.ID)+"/") || strings.HasSuffix(rel, ".vrt"):
 		case !want[rel]:
 			v.ExtraFiles = append(v.ExtraFiles, rel)
 		}

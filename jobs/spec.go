@@ -78,8 +78,10 @@ type Spec struct {
 	PathTemplate string `json:"path_template,omitempty"`
 	// Overwrite rewrites existing outputs instead of skipping them.
 	Overwrite bool `json:"overwrite,omitempty"`
-	// COG writes Cloud Optimized GeoTIFFs (the batch engine asks the service
-	// for them: output.cogOutput).
+	// COG stores every GeoTIFF output as a Cloud Optimized GeoTIFF (internally
+	// tiled, with overviews): the process engine converts each answer
+	// (output/cog), the batch engine asks the service for them (cogOutput).
+	// Default false: the GeoTIFFs as the service sends them.
 	COG bool `json:"cog,omitempty"`
 	// Queue is the asynq queue for the job's process tasks. Default: [DefaultQueue].
 	Queue string `json:"queue,omitempty"`

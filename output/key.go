@@ -12,8 +12,8 @@ var ErrInvalidKey = errors.New("invalid output key")
 
 // ValidateKey reports whether key is a safe relative object key: not empty, "/"
 // separated, not absolute, no backslashes or control characters, no empty, "." or
-// ".." segments, and not ending in ".attrs" (reserved by the file:// store for
-// metadata). Such a key can never address anything outside the store's root.
+// ".." segments, and no segment ending in [TempSuffix] (the local store's temp
+// files). Such a key can never address anything outside the store's root.
 func ValidateKey(key string) error {
 	bad := func(why string) error {
 		return fmt.Errorf("%w %q: %s; keys are relative paths like \"req/tile/2024-01-31/default.tif\"", ErrInvalidKey, key, why)
@@ -25,8 +25,6 @@ func ValidateKey(key string) error {
 		return bad("absolute")
 	case strings.Contains(key, `\`):
 		return bad("contains a backslash")
-	case strings.HasSuffix(key, ".attrs"):
-		return bad(`ends in ".attrs", which the file store reserves for metadata`)
 	}
 	for _, r := range key {
 		if r < 0x20 || r == 0x7f {
@@ -39,6 +37,9 @@ func ValidateKey(key string) error {
 			return bad("has an empty path segment")
 		case ".", "..":
 			return bad(fmt.Sprintf("has a %q path segment", seg))
+		}
+		if strings.HasSuffix(seg, TempSuffix) {
+			return bad(fmt.Sprintf("a segment ends in %q, which the local store reserves for its temp files", TempSuffix))
 		}
 	}
 	return nil

@@ -57,16 +57,30 @@ echo "    job page while it runs: http://$OPS_ADDR/jobs"
 "$BIN/enqueue" submit examples/aoi.geojson \
   --from 2025-06-01 --to 2025-06-22 --max-cloud 80 \
   --evalscript examples/evalscript-truecolor.js \
-  --grid utm-10km --resolution 60 --output "$OUT" --name demo --watch
+  --grid utm-10km --resolution 60 --output "$OUT" --name demo --cog --watch
 
-echo "==> outputs in $OUT"
-find "$OUT" -name '*.tif' | sort | head -3
-echo "    ... $(find "$OUT" -name '*.tif' | wc -l) GeoTIFFs; manifest: $(find "$OUT" -name manifest.json | head -1)"
-first="$(find "$OUT" -name '*.tif' | sort | head -1)"
-if command -v gdalinfo >/dev/null 2>&1 && [ -n "$first" ]; then
-  echo "==> gdalinfo $first"
-  gdalinfo "$first" | grep -E '^Size is|^Origin|^Pixel Size|ID\["EPSG",[0-9]+\]\]$' | tail -4
-else
-  echo "==> install gdal-bin to inspect a result: gdalinfo $first"
+# The job's end files (manifest, STAC, VRTs) follow its final status: wait for
+# this run's catalog (newer than this run's simulator log).
+catalog=""
+for _ in $(seq 100); do
+  catalog="$(find "$OUT" -path '*/stac/catalog.json' -newer "$LOGS/shsim.log" | head -1)"
+  [ -n "$catalog" ] && break
+  sleep 0.1
+done
+if [ -z "$catalog" ]; then
+  echo "no STAC catalog appeared under $OUT; see $LOGS/worker.log" >&2
+  exit 1
 fi
-echo "==> the job page: http://$OPS_ADDR/jobs (the worker stops when this script ends)"
+job_dir="$(dirname "$(dirname "$catalog")")"
+echo "==> outputs in $job_dir"
+echo "    $(find "$job_dir" -name '*.tif' | wc -l) Cloud Optimized GeoTIFFs; manifest: $job_dir/manifest.json"
+echo "==> STAC catalog: $catalog"
+vrt="$(find "$job_dir/mosaic" -name '*.vrt' | sort | head -1)"
+echo "==> VRT mosaic: $vrt"
+if command -v gdalinfo >/dev/null 2>&1; then
+  echo "==> gdalinfo $vrt"
+  gdalinfo "$vrt"
+else
+  echo "==> install gdal-bin to read the mosaic: gdalinfo $vrt"
+fi
+echo "==> the job page was http://$OPS_ADDR/jobs (the worker stops when this script ends)"

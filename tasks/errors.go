@@ -9,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/sentinel"
 )
@@ -115,10 +116,15 @@ func Classify(err error) Action {
 		fb    *sentinel.ForbiddenError
 		api   *sentinel.APIError
 		field *sentinel.FieldError
+		coll  *output.CollisionError
 	)
 	switch {
 	case errors.As(err, &wait), errors.As(err, &rle), errors.Is(err, quota.ErrTooFar):
 		return ActionWait
+	case errors.As(err, &coll):
+		// Two items map to one key: retrying cannot help, the item fails with
+		// a message naming both and the key.
+		return ActionFail
 	case errors.As(err, &month), errors.Is(err, quota.ErrMonthlyQuotaExhausted):
 		return ActionPauseMonth
 	case errors.As(err, &perm), errors.As(err, &fb):

@@ -132,12 +132,21 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	return mux
 }
 
-// Outputs caches opened result stores by URL; safe for concurrent use.
+// Outputs caches opened result stores by URL; safe for concurrent use. The
+// first open of a local store in a process starts a sweep of the temp files
+// that dead writers left under it (output.Store.RemoveStale) in the
+// background: at a worker's start, per output root.
 type Outputs struct {
-	mu     sync.Mutex
-	stores map[string]*output.Store
+	mu      sync.Mutex
+	stores  map[string]*output.Store
+	sweeps  sync.WaitGroup
+	stop    context.CancelFunc
+	stopCtx context.Context
 	// Config opens new stores. The zero value works.
 	Config output.Config
+	// Log receives one event per sweep that removed something or failed.
+	// Default: nothing.
+	Log zerolog.Logger
 }
 
 // NewOutputs returns an empty store cache.
@@ -158,13 +167,31 @@ func (o *Outputs) Open(ctx context.Context, url string) (*output.Store, error) {
 		return nil, err
 	}
 	o.stores[url] = s
+	if s.Dir() != "" {
+		if o.stopCtx == nil {
+			o.stopCtx, o.stop = context.WithCancel(context.Background())
+		}
+		o.sweeps.Go(func() {
+			n, err := s.RemoveStale(o.stopCtx)
+			switch {
+			case err != nil && o.stopCtx.Err() == nil:
+				o.Log.Warn().Err(err).Str("output", s.URL()).Msg("sweep of stale temp files failed")
+			case n > 0:
+				o.Log.Info().Int("removed", n).Str("output", s.URL()).Msg("removed temp files of dead writers")
+			}
+		})
+	}
 	return s, nil
 }
 
-// Close closes every opened store.
+// Close stops the sweeps and closes every opened store.
 func (o *Outputs) Close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.stop != nil {
+		o.stop()
+	}
+	o.sweeps.Wait()
 	var errs []error
 	for k, s := range o.stores {
 		errs = append(errs, s.Close())

@@ -2,10 +2,15 @@ package tasks
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +21,7 @@ import (
 	"shfleet/grid"
 	"shfleet/jobs"
 	"shfleet/output"
+	"shfleet/output/cog"
 	"shfleet/quota"
 	"shfleet/sentinel"
 )
@@ -167,13 +173,19 @@ func (h *Handlers) process(ctx context.Context, log zerolog.Logger, job jobs.Job
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
+	req := BuildProcessRequest(job.Spec, tile, item)
+	put := output.PutOptions{Origin: output.Origin{Job: job.ID, Item: item.ID, Request: RequestHash(req)},
+		ReplaceOtherJobs: job.Spec.Overwrite}
 	if !job.Spec.Overwrite {
-		if objs, ok := existing(ctx, store, keys); ok {
+		objs, ok, err := existing(ctx, store, keys, put)
+		if err != nil {
+			return err
+		}
+		if ok {
 			log.Info().Msg("outputs exist already; skipped (resume)")
 			return h.complete(ctx, log, job, item, objs, 0)
 		}
 	}
-	req := BuildProcessRequest(job.Spec, tile, item)
 	cost := quota.Cost{Requests: 1, MilliPU: item.EstimatedMilliPU}
 	for attempt := 0; ; attempt++ {
 		res, err := h.admit(ctx, cost)
@@ -193,7 +205,7 @@ func (h *Handlers) process(ctx context.Context, log zerolog.Logger, job jobs.Job
 			_ = h.Limiter.Settle(context.WithoutCancel(ctx), res, 0)
 			return h.judgeForbidden(ctx, err, cost.MilliPU)
 		}
-		objs, werr := writeOutputs(ctx, store, keys, resp)
+		objs, werr := writeOutputs(ctx, store, keys, resp, put, job.Spec.COG)
 		resp.Close()
 		spent := item.EstimatedMilliPU
 		if resp.HasPUSpent {
@@ -240,13 +252,13 @@ func (h *Handlers) finished(ctx context.Context, log zerolog.Logger, jobID strin
 		return
 	}
 	if err := h.FinishJob(context.WithoutCancel(ctx), jobID); err != nil {
-		log.Error().Err(err).Str("ending", string(out.Finished)).Msg("could not end the job (manifest); a finish task will try again")
+		log.Error().Err(err).Str("ending", string(out.Finished)).Msg("could not end the job (manifest, STAC, mosaics); a finish task will try again")
 	}
 }
 
 // FinishJob ends a job whose every item is final (jobs.Job.Ending set): it writes
-// the job's manifest, then makes the status final ([jobs.Store.Finish]), so that
-// whoever sees DONE finds the manifest. A job that is not ending (still running,
+// the job's manifest, STAC catalog and VRT mosaics, then makes the status final
+// ([jobs.Store.Finish]), so that whoever sees DONE finds them. A job that is not ending (still running,
 // final already, canceled meanwhile) is left alone. Running it twice is harmless:
 // the manifest is rewritten with the same content and Finish is idempotent.
 func (h *Handlers) FinishJob(ctx context.Context, jobID string) error {
@@ -260,6 +272,11 @@ func (h *Handlers) FinishJob(ctx context.Context, jobID string) error {
 	if err := h.WriteManifest(ctx, jobID); err != nil {
 		return fmt.Errorf("job %s: write the manifest: %w", jobID, err)
 	}
+	catalog, vrts, err := h.WriteCatalogue(ctx, jobID)
+	if err != nil {
+		return fmt.Errorf("job %s: write the STAC catalog and mosaics: %w", jobID, err)
+	}
+	h.Log.Info().Str("job", jobID).Str("stac", catalog).Int("mosaics", len(vrts)).Msg("STAC catalog and mosaics written")
 	st, err := h.Jobs.Finish(ctx, jobID)
 	if err != nil {
 		return err
@@ -279,26 +296,53 @@ func (h *Handlers) HandleFinish(ctx context.Context, t *asynq.Task) error {
 	return h.FinishJob(ctx, p.Job)
 }
 
+// RequestHash identifies a Process API request (hex SHA-256 of its JSON, first
+// 16 bytes): the origin of an object records it, so that another job sending the
+// same request is recognised as writing the same content.
+func RequestHash(req sentinel.ProcessRequest) string {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return ""
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16])
+}
+
 // existing returns the objects when every output of an item is stored complete.
-func existing(ctx context.Context, store *output.Store, keys map[string]string) ([]output.Object, bool) {
+// An object written for another item under one of the keys is a
+// *output.CollisionError: the item fails loudly instead of being skipped.
+func existing(ctx context.Context, store *output.Store, keys map[string]string, put output.PutOptions) ([]output.Object, bool, error) {
 	var objs []output.Object
+	complete := true
 	for _, k := range sortedValues(keys) {
 		o, ok, err := store.Exists(ctx, k)
-		if err != nil || !ok {
-			return nil, false
+		if err != nil {
+			return nil, false, nil // rewritten; Put reports a real store failure
 		}
+		if ok && output.Collides(o.Origin, put.Origin, put.ReplaceOtherJobs) {
+			return nil, false, &output.CollisionError{Key: k, Existing: o.Origin, New: put.Origin}
+		}
+		complete = complete && ok
 		objs = append(objs, o)
 	}
-	return objs, true
+	return objs, complete, nil
 }
 
 // writeOutputs streams the response into the store: the body itself for one
 // output, each part of the tar for several. A body cut short fails the write and
 // stores nothing under its key.
-func writeOutputs(ctx context.Context, store *output.Store, keys map[string]string, resp *sentinel.ProcessResponse) ([]output.Object, error) {
+func writeOutputs(ctx context.Context, store *output.Store, keys map[string]string, resp *sentinel.ProcessResponse, put output.PutOptions, asCOG bool) ([]output.Object, error) {
+	putOne := func(k string, r io.Reader, opts output.PutOptions) (output.Object, error) {
+		if asCOG && path.Ext(k) == ".tif" {
+			return putCOG(ctx, store, k, r, opts)
+		}
+		return store.Put(ctx, k, r, opts)
+	}
 	if len(keys) == 1 && !strings.Contains(resp.ContentType, "tar") {
 		for _, k := range keys {
-			o, err := store.Put(ctx, k, resp.Body, output.PutOptions{ExpectedSize: max(resp.ContentLength, 0)})
+			opts := put
+			opts.ExpectedSize = max(resp.ContentLength, 0)
+			o, err := putOne(k, resp.Body, opts)
 			if err != nil {
 				return nil, fmt.Errorf("store %s: %w", k, err)
 			}
@@ -314,7 +358,7 @@ func writeOutputs(ctx context.Context, store *output.Store, keys map[string]stri
 			_, err := io.Copy(io.Discard, r) // e.g. userdata.json when not requested
 			return err
 		}
-		o, err := store.Put(ctx, k, r, output.PutOptions{})
+		o, err := putOne(k, r, put)
 		if err != nil {
 			return fmt.Errorf("store %s: %w", k, err)
 		}
@@ -340,4 +384,48 @@ func sortedValues(m map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// cogSlots bounds the COG conversions running at once in a process: each
+// decodes its image whole (see output/cog).
+var cogSlots = make(chan struct{}, max(1, runtime.NumCPU()))
+
+// putCOG spools a GeoTIFF body (checking opts.ExpectedSize), rewrites it as a
+// Cloud Optimized GeoTIFF and stores that under key. A body that is not a TIFF
+// or that the converter cannot read fails the item with the reason.
+func putCOG(ctx context.Context, store *output.Store, key string, r io.Reader, opts output.PutOptions) (output.Object, error) {
+	spool, err := os.CreateTemp("", "shfleet-cog-*.tif")
+	if err != nil {
+		return output.Object{}, fmt.Errorf("cog %s: spool file: %w", key, err)
+	}
+	defer func() {
+		_ = spool.Close()
+		_ = os.Remove(spool.Name())
+	}()
+	n, err := io.Copy(spool, r)
+	if err != nil {
+		return output.Object{}, fmt.Errorf("cog %s: read body after %d bytes: %w", key, n, err)
+	}
+	if opts.ExpectedSize > 0 && n != opts.ExpectedSize {
+		return output.Object{}, fmt.Errorf("cog %s: got %d bytes, expected %d; the download was cut short", key, n, opts.ExpectedSize)
+	}
+	head := make([]byte, 4)
+	if _, err := spool.ReadAt(head, 0); err != nil || !cog.IsTIFF(head) {
+		return output.Object{}, fmt.Errorf("cog %s: the answer is not a TIFF (%d bytes), so --cog cannot convert it: %w", key, n, asynq.SkipRetry)
+	}
+	select {
+	case cogSlots <- struct{}{}:
+	case <-ctx.Done():
+		return output.Object{}, ctx.Err()
+	}
+	defer func() { <-cogSlots }()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(cog.Convert(pw, spool, n)) }()
+	opts.ExpectedSize = 0
+	obj, err := store.Put(ctx, key, pr, opts)
+	_ = pr.CloseWithError(io.ErrClosedPipe) // ends the converter if Put stopped early
+	if errors.Is(err, cog.ErrUnreadable) {
+		return obj, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return obj, err
 }

@@ -22,6 +22,10 @@ import (
 // token and job scripts and asynq must all run on it.
 func TestEndToEndOnEmbeddedRedis(t *testing.T) {
 	mr := miniredis.RunT(t)
+	// Before the workers: cleanups run last-first, so the directory goes after
+	// the workers stopped (the job's end files are written after its status
+	// turns final).
+	outDir := t.TempDir()
 	sim := sentineltest.NewServer(sentineltest.Config{Policies: []sentineltest.Policy{{Kind: "requests", Capacity: 600, Period: time.Minute}}})
 	defer sim.Close()
 	newClient := func() *redis.Client {
@@ -45,7 +49,7 @@ func TestEndToEndOnEmbeddedRedis(t *testing.T) {
 	rdb := newClient()
 	store := &jobs.Store{Redis: rdb}
 	ctl := tasks.Controller{Jobs: store, Queue: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb)}
-	out := t.TempDir()
+	out := outDir
 	spec, tiles := fleettest.SampleSpec(t, "file://"+out)
 	job, err := ctl.Submit(context.Background(), spec, tiles)
 	if err != nil {

@@ -131,7 +131,7 @@ func New(cfg Config) (*Worker, error) {
 	queue := asynq.NewClientFromRedisClient(cfg.Redis)
 	insp := asynq.NewInspectorFromRedisClient(cfg.Redis)
 	h := &tasks.Handlers{Redis: cfg.Redis, Prefix: prefix, Jobs: store, Limiter: lim,
-		Client: client, Queue: queue, Inspector: insp, Outputs: tasks.NewOutputs(),
+		Client: client, Queue: queue, Inspector: insp, Outputs: &tasks.Outputs{Log: cfg.Logger},
 		Log: cfg.Logger, Hooks: cfg.Hooks, BatchPoll: cfg.BatchPoll}
 	named := cfg.Queues
 	if len(named) == 0 {

@@ -174,8 +174,9 @@ func (f *Fleet) WaitFor(t testing.TB, id string, timeout time.Duration, what str
 
 // WaitFinal waits until the job is DONE, PARTIAL, FAILED or CANCELED and, for a
 // file:// output of a job that ended by its items, until the worker that ended it
-// has written its manifest (written just after the final status): a test's
-// output directory may then be removed without racing that write.
+// has written its end files (manifest, VRTs, then the STAC catalog last, all
+// just after the final status): a test's output directory may then be removed
+// without racing those writes.
 func (f *Fleet) WaitFinal(t testing.TB, id string, timeout time.Duration) jobs.Job {
 	t.Helper()
 	job := f.WaitFor(t, id, timeout, "final", func(j jobs.Job) bool { return j.Status.Final() })
@@ -183,9 +184,9 @@ func (f *Fleet) WaitFinal(t testing.TB, id string, timeout time.Duration) jobs.J
 	if !ok || job.Status == jobs.StatusCanceled || job.Progress.Total == 0 {
 		return job
 	}
-	manifest := filepath.Join(dir, tasks.ManifestKey(id))
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(manifest); err == nil {
+	catalog := filepath.Join(dir, filepath.FromSlash(tasks.STACDir(id)), "catalog.json")
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(catalog); err == nil {
 			break
 		}
 	}
@@ -225,8 +226,8 @@ func SampleSpec(t testing.TB, outputURL string) (jobs.Spec, []grid.Tile) {
 		MaxCloudCover: &cloud, OutputURL: outputURL, AutoStart: true}, tiles
 }
 
-// OutputFiles lists the output files under dir (fileblob's .attrs sidecars and
-// manifests aside).
+// OutputFiles lists the output files under dir: everything but the job's end
+// files (manifest, STAC catalog, VRT mosaics).
 func OutputFiles(t testing.TB, dir string) []string {
 	t.Helper()
 	var out []string
@@ -234,7 +235,7 @@ func OutputFiles(t testing.TB, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") && !strings.Contains(filepath.ToSlash(p), "/manifest/part-") {
+		if !d.IsDir() && !IsEndFile(p) {
 			out = append(out, p)
 		}
 		return nil
@@ -284,6 +285,14 @@ func Records(t testing.TB, store *jobs.Store, id string) map[string]jobs.Record 
 		recs[item] = r
 	}
 	return recs
+}
+
+// IsEndFile reports whether the file at p is one a job writes besides its
+// outputs: the manifest and its parts, a STAC file (under <job>/stac/) or a VRT
+// mosaic.
+func IsEndFile(p string) bool {
+	p = filepath.ToSlash(p)
+	return strings.HasSuffix(p, "/manifest.json") || strings.Contains(p, "/manifest/part-") || strings.Contains(p, "/stac/") || strings.HasSuffix(p, ".vrt")
 }
 
 // CheckOutputs asserts that every DONE item of the job has its single output

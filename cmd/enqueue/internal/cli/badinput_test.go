@@ -81,7 +81,7 @@ func TestBadInput(t *testing.T) {
 		// utm-10km is Batch tiling grid 1, which takes 10 and 20 m only.
 		{"batch resolution the grid lacks", submit(aoiFile, "--engine", "batch", "--output", "s3://batch-out?region=eu-central-1"),
 			[]string{"--engine batch --resolution 60", "utm-10km (tiling grid 1)", "use one of 10, 20 m"}},
-		{"COG on the process engine", submit(aoiFile, "--cog"), []string{"--cog needs --engine batch"}},
+		{"COG without a GeoTIFF output", submit(aoiFile, "--cog", "--response", "default:image/png"), []string{"--cog", "writes no GeoTIFF"}},
 		{"invalid output URL", submit(aoiFile, "--output", "ftp://example.com/out"), []string{"--output", "ftp", "not supported"}},
 		{"interval without interval mode", submit(aoiFile, "--interval", "P1M"), []string{"--interval P1M", "--mode interval"}},
 		{"bad interval", submit(aoiFile, "--mode", "interval", "--interval", "1 month"), []string{"--interval", "1 month", "P1M"}},

@@ -185,6 +185,7 @@ function evaluatePixel(s) { return { ndvi: [0], rgb: [s.B04, s.B04, s.B04] }; }
 		{"template without <tileName>", submit(aoiFile, "--path-template", "<date>/<outputId>.<format>"), []string{"has no <tileName>"}},
 		{"two outputs without <outputId>", submit(aoiFile, "--evalscript", twoOutputs, "--path-template", "<tileName>/<date>.<format>"), []string{"has no <outputId>", "this job writes 2 outputs"}},
 		{"placeholders that touch", submit(aoiFile, "--path-template", "<tileName><date>/<outputId>.<format>"), []string{"<date> directly follows <tileName>", "separator"}},
+		{"--cog without a GeoTIFF output", submit(aoiFile, "--cog", "--response", "default:image/png"), []string{"--cog", "writes no GeoTIFF", "image/tiff"}},
 		{"mem:// for a fleet job", submit(aoiFile, "--output", "mem://"), []string{"--output mem://", "other processes", "embedded demo and tests"}},
 		{"output under a file", submit(aoiFile, "--output", filepath.Join(evalscriptAbs(t), "out")), []string{"--output", "is a file, not a directory"}},
 

@@ -135,8 +135,8 @@ func (e *env) waitStatus(t *testing.T, id string, timeout time.Duration, want ..
 	}
 }
 
-// outputFiles lists result files under dir (fileblob's .attrs sidecars and the
-// manifest aside).
+// outputFiles lists result files under dir (the manifest, STAC files and VRT
+// mosaics aside).
 func outputFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
@@ -144,7 +144,7 @@ func outputFiles(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && !strings.HasSuffix(p, ".attrs") && !strings.HasSuffix(p, "manifest.json") && !strings.Contains(filepath.ToSlash(p), "/manifest/part-") {
+		if !d.IsDir() && !strings.HasSuffix(p, "manifest.json") && !strings.Contains(filepath.ToSlash(p), "/manifest/part-") && !strings.Contains(filepath.ToSlash(p), "/stac/") && !strings.HasSuffix(p, ".vrt") {
 			out = append(out, p)
 		}
 		return nil

@@ -123,7 +123,7 @@ the time at the binding account policy. ` + "`enqueue start JOB`" + ` then proce
 	f.StringArrayVar(&o.responses, "response", nil, "evalscript output to request as id:mime, e.g. default:image/tiff, repeatable (default: every output of the evalscript as image/tiff)")
 	f.StringVar(&o.pathTemplate, "path-template", "", "output key layout (default "+output.DefaultPathTemplate+")")
 	f.BoolVar(&o.overwrite, "overwrite", false, "rewrite existing outputs instead of skipping them")
-	f.BoolVar(&o.cog, "cog", false, "write Cloud Optimized GeoTIFFs (--engine batch: the request's cogOutput)")
+	f.BoolVar(&o.cog, "cog", false, "store every GeoTIFF output as a Cloud Optimized GeoTIFF (256x256 Deflate tiles, internal overviews; --engine batch: the request's cogOutput)")
 	f.StringVar(&o.queue, "queue", jobs.DefaultQueue, "queue of the job's process tasks")
 	f.StringVar(&o.engine, "engine", jobs.EngineProcess, "process (the fleet's Process API requests) or batch (one Batch Processing API v2 request, enterprise accounts, s3:// output)")
 	f.StringVar(&o.name, "name", "", "a label for the job")
@@ -306,6 +306,9 @@ func buildSpec(ctx context.Context, aoiFile string, o submitOptions) (jobs.Spec,
 	responses, err := parseResponses(o.responses, sentinel.InspectEvalscript(script), o.evalscript)
 	if err != nil {
 		return spec, nil, est, err
+	}
+	if o.cog && !slices.ContainsFunc(responses, func(r jobs.Response) bool { return output.FormatExt(r.Format.Type) == "tif" }) {
+		return spec, nil, est, errors.New("--cog: the job writes no GeoTIFF (every --response is another format); drop --cog or add an image/tiff response")
 	}
 	if err := tmpl.CheckUnique(len(responses)); err != nil {
 		return spec, nil, est, fmt.Errorf("--path-template: %w", err)
@@ -516,10 +519,7 @@ func (a *app) checkCredentials(ctx context.Context, timeout time.Duration) error
 func checkEngine(o submitOptions, g grid.Grid, aois []grid.AOI, outURL string) (string, json.RawMessage, error) {
 	switch o.engine {
 	case "", jobs.EngineProcess:
-		if o.cog {
-			// The process engine writes the service's GeoTIFFs as they come.
-			return "", nil, errors.New("--cog needs --engine batch (the Batch API writes the COGs); the process engine writes plain GeoTIFFs")
-		}
+		// --cog: the workers convert each GeoTIFF answer (output/cog).
 		return jobs.EngineProcess, nil, nil
 	case engineBoth:
 		if !o.estimate {
