@@ -13,7 +13,7 @@ import (
 var (
 	//go:embed backoff.lua
 	backoffLua    string
-	backoffScript = redis.NewScript(backoffLua)
+	backoffScript = redis.NewScript(clockLua + backoffLua)
 	//go:embed learn.lua
 	learnLua    string
 	learnScript = redis.NewScript(learnLua)

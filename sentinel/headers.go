@@ -1,6 +1,7 @@
 package sentinel
 
 import (
+	"cmp"
 	"encoding/json"
 	"io"
 	"math"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"shfleet/internal/text"
 )
 
 // Response headers documented by Sentinel Hub's rate limiting.
@@ -182,9 +185,9 @@ func errorMessage(body []byte, status int) (msg, code string) {
 		var errString string
 		switch {
 		case len(doc.Error) > 0 && json.Unmarshal(doc.Error, &inner) == nil && (inner.Message != "" || inner.Reason != ""):
-			msg, code = first(inner.Message, inner.Reason), jsonScalar(inner.Code)
+			msg, code = cmp.Or(inner.Message, inner.Reason), jsonScalar(inner.Code)
 		case doc.Message != "" || doc.Description != "" || doc.ErrorDescription != "":
-			msg, code = first(doc.Message, doc.Description, doc.ErrorDescription), jsonScalar(doc.Code)
+			msg, code = cmp.Or(doc.Message, doc.Description, doc.ErrorDescription), jsonScalar(doc.Code)
 		case len(doc.Error) > 0 && json.Unmarshal(doc.Error, &errString) == nil && errString != "":
 			msg = errString
 		case doc.Reason != "":
@@ -200,15 +203,6 @@ func errorMessage(body []byte, status int) (msg, code string) {
 	return truncate(msg, MaxErrorMessage), truncate(code, 100)
 }
 
-func first(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
-}
-
 // jsonScalar renders a JSON string or number as text, "" otherwise.
 func jsonScalar(raw json.RawMessage) string {
 	var s string
@@ -222,16 +216,5 @@ func jsonScalar(raw json.RawMessage) string {
 	return ""
 }
 
-// truncate cuts s to at most n bytes (on a rune boundary) and marks the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…(truncated)"
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string { return text.Truncate(s, n) }

@@ -14,6 +14,7 @@ import (
 
 	"shfleet/grid"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/sentinel"
@@ -68,7 +69,7 @@ func (h *Handlers) batchKey(job string) string { return batchKey(h.Prefix, job) 
 func batchKey(prefix, job string) string {
 	prefix = strings.TrimSuffix(prefix, ":")
 	if prefix == "" {
-		prefix = jobs.DefaultPrefix
+		prefix = keys.DefaultPrefix
 	}
 	return prefix + ":job:{" + job + "}:batch"
 }

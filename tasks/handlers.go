@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/quota/sentinelquota"
@@ -54,7 +55,7 @@ type Hooks struct {
 type Handlers struct {
 	// Redis is the shared Redis (catalog cache).
 	Redis redis.UniversalClient
-	// Prefix starts the catalog cache keys. Default jobs.DefaultPrefix.
+	// Prefix starts the catalog cache keys. Default keys.DefaultPrefix.
 	Prefix string
 	// Jobs is the job store.
 	Jobs *jobs.Store
@@ -95,7 +96,7 @@ func (h *Handlers) init() {
 			h.Outputs = NewOutputs()
 		}
 		if h.Prefix == "" {
-			h.Prefix = jobs.DefaultPrefix
+			h.Prefix = keys.DefaultPrefix
 		}
 		if h.CatalogCacheTTL == 0 {
 			h.CatalogCacheTTL = DefaultCatalogCacheTTL

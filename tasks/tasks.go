@@ -13,6 +13,7 @@ import (
 
 	"shfleet/grid"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/sentinel"
 )
 
@@ -101,7 +102,7 @@ func NewProcessTask(prefix string, job jobs.Job, item string) (*asynq.Task, erro
 // each other's tasks.
 func QueueName(prefix, name string) string {
 	prefix = strings.TrimSuffix(prefix, ":")
-	if prefix == "" || prefix == jobs.DefaultPrefix {
+	if prefix == "" || prefix == keys.DefaultPrefix {
 		return name
 	}
 	return prefix + ":" + name

@@ -18,6 +18,7 @@ import (
 
 	"shfleet/config"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/quota"
 	"shfleet/quota/sentinelquota"
 	"shfleet/sentinel"
@@ -49,7 +50,7 @@ type Config struct {
 	MonthlyPU float64
 	// Headroom is the limiter's headroom (default quota.DefaultHeadroom).
 	Headroom float64
-	// Prefix starts every key. Default jobs.DefaultPrefix.
+	// Prefix starts every key. Default keys.DefaultPrefix.
 	Prefix string
 	// Concurrency is how many tasks run at once. Default DefaultConcurrency.
 	Concurrency int
@@ -113,7 +114,7 @@ func New(cfg Config) (*Worker, error) {
 	if secret == "" {
 		return nil, errors.New("worker: no Sentinel Hub client secret; set SH_CLIENT_SECRET or SH_CLIENT_SECRET_FILE")
 	}
-	prefix := cmp.Or(cfg.Prefix, jobs.DefaultPrefix)
+	prefix := cmp.Or(cfg.Prefix, keys.DefaultPrefix)
 	tokens, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: cfg.Redis, ClientID: cfg.Sentinel.ClientID,
 		ClientSecret: secret, Upstream: sentinelquota.Upstream(cfg.Sentinel), Prefix: prefix,
 		TokenRequestsPerMinute: cfg.TokenRequestsPerMinute, Logger: cfg.Logger})

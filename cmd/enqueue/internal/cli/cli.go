@@ -25,6 +25,7 @@ import (
 
 	"shfleet/config"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/quota"
 	"shfleet/tasks"
 )
@@ -180,7 +181,7 @@ Exit codes: 0 ok, 1 error, 2 usage error.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	f := root.PersistentFlags()
 	f.StringVar(&a.redisURL, "redis-url", "", "Redis URL (env REDIS_URL; default "+config.DefaultRedisURL+"); password and TLS (rediss://) in the URL")
-	f.StringVar(&a.prefix, "prefix", "", "Redis key prefix (default "+jobs.DefaultPrefix+")")
+	f.StringVar(&a.prefix, "prefix", "", "Redis key prefix (default "+keys.DefaultPrefix+")")
 	f.BoolVar(&a.json, "json", false, "machine-readable JSON output")
 	f.StringVar(&a.sentinel.Profile, "profile", "", "sentinelhub-py config.toml profile (env SH_PROFILE)")
 	f.StringVar(&a.sentinel.ConfigFile, "config-file", "", "sentinelhub-py config.toml (env SH_CONFIG_FILE; default ~/.config/sentinelhub/config.toml)")
