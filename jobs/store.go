@@ -20,6 +20,12 @@ import (
 	"shfleet/keys"
 )
 
+// DefaultPrefix is [keys.DefaultPrefix], kept so that code written against it
+// still builds.
+//
+// Deprecated: use keys.DefaultPrefix.
+const DefaultPrefix = keys.DefaultPrefix
+
 // batchSize bounds the arguments of one script call or HMGET.
 const batchSize = 1000
 
