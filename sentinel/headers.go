@@ -68,7 +68,7 @@ func parseRemaining(v string) float64 {
 
 // ParsePolicy parses X-RateLimit-ViolatedPolicy, e.g.
 // {"samplingPeriod": "PT1M", "capacity": 1000}. The capacity may be a JSON number
-// or a quoted number. It returns nil when the value is absent or malformed. Kind is
+// or a quoted number. It returns nil when the value is absent or malformed. Type is
 // left empty (see [ParseRateLimitHeaders]).
 func ParsePolicy(v string) *Policy {
 	v = strings.TrimSpace(v)
@@ -96,9 +96,9 @@ func ParsePolicy(v string) *Policy {
 
 // ParseRateLimitHeaders builds a [RateLimitError] from the headers of a 429 answer.
 // Every header is optional and a malformed one counts as absent: it never fails.
-// Policy.Kind is "pu" when X-ProcessingUnits-Retry-After is positive and
-// Retry-After is zero or absent, "requests" when Retry-After is positive and the PU
-// retry is zero or absent, and "" otherwise.
+// Policy.Type is [PolicyTypeProcessingUnits] when X-ProcessingUnits-Retry-After is
+// positive and Retry-After is zero or absent, [PolicyTypeRequests] when
+// Retry-After is positive and the PU retry is zero or absent, and "" otherwise.
 func ParseRateLimitHeaders(h http.Header) *RateLimitError {
 	e := &RateLimitError{}
 	e.RetryAfter, e.HasRetryAfter = ParseRetryAfterMillis(h.Get(HeaderRetryAfter))
@@ -108,9 +108,9 @@ func ParseRateLimitHeaders(h http.Header) *RateLimitError {
 	if p := ParsePolicy(h.Get(HeaderViolatedPolicy)); p != nil {
 		switch {
 		case e.PURetryAfter > 0 && e.RetryAfter == 0:
-			p.Kind = "pu"
+			p.Type = PolicyTypeProcessingUnits
 		case e.RetryAfter > 0 && e.PURetryAfter == 0:
-			p.Kind = "requests"
+			p.Type = PolicyTypeRequests
 		}
 		e.Policy = p
 	}

@@ -194,7 +194,7 @@ func (h *Handlers) rateLimited(ctx context.Context, rle *sentinel.RateLimitError
 	}
 	policy := ""
 	if rle.Policy != nil {
-		policy = fmt.Sprintf("%s:%g:%s", rle.Policy.Kind, rle.Policy.Capacity, rle.Policy.SamplingPeriod)
+		policy = fmt.Sprintf("%s:%g:%s", rle.Policy.Kind(), rle.Policy.Capacity, rle.Policy.SamplingPeriod)
 	}
 	if h.Hooks.RateLimited != nil {
 		h.Hooks.RateLimited(policy)
