@@ -59,14 +59,13 @@ func cmpOr(a, b string) string {
 // output store, PU settled from X-ProcessingUnits-Spent, the item DONE. A
 // re-delivered task whose item is DONE does nothing (idempotent).
 func (h *Handlers) HandleProcess(ctx context.Context, t *asynq.Task) error {
-	h.init()
 	p, err := decode[ProcessPayload](t)
 	if err != nil {
 		return err
 	}
 	job, err := h.Jobs.Get(ctx, p.Job)
 	if errors.Is(err, jobs.ErrNotFound) {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return Final(err)
 	} else if err != nil {
 		return err
 	}
@@ -75,7 +74,7 @@ func (h *Handlers) HandleProcess(ctx context.Context, t *asynq.Task) error {
 	}
 	item, err := h.Jobs.Item(ctx, job.ID, p.Item)
 	if errors.Is(err, jobs.ErrNotFound) {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return Final(err)
 	} else if err != nil {
 		return err
 	}
@@ -130,28 +129,24 @@ func (h *Handlers) settleFailure(ctx context.Context, log zerolog.Logger, job jo
 		release()
 		return ctx.Err()
 	}
-	action := Classify(err)
-	switch action {
-	case ActionWait:
+	switch Judge(ctx, err) {
+	case Requeue:
 		release()
+		if Classify(err) == ActionRetry {
+			log.Warn().Err(err).Msg("item failed; retrying with backoff")
+		}
 		return err
-	case ActionPauseMonth:
+	case PauseMonth:
 		release()
 		return h.monthSpent(ctx, job, err)
-	case ActionRetry:
-		if !lastAttempt(ctx) {
-			release()
-			log.Warn().Err(err).Msg("item failed; retrying with backoff")
-			return err
-		}
 	}
 	out, ferr := h.Jobs.FailItem(ctx, job.ID, item.ID, err.Error(), true)
 	if ferr != nil {
 		return errors.Join(err, ferr)
 	}
-	log.Error().Err(err).Str("action", action.String()).Msg("item FAILED")
+	log.Error().Err(err).Str("action", Classify(err).String()).Msg("item FAILED")
 	h.finished(ctx, log, job.ID, out, jobs.ItemFailed, 0)
-	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	return Final(err)
 }
 
 // process sends the item's request (re-admitting after 429s) and stores its
@@ -164,11 +159,11 @@ func (h *Handlers) process(ctx context.Context, log zerolog.Logger, job jobs.Job
 	tile := tiles[0]
 	store, err := h.Outputs.Open(ctx, job.Spec.OutputURL)
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return Final(err)
 	}
 	keys, err := OutputKeys(job.Spec, job.ID, tile, item)
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return Final(err)
 	}
 	if !job.Spec.Overwrite {
 		if objs, ok := existing(ctx, store, keys); ok {
@@ -188,7 +183,7 @@ func (h *Handlers) process(ctx context.Context, log zerolog.Logger, job jobs.Job
 		if errors.As(err, &rle) {
 			h.rateLimited(ctx, rle, job.ID)
 			if attempt+1 >= h.RateLimitRetries {
-				return &WaitError{After: max(rle.Wait(), RetryBase), Reason: "repeated 429s"}
+				return rateLimitWait(rle)
 			}
 			continue
 		}

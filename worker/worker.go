@@ -131,9 +131,12 @@ func New(cfg Config) (*Worker, error) {
 	store := &jobs.Store{Redis: cfg.Redis, Prefix: prefix}
 	queue := asynq.NewClientFromRedisClient(cfg.Redis)
 	insp := asynq.NewInspectorFromRedisClient(cfg.Redis)
-	h := &tasks.Handlers{Redis: cfg.Redis, Prefix: prefix, Jobs: store, Limiter: lim,
+	h, err := tasks.NewHandlers(tasks.Handlers{Redis: cfg.Redis, Prefix: prefix, Jobs: store, Limiter: lim,
 		Client: client, Queue: queue, Inspector: insp, Outputs: tasks.NewOutputs(),
-		Log: cfg.Logger, Hooks: cfg.Hooks, BatchPoll: cfg.BatchPoll}
+		Log: cfg.Logger, Hooks: cfg.Hooks, BatchPoll: cfg.BatchPoll})
+	if err != nil {
+		return nil, err
+	}
 	named := cfg.Queues
 	if len(named) == 0 {
 		named = map[string]int{tasks.QueueCatalog: 3, jobs.DefaultQueue: 6}
