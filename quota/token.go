@@ -293,18 +293,6 @@ func (s *SharedTokenSource) Invalidate(ctx context.Context, accessToken string) 
 	return nil
 }
 
-// InvalidateToken is Invalidate for an *oauth2.Token; a nil token only drops the
-// local cache.
-func (s *SharedTokenSource) InvalidateToken(ctx context.Context, rejected *oauth2.Token) error {
-	if rejected == nil {
-		s.mu.Lock()
-		s.cached = nil
-		s.mu.Unlock()
-		return nil
-	}
-	return s.Invalidate(ctx, rejected.AccessToken)
-}
-
 // tokenState is what Redis holds for the account right now.
 type tokenState struct {
 	tok *oauth2.Token
