@@ -132,6 +132,26 @@ func Sentinel(f SentinelFlags) (sentinel.Config, error) {
 }
 
 // ReadProfile reads one [profile] table of a sentinelhub-py config.toml: simple
+
+// StringFlagger is what both flag.FlagSet (cmd/worker) and pflag.FlagSet
+// (cmd/enqueue) offer for string flags.
+type StringFlagger interface {
+	StringVar(p *string, name, value, usage string)
+}
+
+// Register defines the Sentinel Hub flags both commands share on fs, each named
+// with its environment variable; the secret only ever as a file.
+func (f *SentinelFlags) Register(fs StringFlagger) {
+	fs.StringVar(&f.Profile, "profile", "", "sentinelhub-py config.toml profile (env "+EnvProfile+")")
+	fs.StringVar(&f.ConfigFile, "config-file", "", "sentinelhub-py config.toml (env "+EnvConfigFile+"; default ~/.config/sentinelhub/config.toml)")
+	fs.StringVar(&f.Preset, "preset", "", "endpoint preset: sentinel-hub or cdse (env "+EnvPreset+")")
+	fs.StringVar(&f.ClientID, "client-id", "", "OAuth client id (env "+sentinel.EnvClientID+")")
+	fs.StringVar(&f.ClientSecretFile, "client-secret-file", "", "file holding the OAuth client secret (env "+sentinel.EnvClientSecretFile+" or "+sentinel.EnvClientSecret+"; never a flag value)")
+	fs.StringVar(&f.BaseURL, "base-url", "", "API base URL (env "+sentinel.EnvBaseURL+")")
+	fs.StringVar(&f.TokenURL, "token-url", "", "OAuth token endpoint (env "+sentinel.EnvTokenURL+")")
+	fs.StringVar(&f.USWestURL, "uswest-url", "", "base URL of the US West deployment for Landsat, HLS and MODIS (env "+sentinel.EnvUSWestURL+"; default Sentinel Hub's)")
+}
+
 // `key = "value"` lines (strings, numbers, booleans), which is all that file holds.
 func ReadProfile(path, profile string) (map[string]string, error) {
 	data, err := userfile.Read(context.Background(), "sentinelhub config (--config-file, "+EnvConfigFile+")", path, userfile.Config)

@@ -185,9 +185,9 @@ func errorMessage(body []byte, status int) (msg, code string) {
 		var errString string
 		switch {
 		case len(doc.Error) > 0 && json.Unmarshal(doc.Error, &inner) == nil && (inner.Message != "" || inner.Reason != ""):
-			msg, code = cmp.Or(inner.Message, inner.Reason), jsonScalar(inner.Code)
+			msg, code = cmp.Or(inner.Message, inner.Reason), text.JSONScalar(inner.Code)
 		case doc.Message != "" || doc.Description != "" || doc.ErrorDescription != "":
-			msg, code = cmp.Or(doc.Message, doc.Description, doc.ErrorDescription), jsonScalar(doc.Code)
+			msg, code = cmp.Or(doc.Message, doc.Description, doc.ErrorDescription), text.JSONScalar(doc.Code)
 		case len(doc.Error) > 0 && json.Unmarshal(doc.Error, &errString) == nil && errString != "":
 			msg = errString
 		case doc.Reason != "":
@@ -201,19 +201,6 @@ func errorMessage(body []byte, status int) (msg, code string) {
 		msg = http.StatusText(status)
 	}
 	return truncate(msg, MaxErrorMessage), truncate(code, 100)
-}
-
-// jsonScalar renders a JSON string or number as text, "" otherwise.
-func jsonScalar(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) == nil {
-		return n.String()
-	}
-	return ""
 }
 
 // truncate cuts s to at most n bytes without splitting a character.

@@ -276,6 +276,16 @@ func (h *Handlers) monthSpent(ctx context.Context, job jobs.Job, cause error) er
 	return waitFor(time.Until(reset), "monthly PU quota exhausted (OUT_OF_PU) until "+reset.UTC().Format(time.DateOnly))
 }
 
+// job reads a task's job; a job that no longer exists (deleted) is Final: the
+// task has nothing left to do.
+func (h *Handlers) job(ctx context.Context, id string) (jobs.Job, error) {
+	job, err := h.Jobs.Get(ctx, id)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return job, Final(err)
+	}
+	return job, err
+}
+
 func decode[T any](t *asynq.Task) (T, error) {
 	var p T
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {

@@ -63,10 +63,8 @@ func (h *Handlers) HandleProcess(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	job, err := h.Jobs.Get(ctx, p.Job)
-	if errors.Is(err, jobs.ErrNotFound) {
-		return Final(err)
-	} else if err != nil {
+	job, err := h.job(ctx, p.Job)
+	if err != nil {
 		return err
 	}
 	if job.Status == jobs.StatusCanceled {

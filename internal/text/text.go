@@ -1,9 +1,12 @@
 // Package text holds the few string helpers several packages need, so that
 // they exist once: cutting a message to a size without splitting a UTF-8
-// character.
+// character, and a JSON scalar as text.
 package text
 
-import "unicode/utf8"
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // TruncatedMark ends a string Truncate cut.
 const TruncatedMark = "…(truncated)"
@@ -19,4 +22,18 @@ func Truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + TruncatedMark
+}
+
+// JSONScalar renders a JSON string or number as text (a string unquoted, a
+// number as written), "" for anything else.
+func JSONScalar(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	return ""
 }

@@ -25,3 +25,11 @@ func TestTruncate(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONScalar(t *testing.T) {
+	for raw, want := range map[string]string{`"abc"`: "abc", `1000`: "1000", `1.5e3`: "1.5e3", `null`: "", `{}`: "", `[1]`: "", ``: ""} {
+		if got := JSONScalar([]byte(raw)); got != want {
+			t.Errorf("JSONScalar(%s) = %q, want %q", raw, got, want)
+		}
+	}
+}
