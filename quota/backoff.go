@@ -19,9 +19,9 @@ var (
 	learnScript = redis.NewScript(learnLua)
 )
 
-// RateLimit is what a 429 answer said, in quota's own terms (package tasks
-// converts a *sentinel.RateLimitError). Every field is optional: today's service
-// sends only Retry-After.
+// RateLimit is what a 429 answer said, in quota's own terms
+// (sentinelquota.RateLimit converts the HTTP client's 429 error). Every field
+// is optional: today's service sends only Retry-After.
 type RateLimit struct {
 	// RetryAfter is Retry-After: time until the next request is admitted.
 	RetryAfter time.Duration

@@ -186,6 +186,10 @@ func lastAttempt(ctx context.Context) bool {
 	return ok1 && ok2 && retried >= maxRetry
 }
 
+// countsRetry reports whether a requeued err costs the task one of its
+// retries (a failure, not a wait), for the handlers' logs.
+func countsRetry(err error) bool { return Classify(err) == ActionRetry }
+
 // Final marks err as final: the queue does not retry the task (a bad payload,
 // a job or item that no longer exists, an item failed for good).
 func Final(err error) error { return fmt.Errorf("%w: %w", err, asynq.SkipRetry) }

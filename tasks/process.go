@@ -130,7 +130,7 @@ func (h *Handlers) settleFailure(ctx context.Context, log zerolog.Logger, job jo
 	switch Judge(ctx, err) {
 	case Requeue:
 		release()
-		if Classify(err) == ActionRetry {
+		if countsRetry(err) {
 			log.Warn().Err(err).Msg("item failed; retrying with backoff")
 		}
 		return err
