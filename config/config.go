@@ -9,6 +9,7 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -72,8 +73,8 @@ type SentinelFlags struct {
 // config.toml — never from a command-line value, which other users could read.
 func Sentinel(f SentinelFlags) (sentinel.Config, error) {
 	var cfg sentinel.Config
-	profile := first(f.Profile, os.Getenv(EnvProfile))
-	path := first(f.ConfigFile, os.Getenv(EnvConfigFile))
+	profile := cmp.Or(f.Profile, os.Getenv(EnvProfile))
+	path := cmp.Or(f.ConfigFile, os.Getenv(EnvConfigFile))
 	explicit := path != "" || profile != ""
 	if path == "" {
 		path = DefaultConfigFile()
@@ -94,14 +95,14 @@ func Sentinel(f SentinelFlags) (sentinel.Config, error) {
 			return cfg, err
 		}
 	}
-	if name := first(f.Preset, os.Getenv(EnvPreset)); name != "" {
+	if name := cmp.Or(f.Preset, os.Getenv(EnvPreset)); name != "" {
 		p, ok := sentinel.PresetByName(name)
 		if !ok {
 			return cfg, fmt.Errorf("unknown preset %q: use sentinel-hub or cdse", name)
 		}
 		cfg = cfg.WithPreset(p)
 	}
-	cfg.ClientID = first(f.ClientID, os.Getenv(sentinel.EnvClientID), cfg.ClientID)
+	cfg.ClientID = cmp.Or(f.ClientID, os.Getenv(sentinel.EnvClientID), cfg.ClientID)
 	envSecret, envSecretFile := os.Getenv(sentinel.EnvClientSecret), os.Getenv(sentinel.EnvClientSecretFile)
 	secretLabel := ""
 	switch {
@@ -122,15 +123,35 @@ func Sentinel(f SentinelFlags) (sentinel.Config, error) {
 			return cfg, err
 		}
 	}
-	cfg.BaseURL = first(f.BaseURL, os.Getenv(sentinel.EnvBaseURL), cfg.BaseURL)
-	cfg.TokenURL = first(f.TokenURL, os.Getenv(sentinel.EnvTokenURL), cfg.TokenURL)
-	if u := first(f.USWestURL, os.Getenv(sentinel.EnvUSWestURL)); u != "" {
+	cfg.BaseURL = cmp.Or(f.BaseURL, os.Getenv(sentinel.EnvBaseURL), cfg.BaseURL)
+	cfg.TokenURL = cmp.Or(f.TokenURL, os.Getenv(sentinel.EnvTokenURL), cfg.TokenURL)
+	if u := cmp.Or(f.USWestURL, os.Getenv(sentinel.EnvUSWestURL)); u != "" {
 		cfg.Deployments = map[string]string{sentinel.DeploymentUSWest: u}
 	}
 	return cfg, nil
 }
 
 // ReadProfile reads one [profile] table of a sentinelhub-py config.toml: simple
+
+// StringFlagger is what both flag.FlagSet (cmd/worker) and pflag.FlagSet
+// (cmd/enqueue) offer for string flags.
+type StringFlagger interface {
+	StringVar(p *string, name, value, usage string)
+}
+
+// Register defines the Sentinel Hub flags both commands share on fs, each named
+// with its environment variable; the secret only ever as a file.
+func (f *SentinelFlags) Register(fs StringFlagger) {
+	fs.StringVar(&f.Profile, "profile", "", "sentinelhub-py config.toml profile (env "+EnvProfile+")")
+	fs.StringVar(&f.ConfigFile, "config-file", "", "sentinelhub-py config.toml (env "+EnvConfigFile+"; default ~/.config/sentinelhub/config.toml)")
+	fs.StringVar(&f.Preset, "preset", "", "endpoint preset: sentinel-hub or cdse (env "+EnvPreset+")")
+	fs.StringVar(&f.ClientID, "client-id", "", "OAuth client id (env "+sentinel.EnvClientID+")")
+	fs.StringVar(&f.ClientSecretFile, "client-secret-file", "", "file holding the OAuth client secret (env "+sentinel.EnvClientSecretFile+" or "+sentinel.EnvClientSecret+"; never a flag value)")
+	fs.StringVar(&f.BaseURL, "base-url", "", "API base URL (env "+sentinel.EnvBaseURL+")")
+	fs.StringVar(&f.TokenURL, "token-url", "", "OAuth token endpoint (env "+sentinel.EnvTokenURL+")")
+	fs.StringVar(&f.USWestURL, "uswest-url", "", "base URL of the US West deployment for Landsat, HLS and MODIS (env "+sentinel.EnvUSWestURL+"; default Sentinel Hub's)")
+}
+
 // `key = "value"` lines (strings, numbers, booleans), which is all that file holds.
 func ReadProfile(path, profile string) (map[string]string, error) {
 	data, err := userfile.Read(context.Background(), "sentinelhub config (--config-file, "+EnvConfigFile+")", path, userfile.Config)
@@ -183,7 +204,7 @@ func ReadProfile(path, profile string) (map[string]string, error) {
 // TLS come from the URL (redis://:password@host, rediss://). Several hosts make a
 // Cluster client. The URL is never echoed with its password in errors.
 func Redis(url string) (redis.UniversalClient, string, error) {
-	url = first(url, os.Getenv(EnvRedisURL), DefaultRedisURL)
+	url = cmp.Or(url, os.Getenv(EnvRedisURL), DefaultRedisURL)
 	shown := RedactURL(url)
 	if strings.Contains(url, "addr=") {
 		opt, err := redis.ParseClusterURL(url)
@@ -231,8 +252,9 @@ func Policies(flags []string, defaults []quota.Policy) ([]quota.Policy, error) {
 	return defaults, nil
 }
 
-// MonthlyPU resolves the monthly budget: the flag when set (>= 0), else
-// SH_PU_MONTH, else 0 (none).
+// MonthlyPU resolves the monthly budget: the flag when positive, else
+// SH_PU_MONTH (a non-negative number), else 0 (none). A flag of 0 means "not
+// set", so it cannot turn off a budget SH_PU_MONTH sets.
 func MonthlyPU(flag float64) (float64, error) {
 	if flag > 0 {
 		return flag, nil
@@ -245,15 +267,6 @@ func MonthlyPU(flag float64) (float64, error) {
 		return f, nil
 	}
 	return 0, nil
-}
-
-func first(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // CheckRedis pings Redis and refuses an evicting maxmemory-policy.
@@ -282,7 +295,7 @@ const DefaultTLSProbeTimeout = 3 * time.Second
 // reads the handshake as a command and stays silent, which the client would
 // otherwise only report as a deadline after its retries. Other URLs pass.
 func CheckTLS(ctx context.Context, rawURL string) error {
-	rawURL = first(rawURL, os.Getenv(EnvRedisURL), DefaultRedisURL)
+	rawURL = cmp.Or(rawURL, os.Getenv(EnvRedisURL), DefaultRedisURL)
 	if !strings.HasPrefix(rawURL, "rediss://") || strings.Contains(rawURL, "addr=") {
 		return nil
 	}

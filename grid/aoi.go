@@ -17,6 +17,7 @@ import (
 	"github.com/paulmach/orb"
 	"github.com/paulmach/orb/geo"
 
+	"shfleet/internal/text"
 	"shfleet/internal/userfile"
 )
 
@@ -366,7 +367,7 @@ func featureName(f rawObject) string {
 	var props map[string]json.RawMessage
 	_ = json.Unmarshal(f.Properties, &props) // properties that are not an object carry no name
 	for _, raw := range []json.RawMessage{props["name"], props["id"], f.ID} {
-		if s := scalarString(raw); s != "" {
+		if s := text.JSONScalar(raw); s != "" {
 			return s
 		}
 	}
@@ -394,21 +395,6 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("must be %s, found JSON %s; the file must hold one GeoJSON object", want, te.Value)
 	}
 	return fmt.Sprintf("%s must be %s, found JSON %s", te.Field, want, te.Value)
-}
-
-func scalarString(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) == nil {
-		return n.String()
-	}
-	return ""
 }
 
 func parseFeature(f rawObject, where string, lim Limits, ie *InputError) (AOI, bool) {

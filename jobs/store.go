@@ -17,10 +17,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"shfleet/grid"
+	"shfleet/keys"
 )
 
-// DefaultPrefix is the key prefix used when Store.Prefix is empty.
-const DefaultPrefix = "shfleet"
+// DefaultPrefix is [keys.DefaultPrefix], kept so that code written against it
+// still builds.
+//
+// Deprecated: use keys.DefaultPrefix.
+const DefaultPrefix = keys.DefaultPrefix
 
 // batchSize bounds the arguments of one script call or HMGET.
 const batchSize = 1000
@@ -92,7 +96,7 @@ type Store struct {
 func (s *Store) prefix() string {
 	p := strings.TrimSuffix(s.Prefix, ":")
 	if p == "" {
-		return DefaultPrefix
+		return keys.DefaultPrefix
 	}
 	return p
 }

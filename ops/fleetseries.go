@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"shfleet/keys"
 
-	"shfleet/jobs"
+	"github.com/redis/go-redis/v9"
 )
 
 // The fleet's per-minute counters in Redis: every process adds its Series'
@@ -30,10 +30,10 @@ const (
 
 // FleetSeriesKey is the hash of one minute's fleet counters:
 // "<prefix>:fleet:minute:<unix minute>" with fields "requests" (admitted
-// requests) and "mpu" (milli-PU charged). prefix "" is jobs.DefaultPrefix; a
+// requests) and "mpu" (milli-PU charged). prefix "" is keys.DefaultPrefix; a
 // trailing ':' is dropped, as jobs.Store does.
 func FleetSeriesKey(prefix string, minute time.Time) string {
-	return cmp.Or(strings.TrimSuffix(prefix, ":"), jobs.DefaultPrefix) + ":fleet:minute:" + strconv.FormatInt(unixMinute(minute), 10)
+	return cmp.Or(strings.TrimSuffix(prefix, ":"), keys.DefaultPrefix) + ":fleet:minute:" + strconv.FormatInt(unixMinute(minute), 10)
 }
 
 // Flush adds the counts gathered since the last flush to the fleet's counters

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/quota"
 )
 
@@ -47,7 +48,7 @@ type Config struct {
 	// Account is the Sentinel Hub client id (only its hash is used, in key names),
 	// for the token state in /healthz. Default: the token state is "unknown".
 	Account string
-	// Prefix starts every key, as in worker.Config. Default jobs.DefaultPrefix.
+	// Prefix starts every key, as in worker.Config. Default keys.DefaultPrefix.
 	Prefix string
 	// MonitoringWritable lets asynqmon delete, run and archive tasks. Default
 	// false: read-only, since changing tasks by hand bypasses the job store
@@ -104,7 +105,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 // withDefaults returns c with the defaults of empty fields filled in; the
 // caller's Config is never changed.
 func (c Config) withDefaults() Config {
-	c.Prefix = cmp.Or(c.Prefix, jobs.DefaultPrefix)
+	c.Prefix = cmp.Or(c.Prefix, keys.DefaultPrefix)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"shfleet/jobs"
+	"shfleet/jobview"
 	"shfleet/quota"
 )
 
@@ -130,46 +131,9 @@ type MonthView struct {
 	Reset     time.Time `json:"reset"`
 }
 
-// JobView is one job as the page shows it.
-type JobView struct {
-	// ID, Name (Spec.Name) and Status are the job's.
-	ID     string      `json:"id"`
-	Name   string      `json:"name,omitempty"`
-	Status jobs.Status `json:"status"`
-	// StoppedReason is set when a job not final is held back (OUT_OF_PU), with
-	// ResumeAt when it may go on.
-	StoppedReason string    `json:"stopped_reason,omitempty"`
-	ResumeAt      time.Time `json:"resume_at,omitzero"`
-
-	// Tiles to Failed are the job's counters (jobs.Progress).
-	Tiles         int `json:"tiles"`
-	TilesAnalysed int `json:"tiles_analysed"`
-	Total         int `json:"total"`
-	Pending       int `json:"pending"`
-	Scheduled     int `json:"scheduled"`
-	Processing    int `json:"processing"`
-	Done          int `json:"done"`
-	Failed        int `json:"failed"`
-
-	// SpentPU is what finished items cost; EstimatedPU the analysis' estimate.
-	SpentPU     float64 `json:"spent_pu"`
-	EstimatedPU float64 `json:"estimated_pu"`
-	// ETASeconds is how long the remaining items take at the binding policy if
-	// this job had the account to itself; 0 when final or unknown.
-	ETASeconds float64 `json:"eta_seconds"`
-	// ETA is ETASeconds for people ("1m30s"), empty when there is none.
-	ETA string `json:"eta,omitempty"`
-	// PaceETASeconds is how long the remaining items take at the pace the job
-	// has kept since it started processing (items done per second); 0 before
-	// any item is done. PaceETA is the same for people.
-	PaceETASeconds float64 `json:"pace_eta_seconds"`
-	PaceETA        string  `json:"pace_eta,omitempty"`
-
-	// CreatedAt, UpdatedAt and FinishedAt are the job's times.
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
-}
+// JobView is one job as the page shows it: the fleet's one view of a job, the
+// same as `enqueue status --json` prints.
+type JobView = jobview.View
 
 // policies returns Config.Policies, else the limiter's.
 func (h *Handler) policies(ctx context.Context) ([]quota.Policy, error) {
@@ -218,25 +182,7 @@ func (h *Handler) snapshot(ctx context.Context) Snapshot {
 	}
 	slices.SortStableFunc(list, func(a, b jobs.Job) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	for _, j := range list {
-		p := j.Progress
-		v := JobView{ID: j.ID, Name: j.Spec.Name, Status: j.Status, StoppedReason: j.StoppedReason, ResumeAt: j.ResumeAt,
-			Tiles: p.Tiles, TilesAnalysed: p.TilesAnalysed, Total: p.Total, Pending: p.Pending, Scheduled: p.Scheduled,
-			Processing: p.Processing, Done: p.Done, Failed: p.Failed,
-			SpentPU: float64(p.SpentMilliPU) / 1000, EstimatedPU: float64(p.EstimatedMilliPU) / 1000,
-			CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, FinishedAt: j.FinishedAt}
-		if !j.Status.Final() && p.Total > 0 {
-			r := j.Remaining()
-			if d, _ := quota.TimeFor(int64(r.ProcessRequests), r.EstimatedMilliPU, pols...); d > 0 {
-				v.ETASeconds = d.Round(time.Second).Seconds()
-				v.ETA = d.Round(time.Second).String()
-			}
-			if el := s.GeneratedAt.Sub(j.StartedAt); !j.StartedAt.IsZero() && el > 0 && p.Done+p.Failed > 0 {
-				d := time.Duration(float64(el) * float64(p.Remaining()) / float64(p.Done+p.Failed))
-				v.PaceETASeconds = d.Round(time.Second).Seconds()
-				v.PaceETA = d.Round(time.Second).String()
-			}
-		}
-		s.Jobs = append(s.Jobs, v)
+		s.Jobs = append(s.Jobs, jobview.New(j, pols, s.GeneratedAt))
 	}
 	return s
 }

@@ -13,15 +13,15 @@ import (
 var (
 	//go:embed backoff.lua
 	backoffLua    string
-	backoffScript = redis.NewScript(backoffLua)
+	backoffScript = redis.NewScript(clockLua + backoffLua)
 	//go:embed learn.lua
 	learnLua    string
 	learnScript = redis.NewScript(learnLua)
 )
 
-// RateLimit is what a 429 answer said, in quota's own terms (package tasks
-// converts a *sentinel.RateLimitError). Every field is optional: today's service
-// sends only Retry-After.
+// RateLimit is what a 429 answer said, in quota's own terms
+// (sentinelquota.RateLimit converts the HTTP client's 429 error). Every field
+// is optional: today's service sends only Retry-After.
 type RateLimit struct {
 	// RetryAfter is Retry-After: time until the next request is admitted.
 	RetryAfter time.Duration
@@ -31,18 +31,10 @@ type RateLimit struct {
 	PURetryAfter time.Duration
 	// HasPURetryAfter is true when X-ProcessingUnits-Retry-After was sent.
 	HasPURetryAfter bool
-	// Policy is the legacy X-RateLimit-ViolatedPolicy, nil when absent.
-	Policy *ObservedPolicy
-}
-
-// ObservedPolicy is the policy a legacy 429 named.
-type ObservedPolicy struct {
-	// Kind is Requests or PU, "" when the headers did not tell.
-	Kind PolicyKind
-	// Capacity is the policy's capacity (0 unknown).
-	Capacity float64
-	// Period is the policy's sampling period (0 unknown).
-	Period time.Duration
+	// Policy is the legacy X-RateLimit-ViolatedPolicy, nil when absent. Any of
+	// its fields may be unknown: Kind "" (the headers did not tell), Capacity
+	// or Period 0.
+	Policy *Policy
 }
 
 // wait is the larger retry header.

@@ -22,13 +22,7 @@
 -- hold. A policy with slots booked ahead has its TAT moved by the same amount, so
 -- admissions after the hold queue behind the moved waiters, paced.
 -- Returns {hold until - now (us), streak, shift added (us)}.
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+local now = clock_now(ARGV[1]) -- clock.lua
 local cur = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
 local streak
 if cur > now then

@@ -139,14 +139,14 @@ func TestLearnStricterPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := quota.RateLimit{PURetryAfter: 500 * time.Millisecond, HasPURetryAfter: true, HasRetryAfter: true,
-		Policy: &quota.ObservedPolicy{Kind: quota.PU, Capacity: 5, Period: time.Minute}}
+		Policy: &quota.Policy{Kind: quota.PU, Capacity: 5, Period: time.Minute}}
 	for i := 0; i < 3; i++ {
 		if err := a.Observe429(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A laxer policy teaches nothing.
-	if err := a.Observe429(ctx, quota.RateLimit{Policy: &quota.ObservedPolicy{Kind: quota.PU, Capacity: 50, Period: time.Minute}}); err != nil {
+	if err := a.Observe429(ctx, quota.RateLimit{Policy: &quota.Policy{Kind: quota.PU, Capacity: 50, Period: time.Minute}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(logs.String(), "stricter rate limit"); n != 1 || !strings.Contains(logs.String(), `"policy":"pu:PT1M"`) || !strings.Contains(logs.String(), `"level":"warn"`) {
@@ -176,7 +176,7 @@ func TestLearnStricterPolicy(t *testing.T) {
 		t.Fatalf("PU slots %s apart, want %s (5 PU/min)", d, inc5PUperMin)
 	}
 	// A policy the configuration lacks joins the set.
-	if err := a.Observe429(ctx, quota.RateLimit{Policy: &quota.ObservedPolicy{Kind: quota.Requests, Capacity: 1000, Period: time.Hour}}); err != nil {
+	if err := a.Observe429(ctx, quota.RateLimit{Policy: &quota.Policy{Kind: quota.Requests, Capacity: 1000, Period: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	ps, err = b.Policies(ctx)

@@ -116,7 +116,7 @@
 //
 // # Defaults
 //
-//	Config.Prefix           DefaultPrefix          "shfleet"
+//	Config.Prefix           keys.DefaultPrefix     "shfleet"
 //	Config.Policies         none: the account's contract, else Fallback
 //	Config.Fallback         TrialPolicies          requests:10:PT1M, pu:10:PT1M
 //	Config.AccountAPI       nil                    no contract fetch, no resync

@@ -3,10 +3,9 @@ package quota
 import (
 	"crypto/sha256"
 	"encoding/hex"
-)
 
-// DefaultPrefix is the key prefix used when a Config leaves Prefix empty.
-const DefaultPrefix = "shfleet"
+	"shfleet/keys"
+)
 
 // AccountTag returns the Redis Cluster hash tag for an account (OAuth client id):
 // "{" + the first 16 hex digits of sha256(clientID) + "}". The client id itself never
@@ -21,7 +20,7 @@ func AccountTag(clientID string) string {
 // e.g. AccountKey("shfleet", id, "token") or AccountKey("shfleet", id, "policy:pu:PT1M").
 func AccountKey(prefix, clientID, suffix string) string {
 	if prefix == "" {
-		prefix = DefaultPrefix
+		prefix = keys.DefaultPrefix
 	}
 	return prefix + ":" + AccountTag(clientID) + ":" + suffix
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"shfleet/keys"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
@@ -57,12 +59,16 @@ const (
 )
 
 var (
+	// clockLua is prepended to the scripts that read the clock (one definition
+	// of the fleet's clock: the Redis server's TIME unless a test injects one).
+	//go:embed clock.lua
+	clockLua string
 	//go:embed limiter.lua
 	reserveLua    string
-	reserveScript = redis.NewScript(reserveLua)
+	reserveScript = redis.NewScript(clockLua + reserveLua)
 	//go:embed settle.lua
 	settleLua    string
-	settleScript = redis.NewScript(settleLua)
+	settleScript = redis.NewScript(clockLua + settleLua)
 )
 
 // Config configures a Limiter. Redis and Account are required; every other zero
@@ -75,7 +81,7 @@ type Config struct {
 	// Account is the OAuth client id of the Sentinel Hub account. It is hashed into
 	// the keys' hash tag (AccountTag) and never stored in clear. Required.
 	Account string
-	// Prefix starts every key. Default DefaultPrefix.
+	// Prefix starts every key. Default keys.DefaultPrefix.
 	Prefix string
 	// Policies override the account's rate limits (see ParsePolicy,
 	// PoliciesFromEnv, SH_POLICIES). Optional: when empty the limiter enforces the
@@ -132,7 +138,7 @@ type Config struct {
 // caller's slices are copied, never shared.
 func (c Config) withDefaults() Config {
 	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
+		c.Prefix = keys.DefaultPrefix
 	}
 	c.Policies = append([]Policy(nil), c.Policies...)
 	if len(c.Fallback) == 0 {

@@ -25,13 +25,7 @@
 --   code 2 budget: x = spent, y = pending, 6th value = the budget (milli-PU)
 --   code 3 month flagged exhausted
 --   backoff = 1 when a 429 streak is recorded.
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+local now = clock_now(ARGV[1]) -- clock.lua
 local streak = redis.call('HEXISTS', KEYS[1], 'streak')
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return {3, now, 0, 0, streak}

@@ -44,7 +44,7 @@ const (
 var (
 	//go:embed resync.lua
 	resyncLua    string
-	resyncScript = redis.NewScript(resyncLua)
+	resyncScript = redis.NewScript(clockLua + resyncLua)
 )
 
 // ResyncResult is what one reconciliation found and did.

@@ -41,13 +41,7 @@
 -- Returns {now, then 8 strings per policy: Lm, E, X ("" without a sample), rate,
 -- booked, given back, TAT change (us), flag (1 others' use newly detected,
 -- 2 no longer detected, 0 otherwise), then the queue shift added (us)}.
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+local now = clock_now(ARGV[1]) -- clock.lua
 local h = tonumber(ARGV[3])
 local horizon = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])

@@ -10,13 +10,7 @@
 -- ARGV[4]   TTL of the ledger, ms
 -- ARGV[4+i] TAT delta of policy i, us
 -- Returns the month's spent milli-PU.
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+local now = clock_now(ARGV[1]) -- clock.lua
 for i = 3, #KEYS do
   local delta = tonumber(ARGV[2 + i])
   if delta ~= 0 then

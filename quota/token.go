@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	_ "embed"
@@ -8,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 
+	"shfleet/internal/text"
+	"shfleet/keys"
 	"shfleet/sentinel"
 )
 
@@ -79,7 +80,7 @@ type TokenConfig struct {
 	// fleet just invalidated. When it also has a TokenContext(ctx) method, that is
 	// used, bounded by LockTTL. Required.
 	Upstream oauth2.TokenSource
-	// Prefix is the key prefix. Default: DefaultPrefix.
+	// Prefix is the key prefix. Default: keys.DefaultPrefix.
 	Prefix string
 	// RefreshMargin: a token is refreshed this long before it expires (at most half
 	// its lifetime). Default: DefaultTokenRefreshMargin.
@@ -104,6 +105,23 @@ type TokenConfig struct {
 	Now func() time.Time
 }
 
+// withDefaults returns c with every zero field at its default (the caller's
+// TokenConfig is not changed).
+func (c TokenConfig) withDefaults() TokenConfig {
+	c.Prefix = cmp.Or(c.Prefix, keys.DefaultPrefix)
+	c.RefreshMargin = cmp.Or(c.RefreshMargin, DefaultTokenRefreshMargin)
+	c.LockTTL = cmp.Or(c.LockTTL, DefaultTokenLockTTL)
+	c.WaitTimeout = cmp.Or(c.WaitTimeout, DefaultTokenWaitTimeout)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultTokenPollInterval)
+	c.ErrorTTL = cmp.Or(c.ErrorTTL, DefaultTokenErrorTTL)
+	c.TokenRequestsPerMinute = cmp.Or(c.TokenRequestsPerMinute, DefaultTokenRequestsPerMinute)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// validate names the first field NewSharedTokenSource cannot work with.
 func (c TokenConfig) validate() error {
 	switch {
 	case c.Redis == nil:
@@ -192,6 +210,7 @@ type SharedTokenSource struct {
 // NewSharedTokenSource checks cfg, fills defaults and returns a source. It does
 // not contact Redis or the token endpoint.
 func NewSharedTokenSource(cfg TokenConfig) (*SharedTokenSource, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -199,7 +218,7 @@ func NewSharedTokenSource(cfg TokenConfig) (*SharedTokenSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("quota: derive token encryption key: %w", err)
 	}
-	s := &SharedTokenSource{
+	return &SharedTokenSource{
 		rdb:         cfg.Redis,
 		upstream:    cfg.Upstream,
 		limiter:     redis_rate.NewLimiter(cfg.Redis),
@@ -207,11 +226,11 @@ func NewSharedTokenSource(cfg TokenConfig) (*SharedTokenSource, error) {
 		now:         cfg.Now,
 		key:         key,
 		secret:      cfg.ClientSecret,
-		margin:      tokenOr(cfg.RefreshMargin, DefaultTokenRefreshMargin),
-		lockTTL:     tokenOr(cfg.LockTTL, DefaultTokenLockTTL),
-		waitTimeout: tokenOr(cfg.WaitTimeout, DefaultTokenWaitTimeout),
-		poll:        tokenOr(cfg.PollInterval, DefaultTokenPollInterval),
-		errTTL:      tokenOr(cfg.ErrorTTL, DefaultTokenErrorTTL),
+		margin:      cfg.RefreshMargin,
+		lockTTL:     cfg.LockTTL,
+		waitTimeout: cfg.WaitTimeout,
+		poll:        cfg.PollInterval,
+		errTTL:      cfg.ErrorTTL,
 		perMinute:   cfg.TokenRequestsPerMinute,
 		tokenKey:    AccountKey(cfg.Prefix, cfg.ClientID, "token"),
 		lockKey:     AccountKey(cfg.Prefix, cfg.ClientID, "token:lock"),
@@ -219,21 +238,7 @@ func NewSharedTokenSource(cfg TokenConfig) (*SharedTokenSource, error) {
 		rateKey:     AccountKey(cfg.Prefix, cfg.ClientID, "token:ratelimit"),
 		channel:     AccountKey(cfg.Prefix, cfg.ClientID, "token:events"),
 		sem:         make(chan struct{}, 1),
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.perMinute == 0 {
-		s.perMinute = DefaultTokenRequestsPerMinute
-	}
-	return s, nil
-}
-
-func tokenOr(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
+	}, nil
 }
 
 // Token returns a valid shared token; it implements oauth2.TokenSource.
@@ -286,18 +291,6 @@ func (s *SharedTokenSource) Invalidate(ctx context.Context, accessToken string) 
 		s.log.Debug().Str("fp", tokenShortFP(fp)).Msg("rejected token already replaced; nothing to invalidate")
 	}
 	return nil
-}
-
-// InvalidateToken is Invalidate for an *oauth2.Token; a nil token only drops the
-// local cache.
-func (s *SharedTokenSource) InvalidateToken(ctx context.Context, rejected *oauth2.Token) error {
-	if rejected == nil {
-		s.mu.Lock()
-		s.cached = nil
-		s.mu.Unlock()
-		return nil
-	}
-	return s.Invalidate(ctx, rejected.AccessToken)
 }
 
 // tokenState is what Redis holds for the account right now.
@@ -695,34 +688,12 @@ func (s *SharedTokenSource) tokenErr(err error) *sentinel.TokenError {
 		c.Body = s.scrub(c.Body)
 		return &c
 	}
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		c := &sentinel.TokenError{Body: s.scrub(string(re.Body)), Err: err}
-		if re.Response != nil {
-			c.Status = re.Response.StatusCode
-			c.RetryAfter = tokenRetryAfter(re.Response.Header.Get("Retry-After"))
-		}
-		return c
-	}
-	return &sentinel.TokenError{Err: errors.New(s.scrub(err.Error()))}
-}
-
-// tokenRetryAfter parses Retry-After as Sentinel Hub sends it: milliseconds.
-func tokenRetryAfter(v string) time.Duration {
-	n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	if err != nil || n <= 0 {
-		return 0
-	}
-	return time.Duration(n * float64(time.Millisecond))
+	return sentinel.TokenErrorOf(err, s.secret)
 }
 
 // scrub truncates s and removes the client secret should the endpoint echo it.
 func (s *SharedTokenSource) scrub(msg string) string {
-	msg = sentinel.ScrubSecret(msg, s.secret)
-	if len(msg) > tokenBodyMax {
-		msg = msg[:tokenBodyMax] + "…"
-	}
-	return msg
+	return text.Truncate(sentinel.ScrubSecret(msg, s.secret), tokenBodyMax)
 }
 
 func (s *SharedTokenSource) redisErr(op, key string, err error) error {

@@ -341,7 +341,7 @@ func TestSharedTokenInvalidateOldKeepsNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.InvalidateToken(ctx, a); err != nil {
+	if err := s.Invalidate(ctx, a.AccessToken); err != nil {
 		t.Fatal(err)
 	}
 	b, err := s.Token()

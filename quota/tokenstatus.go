@@ -24,7 +24,7 @@ type TokenStatus struct {
 }
 
 // ReadTokenStatus reads the shared token's status for clientID under prefix
-// (DefaultPrefix when empty) in one round trip, for health checks.
+// (keys.DefaultPrefix when empty) in one round trip, for health checks.
 func ReadTokenStatus(ctx context.Context, rdb redis.UniversalClient, prefix, clientID string) (TokenStatus, error) {
 	var (
 		ttl    *redis.DurationCmd

@@ -25,7 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"shfleet/internal/redistest"
-	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/quota"
 	"shfleet/sentinel/sentineltest"
 )
@@ -272,7 +272,7 @@ func TestWorkerCommandDoesNotLeak(t *testing.T) {
 	rdb := srv.Client()
 	defer rdb.Close()
 	ts, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: rdb, ClientID: clientID, ClientSecret: secret,
-		Upstream: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "not-the-stored-one"}), Prefix: jobs.DefaultPrefix})
+		Upstream: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "not-the-stored-one"}), Prefix: keys.DefaultPrefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,7 @@ import (
 	"shfleet/grid"
 	"shfleet/internal/redistest"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/quota"
 	"shfleet/quota/sentinelquota"
 	"shfleet/sentinel"
@@ -472,7 +473,7 @@ func TestSecretsAndTokensNeverLeak(t *testing.T) {
 
 	// (c) Every key and value in Redis.
 	dump := dumpRedis(t, ctx, f.rdb)
-	tokenKey := quota.AccountKey(jobs.DefaultPrefix, f.shCfg.ClientID, "token")
+	tokenKey := quota.AccountKey(keys.DefaultPrefix, f.shCfg.ClientID, "token")
 	if _, ok := dump[tokenKey]; !ok || len(dump) < 10 {
 		t.Fatalf("Redis dump has %d keys and no token key %s: the dump missed the fleet's keys", len(dump), tokenKey)
 	}
@@ -483,7 +484,7 @@ func TestSecretsAndTokensNeverLeak(t *testing.T) {
 	// Every command Redis received, whoever sent it: Lua script arguments,
 	// PUBLISH messages and values since overwritten or deleted included.
 	monitored := f.monitor.Bytes()
-	if tokenKey := []byte(quota.AccountKey(jobs.DefaultPrefix, f.shCfg.ClientID, "token")); !bytes.Contains(monitored, tokenKey) {
+	if tokenKey := []byte(quota.AccountKey(keys.DefaultPrefix, f.shCfg.ClientID, "token")); !bytes.Contains(monitored, tokenKey) {
 		t.Fatalf("MONITOR saw %d bytes without the token key: it missed the fleet's commands", len(monitored))
 	}
 	assertClean(t, "commands sent to Redis (MONITOR)", monitored, needles)

@@ -137,20 +137,9 @@ func (s *CatalogService) page(ctx context.Context, req CatalogSearchRequest) (*C
 //	}
 func (s *CatalogService) Search(ctx context.Context, req CatalogSearchRequest) iter.Seq2[CatalogItem, error] {
 	return func(yield func(CatalogItem, error) bool) {
-		req, err := prepareSearch(req)
-		if err != nil {
-			yield(CatalogItem{}, fmt.Errorf("catalog search: %w", err))
-			return
-		}
-		var prevNext []byte
-		for pageNo := 1; ; pageNo++ {
-			if err := ctx.Err(); err != nil {
-				yield(CatalogItem{}, err)
-				return
-			}
-			page, err := s.page(ctx, req)
+		for page, err := range s.Pages(ctx, req, nil) {
 			if err != nil {
-				yield(CatalogItem{}, fmt.Errorf("catalog search page %d: %w", pageNo, err))
+				yield(CatalogItem{}, err)
 				return
 			}
 			for _, item := range page.Features {
@@ -158,12 +147,47 @@ func (s *CatalogService) Search(ctx context.Context, req CatalogSearchRequest) i
 					return
 				}
 			}
-			if page.Context.Next == nil {
+		}
+	}
+}
+
+// PageFunc fetches one page of a catalog search; [CatalogService.SearchPage]
+// is one. A caller wraps it to do something around every request (a quota
+// admission, re-sending after a 429).
+type PageFunc func(ctx context.Context, req CatalogSearchRequest) (*CatalogSearchResponse, error)
+
+// Pages yields every page of req in order, each fetched with fetch (nil: one
+// plain request), lazily like Search. It stops after the last page (no
+// context.next), at the first error (yielded once, with a nil page), and when a
+// page repeats the previous page's pagination token, which would otherwise
+// loop for ever.
+func (s *CatalogService) Pages(ctx context.Context, req CatalogSearchRequest, fetch PageFunc) iter.Seq2[*CatalogSearchResponse, error] {
+	if fetch == nil {
+		fetch = s.page // req is prepared below
+	}
+	return func(yield func(*CatalogSearchResponse, error) bool) {
+		req, err := prepareSearch(req)
+		if err != nil {
+			yield(nil, fmt.Errorf("catalog search: %w", err))
+			return
+		}
+		var prevNext []byte
+		for pageNo := 1; ; pageNo++ {
+			if err := ctx.Err(); err != nil {
+				yield(nil, err)
+				return
+			}
+			page, err := fetch(ctx, req)
+			if err != nil {
+				yield(nil, fmt.Errorf("catalog search page %d: %w", pageNo, err))
+				return
+			}
+			if !yield(page, nil) || page.Context.Next == nil {
 				return
 			}
 			next, _ := json.Marshal(page.Context.Next)
 			if prevNext != nil && bytes.Equal(next, prevNext) {
-				yield(CatalogItem{}, fmt.Errorf("catalog search: page %d repeated the pagination token %s; stopping to avoid an endless loop", pageNo, next))
+				yield(nil, fmt.Errorf("catalog search: page %d repeated the pagination token %s; stopping to avoid an endless loop", pageNo, next))
 				return
 			}
 			prevNext = next

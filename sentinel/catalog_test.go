@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,39 @@ func TestCatalogSearchStopsOnRepeatedNext(t *testing.T) {
 	}
 	if err == nil || items != 2 || f.apiRequests.Load() != 2 {
 		t.Fatalf("items %d, requests %d, err %v; want a loop error after 2 pages", items, f.apiRequests.Load(), err)
+	}
+}
+
+// Pages with the caller's own fetch (as the catalog handler wraps every page in
+// a quota admission): every page goes through it, and the repeated-token guard
+// still stops the loop. By hand: the server always answers next "same", so
+// page 1 sets the token, page 2 repeats it: 2 fetches, 2 requests, then the
+// loop error.
+func TestCatalogPagesThroughFetchStopsOnRepeatedNext(t *testing.T) {
+	t.Parallel()
+	f, cfg := newFakeSH(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"type":"FeatureCollection","features":[{"type":"Feature","id":"a"}],"context":{"next":"same","limit":1,"returned":1}}`))
+	})
+	c := NewClient(cfg, nil)
+	fetches := 0
+	fetch := func(ctx context.Context, req CatalogSearchRequest) (*CatalogSearchResponse, error) {
+		fetches++
+		return c.Catalog.SearchPage(ctx, req)
+	}
+	var pages int
+	var err error
+	for page, e := range c.Catalog.Pages(context.Background(), searchRequest(1), fetch) {
+		if e != nil {
+			err = e
+			break
+		}
+		if len(page.Features) != 1 {
+			t.Fatalf("page %d has %d features", pages, len(page.Features))
+		}
+		pages++
+	}
+	if err == nil || !strings.Contains(err.Error(), "repeated the pagination token") || pages != 2 || fetches != 2 || f.apiRequests.Load() != 2 {
+		t.Fatalf("pages %d, fetches %d, requests %d, err %v; want a loop error after 2 pages", pages, fetches, f.apiRequests.Load(), err)
 	}
 }
 

@@ -149,7 +149,7 @@ func TestClientTypedErrors(t *testing.T) {
 				if e.PURetryAfter != 593*time.Millisecond || e.RetryAfter != 0 || !e.HasRetryAfter || e.RequestsRemaining != 287 || e.PURemaining != 14 {
 					t.Errorf("got %+v", e)
 				}
-				if e.Policy == nil || e.Policy.Kind != "pu" || e.Policy.Capacity != 1000 || e.Policy.Period() != time.Minute {
+				if e.Policy == nil || e.Policy.Kind() != "pu" || e.Policy.Capacity != 1000 || e.Policy.Period() != time.Minute {
 					t.Errorf("policy %+v", e.Policy)
 				}
 				if e.Wait() != 593*time.Millisecond {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -73,8 +72,8 @@ const (
 	DefaultIdleConnTimeout = 90 * time.Second
 )
 
-// Environment variable names read by [ConfigFromEnv] (the same names as
-// sentinelhub-py uses).
+// Environment variable names of the credentials and URLs (the same names as
+// sentinelhub-py uses); package config reads them.
 const (
 	EnvClientID         = "SH_CLIENT_ID"
 	EnvClientSecret     = "SH_CLIENT_SECRET"
@@ -341,39 +340,4 @@ func redacted(s string) string {
 		return ""
 	}
 	return "[redacted]"
-}
-
-// ConfigFromEnv reads SH_CLIENT_ID, SH_CLIENT_SECRET or SH_CLIENT_SECRET_FILE (the
-// file's content, trimmed, becomes ClientSecret), SH_BASE_URL and SH_TOKEN_URL.
-// Unset URLs take their defaults. It fails when both secret variables are set,
-// when the secret file cannot be read, or when the result does not validate.
-func ConfigFromEnv() (Config, error) {
-	c := Config{
-		ClientID: strings.TrimSpace(os.Getenv(EnvClientID)),
-		BaseURL:  strings.TrimSpace(os.Getenv(EnvBaseURL)),
-		TokenURL: strings.TrimSpace(os.Getenv(EnvTokenURL)),
-	}
-	secret, file := os.Getenv(EnvClientSecret), strings.TrimSpace(os.Getenv(EnvClientSecretFile))
-	switch {
-	case secret != "" && file != "":
-		return Config{}, &FieldError{Field: EnvClientSecretFile, Message: "set together with " + EnvClientSecret + "; set only one of them"}
-	case file != "":
-		s, err := readSecretFile(file)
-		if err != nil {
-			return Config{}, fmt.Errorf("%s: %w", EnvClientSecretFile, err)
-		}
-		c.ClientSecret = s
-	default:
-		c.ClientSecret = strings.TrimSpace(secret)
-	}
-	if c.BaseURL == "" {
-		c.BaseURL = DefaultBaseURL
-	}
-	if c.TokenURL == "" {
-		c.TokenURL = DefaultTokenURL
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("sentinel config from environment: %w", err)
-	}
-	return c, nil
 }

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -90,60 +88,6 @@ func TestPresets(t *testing.T) {
 	}
 	if _, ok := PresetByName("nope"); ok {
 		t.Error("unknown preset found")
-	}
-}
-
-// TestConfigFromEnv uses t.Setenv, so it cannot run in parallel.
-func TestConfigFromEnv(t *testing.T) {
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "secret")
-	if err := os.WriteFile(secretFile, []byte("from-file-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	emptyFile := filepath.Join(dir, "empty")
-	if err := os.WriteFile(emptyFile, []byte(" \n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name       string
-		env        map[string]string
-		wantSecret string
-		wantBase   string
-		wantToken  string
-		errField   string
-	}{
-		{name: "secret", env: map[string]string{EnvClientID: "id", EnvClientSecret: "plain"}, wantSecret: "plain", wantBase: DefaultBaseURL, wantToken: DefaultTokenURL},
-		{name: "secret file trimmed", env: map[string]string{EnvClientID: "id", EnvClientSecretFile: secretFile}, wantSecret: "from-file-secret", wantBase: DefaultBaseURL, wantToken: DefaultTokenURL},
-		{name: "urls", env: map[string]string{EnvClientID: "id", EnvClientSecret: "p", EnvBaseURL: CDSEBaseURL, EnvTokenURL: CDSETokenURL}, wantSecret: "p", wantBase: CDSEBaseURL, wantToken: CDSETokenURL},
-		{name: "both secrets", env: map[string]string{EnvClientID: "id", EnvClientSecret: "p", EnvClientSecretFile: secretFile}, errField: EnvClientSecretFile},
-		{name: "missing file", env: map[string]string{EnvClientID: "id", EnvClientSecretFile: filepath.Join(dir, "nope")}, errField: "ClientSecretFile"},
-		{name: "empty file", env: map[string]string{EnvClientID: "id", EnvClientSecretFile: emptyFile}, errField: "ClientSecretFile"},
-		{name: "no id", env: map[string]string{EnvClientSecret: "p"}, errField: "ClientID"},
-		{name: "bad base url", env: map[string]string{EnvClientID: "id", EnvClientSecret: "p", EnvBaseURL: "localhost:8080"}, errField: "BaseURL"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			for _, k := range []string{EnvClientID, EnvClientSecret, EnvClientSecretFile, EnvBaseURL, EnvTokenURL} {
-				t.Setenv(k, tt.env[k])
-			}
-			c, err := ConfigFromEnv()
-			if tt.errField != "" {
-				var fe *FieldError
-				if !errors.As(err, &fe) || fe.Field != tt.errField {
-					t.Fatalf("got %v, want a FieldError on %s", err, tt.errField)
-				}
-				if strings.Contains(err.Error(), "from-file-secret") {
-					t.Errorf("error leaks the secret: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.ClientSecret != tt.wantSecret || c.BaseURL != tt.wantBase || c.TokenURL != tt.wantToken || c.ClientID != "id" {
-				t.Errorf("got %v secret=%q", c, c.ClientSecret)
-			}
-		})
 	}
 }
 

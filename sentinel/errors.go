@@ -6,17 +6,34 @@ import (
 	"time"
 )
 
-// Policy describes a rate-limiting policy as the server reports it in
-// X-RateLimit-ViolatedPolicy, e.g. {"samplingPeriod": "PT1M", "capacity": 1000}.
+// Policy is one rate-limiting policy as the service describes it: in the
+// account's published contract (GET /aux/ratelimit/contract, every field) and
+// in the legacy X-RateLimit-ViolatedPolicy header of a 429 (capacity and period;
+// the type only when the retry headers tell it).
 type Policy struct {
-	// Kind is "requests" or "pu" when it can be told (from which Retry-After
-	// header is positive), "" when unknown.
-	Kind string
-	// Capacity is the number of requests or PU per SamplingPeriod.
+	// Type is [PolicyTypeRequests] or [PolicyTypeProcessingUnits], "" when
+	// unknown (a violated policy whose retry headers do not tell).
+	Type string
+	// Capacity is the bucket size: requests or PU per SamplingPeriod.
 	Capacity float64
 	// SamplingPeriod is the ISO-8601 period: PT1S, PT1M, PT1H, PT24H (PT1D) or
 	// PT744H (P31D, the month).
 	SamplingPeriod string
+	// NanosBetweenRefills is the refill interval of one unit (period /
+	// capacity), as the contract states it; 0 from a header.
+	NanosBetweenRefills int64
+}
+
+// Kind is the policy's type in the short words of messages and metrics:
+// "requests", "pu", or "" when unknown.
+func (p Policy) Kind() string {
+	switch p.Type {
+	case PolicyTypeRequests:
+		return "requests"
+	case PolicyTypeProcessingUnits:
+		return "pu"
+	}
+	return ""
 }
 
 // Period returns SamplingPeriod as a duration (PT744H = P31D = 31 days), 0 if
@@ -70,7 +87,7 @@ func (e *RateLimitError) Wait() time.Duration {
 func (e *RateLimitError) Error() string {
 	msg := "rate limited (HTTP 429)"
 	if e.Policy != nil {
-		kind := e.Policy.Kind
+		kind := e.Policy.Kind()
 		if kind == "" {
 			kind = "units"
 		}

@@ -71,7 +71,7 @@ func ExampleParseRateLimitHeaders() {
 	h.Set("X-ProcessingUnits-Retry-After", "593")
 	h.Set("X-RateLimit-ViolatedPolicy", `{"samplingPeriod": "PT1M", "capacity": 1000}`)
 	e := sentinel.ParseRateLimitHeaders(h)
-	fmt.Println(e.Policy.Kind, e.Wait())
+	fmt.Println(e.Policy.Kind(), e.Wait())
 	fmt.Println(e)
 	// Output:
 	// pu 593ms

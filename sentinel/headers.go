@@ -1,6 +1,7 @@
 package sentinel
 
 import (
+	"cmp"
 	"encoding/json"
 	"io"
 	"math"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"shfleet/internal/text"
 )
 
 // Response headers documented by Sentinel Hub's rate limiting.
@@ -65,7 +68,7 @@ func parseRemaining(v string) float64 {
 
 // ParsePolicy parses X-RateLimit-ViolatedPolicy, e.g.
 // {"samplingPeriod": "PT1M", "capacity": 1000}. The capacity may be a JSON number
-// or a quoted number. It returns nil when the value is absent or malformed. Kind is
+// or a quoted number. It returns nil when the value is absent or malformed. Type is
 // left empty (see [ParseRateLimitHeaders]).
 func ParsePolicy(v string) *Policy {
 	v = strings.TrimSpace(v)
@@ -93,9 +96,9 @@ func ParsePolicy(v string) *Policy {
 
 // ParseRateLimitHeaders builds a [RateLimitError] from the headers of a 429 answer.
 // Every header is optional and a malformed one counts as absent: it never fails.
-// Policy.Kind is "pu" when X-ProcessingUnits-Retry-After is positive and
-// Retry-After is zero or absent, "requests" when Retry-After is positive and the PU
-// retry is zero or absent, and "" otherwise.
+// Policy.Type is [PolicyTypeProcessingUnits] when X-ProcessingUnits-Retry-After is
+// positive and Retry-After is zero or absent, [PolicyTypeRequests] when
+// Retry-After is positive and the PU retry is zero or absent, and "" otherwise.
 func ParseRateLimitHeaders(h http.Header) *RateLimitError {
 	e := &RateLimitError{}
 	e.RetryAfter, e.HasRetryAfter = ParseRetryAfterMillis(h.Get(HeaderRetryAfter))
@@ -105,9 +108,9 @@ func ParseRateLimitHeaders(h http.Header) *RateLimitError {
 	if p := ParsePolicy(h.Get(HeaderViolatedPolicy)); p != nil {
 		switch {
 		case e.PURetryAfter > 0 && e.RetryAfter == 0:
-			p.Kind = "pu"
+			p.Type = PolicyTypeProcessingUnits
 		case e.RetryAfter > 0 && e.PURetryAfter == 0:
-			p.Kind = "requests"
+			p.Type = PolicyTypeRequests
 		}
 		e.Policy = p
 	}
@@ -182,9 +185,9 @@ func errorMessage(body []byte, status int) (msg, code string) {
 		var errString string
 		switch {
 		case len(doc.Error) > 0 && json.Unmarshal(doc.Error, &inner) == nil && (inner.Message != "" || inner.Reason != ""):
-			msg, code = first(inner.Message, inner.Reason), jsonScalar(inner.Code)
+			msg, code = cmp.Or(inner.Message, inner.Reason), text.JSONScalar(inner.Code)
 		case doc.Message != "" || doc.Description != "" || doc.ErrorDescription != "":
-			msg, code = first(doc.Message, doc.Description, doc.ErrorDescription), jsonScalar(doc.Code)
+			msg, code = cmp.Or(doc.Message, doc.Description, doc.ErrorDescription), text.JSONScalar(doc.Code)
 		case len(doc.Error) > 0 && json.Unmarshal(doc.Error, &errString) == nil && errString != "":
 			msg = errString
 		case doc.Reason != "":
@@ -200,38 +203,5 @@ func errorMessage(body []byte, status int) (msg, code string) {
 	return truncate(msg, MaxErrorMessage), truncate(code, 100)
 }
 
-func first(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
-}
-
-// jsonScalar renders a JSON string or number as text, "" otherwise.
-func jsonScalar(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) == nil {
-		return n.String()
-	}
-	return ""
-}
-
-// truncate cuts s to at most n bytes (on a rune boundary) and marks the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…(truncated)"
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string { return text.Truncate(s, n) }

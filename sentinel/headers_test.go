@@ -57,13 +57,13 @@ func TestParseRateLimitHeaders(t *testing.T) {
 	}{
 		{name: "missing", reqRem: -1, puRem: -1},
 		{name: "seed example (PU policy)", h: map[string]string{"Retry-After": "0", "X-RateLimit-Remaining": "287.0", "X-ProcessingUnits-Remaining": "14", "X-ProcessingUnits-Retry-After": "593", "X-RateLimit-ViolatedPolicy": policy},
-			hasRetry: true, puRetry: 593 * time.Millisecond, hasPURetry: true, reqRem: 287, puRem: 14, policy: &Policy{Kind: "pu", Capacity: 1000, SamplingPeriod: "PT1M"}},
+			hasRetry: true, puRetry: 593 * time.Millisecond, hasPURetry: true, reqRem: 287, puRem: 14, policy: &Policy{Type: PolicyTypeProcessingUnits, Capacity: 1000, SamplingPeriod: "PT1M"}},
 		{name: "PU policy without Retry-After", h: map[string]string{"X-ProcessingUnits-Retry-After": "10", "X-RateLimit-ViolatedPolicy": policy},
-			puRetry: 10 * time.Millisecond, hasPURetry: true, reqRem: -1, puRem: -1, policy: &Policy{Kind: "pu", Capacity: 1000, SamplingPeriod: "PT1M"}},
+			puRetry: 10 * time.Millisecond, hasPURetry: true, reqRem: -1, puRem: -1, policy: &Policy{Type: PolicyTypeProcessingUnits, Capacity: 1000, SamplingPeriod: "PT1M"}},
 		{name: "request policy", h: map[string]string{"Retry-After": "6000.0", "X-ProcessingUnits-Retry-After": "0", "X-RateLimit-ViolatedPolicy": `{"samplingPeriod":"PT1S","capacity":"20"}`},
-			retry: 6 * time.Second, hasRetry: true, hasPURetry: true, reqRem: -1, puRem: -1, policy: &Policy{Kind: "requests", Capacity: 20, SamplingPeriod: "PT1S"}},
+			retry: 6 * time.Second, hasRetry: true, hasPURetry: true, reqRem: -1, puRem: -1, policy: &Policy{Type: PolicyTypeRequests, Capacity: 20, SamplingPeriod: "PT1S"}},
 		{name: "request policy, PU retry absent", h: map[string]string{"Retry-After": "5", "X-RateLimit-ViolatedPolicy": policy},
-			retry: 5 * time.Millisecond, hasRetry: true, reqRem: -1, puRem: -1, policy: &Policy{Kind: "requests", Capacity: 1000, SamplingPeriod: "PT1M"}},
+			retry: 5 * time.Millisecond, hasRetry: true, reqRem: -1, puRem: -1, policy: &Policy{Type: PolicyTypeRequests, Capacity: 1000, SamplingPeriod: "PT1M"}},
 		{name: "both positive: kind unknown", h: map[string]string{"Retry-After": "5", "X-ProcessingUnits-Retry-After": "7", "X-RateLimit-ViolatedPolicy": policy},
 			retry: 5 * time.Millisecond, hasRetry: true, puRetry: 7 * time.Millisecond, hasPURetry: true, reqRem: -1, puRem: -1, policy: &Policy{Capacity: 1000, SamplingPeriod: "PT1M"}},
 		{name: "malformed everything", h: map[string]string{"Retry-After": "soon", "X-ProcessingUnits-Retry-After": "-3", "X-RateLimit-Remaining": "many", "X-ProcessingUnits-Remaining": "NaN", "X-RateLimit-ViolatedPolicy": "{not json"},
@@ -121,7 +121,7 @@ func FuzzParseRateLimitHeaders(f *testing.F) {
 			t.Fatalf("remaining out of range: %+v", e)
 		}
 		if p := e.Policy; p != nil {
-			if p.Capacity < 0 || p.SamplingPeriod == "" || (p.Kind != "" && p.Kind != "pu" && p.Kind != "requests") {
+			if p.Capacity < 0 || p.SamplingPeriod == "" || (p.Type != "" && p.Type != PolicyTypeProcessingUnits && p.Type != PolicyTypeRequests) {
 				t.Fatalf("bad policy %+v", p)
 			}
 		}

@@ -29,18 +29,6 @@ const (
 	PolicyTypeProcessingUnits = "PROCESSING_UNITS"
 )
 
-// ContractPolicy is one policy of the account's rate-limit contract.
-type ContractPolicy struct {
-	// Type is [PolicyTypeRequests] or [PolicyTypeProcessingUnits].
-	Type string
-	// Capacity is the bucket size: units per SamplingPeriod.
-	Capacity float64
-	// SamplingPeriod is an ISO-8601 duration: "PT1M", "PT1H", "PT744H" (the month).
-	SamplingPeriod string
-	// NanosBetweenRefills is the refill interval of one unit (period / capacity).
-	NanosBetweenRefills int64
-}
-
 // TokenCounts are the units remaining now: policy type -> sampling period ->
 // units, e.g. counts["PROCESSING_UNITS"]["PT744H"].
 type TokenCounts map[string]map[string]float64
@@ -53,7 +41,7 @@ type RateLimitService struct {
 
 // Contract returns the account's policies. A deployment that does not publish
 // them answers an [*APIError] with Status 404 (or a [*ForbiddenError]).
-func (s *RateLimitService) Contract(ctx context.Context) ([]ContractPolicy, error) {
+func (s *RateLimitService) Contract(ctx context.Context) ([]Policy, error) {
 	sub, err := s.subject(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("rate-limit contract: %w", err)
@@ -73,7 +61,7 @@ func (s *RateLimitService) Contract(ctx context.Context) ([]ContractPolicy, erro
 	if err := s.get(ctx, RateLimitContractPath+"?userId="+url.QueryEscape("eq:"+sub), &doc); err != nil {
 		return nil, fmt.Errorf("rate-limit contract: %w", err)
 	}
-	var out []ContractPolicy
+	var out []Policy
 	for i, d := range doc.Data {
 		for j, p := range d.Policies {
 			c, err := p.Capacity.Float64()
@@ -81,7 +69,7 @@ func (s *RateLimitService) Contract(ctx context.Context) ([]ContractPolicy, erro
 				return nil, fmt.Errorf("rate-limit contract: data[%d].policies[%d].capacity %q is not a positive number", i, j, p.Capacity)
 			}
 			n, _ := p.NanosBetweenRefills.Int64()
-			out = append(out, ContractPolicy{Type: d.Type.Name, Capacity: c, SamplingPeriod: p.SamplingPeriod, NanosBetweenRefills: n})
+			out = append(out, Policy{Type: d.Type.Name, Capacity: c, SamplingPeriod: p.SamplingPeriod, NanosBetweenRefills: n})
 		}
 	}
 	return out, nil

@@ -140,7 +140,7 @@ func TestSimulatorErrors(t *testing.T) {
 		if !errors.As(err, &rl) {
 			t.Fatalf("got %T %v", err, err)
 		}
-		if !rl.HasRetryAfter || rl.Wait() <= 0 || rl.Wait() > time.Minute || rl.Policy == nil || rl.Policy.Kind != "requests" || rl.Policy.Capacity != 1 || rl.Policy.Period() != time.Minute {
+		if !rl.HasRetryAfter || rl.Wait() <= 0 || rl.Wait() > time.Minute || rl.Policy == nil || rl.Policy.Kind() != "requests" || rl.Policy.Capacity != 1 || rl.Policy.Period() != time.Minute {
 			t.Errorf("got %+v policy %+v", rl, rl.Policy)
 		}
 	})

@@ -43,7 +43,7 @@ func FetchToken(ctx context.Context, cfg Config) (*oauth2.Token, error) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, cfg.HTTPClient)
 	tok, err := cc.Token(ctx)
 	if err != nil {
-		return nil, tokenError(err, secret)
+		return nil, TokenErrorOf(err, secret)
 	}
 	if tok.Expiry.IsZero() {
 		if exp, ok := JWTExpiry(tok.AccessToken); ok {
@@ -53,9 +53,15 @@ func FetchToken(ctx context.Context, cfg Config) (*oauth2.Token, error) {
 	return tok, nil
 }
 
-// tokenError converts an oauth2 failure into a *TokenError, scrubbing the secret
-// from anything the endpoint echoed back.
-func tokenError(err error, secret string) *TokenError {
+// TokenErrorOf converts a failed token request (an *oauth2.RetrieveError or
+// any other error of the grant) into a *TokenError: the endpoint's status,
+// Retry-After (milliseconds, through [ParseRetryAfterMillis]) and truncated
+// body, with the secret scrubbed from anything the endpoint echoed back. A
+// *TokenError is returned as it is.
+func TokenErrorOf(err error, secret string) *TokenError {
+	if te, ok := err.(*TokenError); ok {
+		return te
+	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		te := &TokenError{Status: re.Response.StatusCode, Err: err}

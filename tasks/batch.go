@@ -14,6 +14,7 @@ import (
 
 	"shfleet/grid"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/sentinel"
@@ -68,7 +69,7 @@ func (h *Handlers) batchKey(job string) string { return batchKey(h.Prefix, job) 
 func batchKey(prefix, job string) string {
 	prefix = strings.TrimSuffix(prefix, ":")
 	if prefix == "" {
-		prefix = jobs.DefaultPrefix
+		prefix = keys.DefaultPrefix
 	}
 	return prefix + ":job:{" + job + "}:batch"
 }
@@ -117,7 +118,6 @@ func (h *Handlers) loadBatch(ctx context.Context, job string) (batchState, error
 
 // HandleBatch runs one poll round of a batch job.
 func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
-	h.init()
 	p, err := decode[BatchPayload](t)
 	if err != nil {
 		return err
@@ -137,7 +137,7 @@ func (h *Handlers) HandleBatch(ctx context.Context, t *asynq.Task) error {
 	}
 	if !ok {
 		// Another worker runs this round (a re-delivered task): try again later.
-		return &WaitError{After: DefaultBatchPoll, Reason: "another worker polls this batch job"}
+		return waitFor(DefaultBatchPoll, "another worker polls this batch job")
 	}
 	defer h.Redis.Del(context.WithoutCancel(ctx), lock)
 	more, err := h.batchRound(ctx, p.Job, st)
@@ -230,7 +230,7 @@ func (h *Handlers) batchRound(ctx context.Context, id string, st batchState) (bo
 		return 0, nil
 	})
 	if err != nil {
-		if Classify(err) == ActionFail {
+		if Permanent(err) {
 			return false, h.failBatch(ctx, job, "batch request "+st.Request+": "+err.Error())
 		}
 		return false, err
@@ -247,7 +247,7 @@ func (h *Handlers) batchRound(ctx context.Context, id string, st batchState) (bo
 		err := h.batchCall(ctx, id, func(ctx context.Context) (int64, error) {
 			return 0, h.Client.Batch.Stop(ctx, st.Deployment, st.Request)
 		})
-		if err != nil && Classify(err) == ActionFail {
+		if err != nil && Permanent(err) {
 			// The request moved on meanwhile (a 400 for a DONE request): the
 			// next poll sees it final.
 			h.Log.Warn().Err(err).Str("job", id).Str("batch_request", st.Request).Msg("batch stop refused")
@@ -390,7 +390,7 @@ func (h *Handlers) batchEnsure(ctx context.Context, job jobs.Job, st batchState)
 		return 0, err
 	})
 	if err != nil {
-		if Classify(err) == ActionFail {
+		if Permanent(err) {
 			return "", h.failBatch(ctx, job, "batch request refused: "+err.Error())
 		}
 		return "", err

@@ -34,15 +34,12 @@ type Scene struct {
 // auto-starts, the recording script made it PROCESSING: the feeder queues its
 // items, this handler enqueues none.
 func (h *Handlers) HandleCatalog(ctx context.Context, t *asynq.Task) error {
-	h.init()
 	p, err := decode[CatalogPayload](t)
 	if err != nil {
 		return err
 	}
-	job, err := h.Jobs.Get(ctx, p.Job)
-	if errors.Is(err, jobs.ErrNotFound) {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-	} else if err != nil {
+	job, err := h.job(ctx, p.Job)
+	if err != nil {
 		return err
 	}
 	if job.Status == jobs.StatusCanceled || job.Status.Final() {
@@ -56,12 +53,10 @@ func (h *Handlers) HandleCatalog(ctx context.Context, t *asynq.Task) error {
 
 	scenes, requests, err := h.search(ctx, job, SearchRequest(job.Spec, tiles))
 	if err != nil {
-		switch a := Classify(err); {
-		case a == ActionPauseMonth:
+		switch Judge(ctx, err) {
+		case PauseMonth:
 			return h.monthSpent(ctx, job, err)
-		case errors.Is(err, context.Canceled):
-			// Shutdown: the task runs again elsewhere.
-		case a == ActionFail, a == ActionRetry && lastAttempt(ctx):
+		case FailNow:
 			return h.failGroup(ctx, job, p, fmt.Sprintf("catalog group %d: %v", p.Group, err), err)
 		}
 		return fmt.Errorf("catalog search for job %s group %d: %w", job.ID, p.Group, err)
@@ -120,7 +115,7 @@ func (h *Handlers) failGroup(ctx context.Context, job jobs.Job, p CatalogPayload
 	if flipped {
 		h.analysisDone(rctx, h.Log.With().Str("job", job.ID).Int("group", p.Group).Logger(), job.ID)
 	}
-	return fmt.Errorf("catalog search for job %s group %d: %w: %w", job.ID, p.Group, cause, asynq.SkipRetry)
+	return Final(fmt.Errorf("catalog search for job %s group %d: %w", job.ID, p.Group, cause))
 }
 
 // SearchRequest is the catalog search of a group of tiles: the union of their
@@ -176,9 +171,13 @@ func (h *Handlers) search(ctx context.Context, job jobs.Job, req sentinel.Catalo
 	}
 	var scenes []Scene
 	requests := 0
-	for {
-		page, err := h.catalogPage(ctx, job, req)
+	fetch := func(ctx context.Context, req sentinel.CatalogSearchRequest) (*sentinel.CatalogSearchResponse, error) {
 		requests++
+		return h.catalogPage(ctx, job, req)
+	}
+	// The client's page iterator: it stops at the last page and at a repeated
+	// pagination token, which would otherwise search for ever.
+	for page, err := range h.Client.Catalog.Pages(ctx, req, fetch) {
 		if err != nil {
 			return nil, requests, err
 		}
@@ -194,10 +193,9 @@ func (h *Handlers) search(ctx context.Context, job jobs.Job, req sentinel.Catalo
 			}
 			scenes = append(scenes, s)
 		}
-		if page.Context.Next == nil || len(page.Features) == 0 {
-			break
+		if len(page.Features) == 0 {
+			break // an empty page ends the search, whatever its next token
 		}
-		req.Next = page.Context.Next
 	}
 	raw, _ := json.Marshal(scenes)
 	if err := h.Redis.Set(ctx, key, raw, h.CatalogCacheTTL).Err(); err != nil {
@@ -207,7 +205,8 @@ func (h *Handlers) search(ctx context.Context, job jobs.Job, req sentinel.Catalo
 }
 
 // catalogPage fetches one page: one request of every request policy, no PU;
-// a 429 holds the fleet and the page is re-admitted.
+// a 429 holds the fleet and the page is re-admitted, up to RateLimitRetries
+// times, then the task waits in the queue like a process task.
 func (h *Handlers) catalogPage(ctx context.Context, job jobs.Job, req sentinel.CatalogSearchRequest) (*sentinel.CatalogSearchResponse, error) {
 	for attempt := 0; ; attempt++ {
 		res, err := h.admit(ctx, quota.Cost{Requests: 1})
@@ -219,7 +218,7 @@ func (h *Handlers) catalogPage(ctx context.Context, job jobs.Job, req sentinel.C
 		if errors.As(err, &rle) {
 			h.rateLimited(ctx, rle, job.ID)
 			if attempt+1 >= h.RateLimitRetries {
-				return nil, err
+				return nil, rateLimitWait(rle)
 			}
 			continue
 		}

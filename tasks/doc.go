@@ -4,7 +4,9 @@
 // start, restart, cancel, resume), the [Feeder] that keeps a bounded window of
 // process tasks queued for the active jobs, and — in errors.go, and nowhere
 // else — the mapping from errors to queue behaviour (retry, delay, failure,
-// skip).
+// skip): Classify and Judge decide, the handlers carry the verdict out (release
+// the item, fail it, record a failed catalog group, pause for the month) and
+// return Final or a WaitError made there.
 //
 // Work flows one way: the controller enqueues catalog tasks; a catalog task
 // records its group's items, and the one that completes an auto-started job's

@@ -15,7 +15,11 @@ import (
 )
 
 // This file is the ONE place where errors become queue behaviour. Handlers return
-// errors; the worker's asynq.Config uses IsFailure and RetryDelay below.
+// errors and carry out the Verdict this file gives them (release the item, fail
+// it, record a failed catalog group, pause for the month); the worker's
+// asynq.Config uses IsFailure and RetryDelay below. Nothing outside this file
+// wraps asynq.SkipRetry, builds a WaitError or chooses between a retry and a
+// failure.
 
 // Retry backoff for failures (5xx, network errors, truncated bodies).
 const (
@@ -142,6 +146,75 @@ func Classify(err error) Action {
 	// 401 after the client's own refresh, token endpoint errors, network errors,
 	// truncated bodies (io.ErrUnexpectedEOF), Redis hiccups: retry with backoff.
 	return ActionRetry
+}
+
+// Verdict is what a handler does with a failed run of its item or catalog
+// group, as Judge decides it.
+type Verdict int
+
+// Verdicts.
+const (
+	// Requeue: put the work back (the item to SCHEDULED) and return the error;
+	// the queue waits (ActionWait, a shutdown) or retries with backoff.
+	Requeue Verdict = iota
+	// PauseMonth: the month's processing units are spent; pause until the reset.
+	PauseMonth
+	// FailNow: record the item (or catalog group) as failed for good and return
+	// Final(err) so that the queue does not retry it.
+	FailNow
+)
+
+// Judge decides what becomes of a run that failed with err: a shutdown or a
+// wait requeues, a spent month pauses, a failure is retried until the task's
+// last attempt and then fails, like a client error at once.
+func Judge(ctx context.Context, err error) Verdict {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		return Requeue // shutdown: the task runs again elsewhere
+	}
+	switch Classify(err) {
+	case ActionWait:
+		return Requeue
+	case ActionPauseMonth:
+		return PauseMonth
+	case ActionRetry:
+		if !lastAttempt(ctx) {
+			return Requeue
+		}
+	}
+	return FailNow
+}
+
+// lastAttempt reports whether this run is the task's last before asynq
+// archives it.
+func lastAttempt(ctx context.Context) bool {
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && retried >= maxRetry
+}
+
+// countsRetry reports whether a requeued err costs the task one of its
+// retries (a failure, not a wait), for the handlers' logs.
+func countsRetry(err error) bool { return Classify(err) == ActionRetry }
+
+// Final marks err as final: the queue does not retry the task (a bad payload,
+// a job or item that no longer exists, an item failed for good).
+func Final(err error) error { return fmt.Errorf("%w: %w", err, asynq.SkipRetry) }
+
+// Permanent reports whether err fails its work at once, without retries (a
+// client error, a 403 that is not the month, an invalid request).
+func Permanent(err error) bool { return Classify(err) == ActionFail }
+
+// waitFor hands the task back to the queue for after, without counting a
+// retry.
+func waitFor(after time.Duration, reason string) error {
+	return &WaitError{After: after, Reason: reason}
+}
+
+// rateLimitWait is what a handler returns when 429s kept coming after its
+// re-admissions: the same WaitError in the catalog and the process handler,
+// held at least RetryBase.
+func rateLimitWait(rle *sentinel.RateLimitError) error {
+	return waitFor(max(rle.Wait(), RetryBase), "repeated 429s: "+rle.Error())
 }
 
 // IsFailure is asynq.Config.IsFailure: waiting for the quota is not a failure and

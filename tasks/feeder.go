@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/quota"
 )
 
@@ -161,7 +162,7 @@ func NewFeeder(cfg FeederConfig) (*Feeder, error) {
 }
 
 // LeaseKey is the key of the feeder's leader lease under a key prefix.
-func LeaseKey(prefix string) string { return cmp.Or(prefix, jobs.DefaultPrefix) + ":feeder:leader" }
+func LeaseKey(prefix string) string { return cmp.Or(prefix, keys.DefaultPrefix) + ":feeder:leader" }
 
 // Leader reports whether this feeder held the lease at its last tick.
 func (f *Feeder) Leader() bool {

@@ -84,8 +84,8 @@ func TestFeederFinishesAJobItsLastWorkerCouldNot(t *testing.T) {
 		t.Fatalf("manifest exists before the finish task ran (%v)", err)
 	}
 
-	h := &Handlers{Redis: rdb, Jobs: store}
-	h.init()
+	hd := Handlers{Redis: rdb, Jobs: store}.withDefaults()
+	h := &hd
 	if err := h.HandleFinish(ctx, asynq.NewTask(info.Type, info.Payload)); err != nil {
 		t.Fatal(err)
 	}

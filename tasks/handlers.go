@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/output"
 	"shfleet/quota"
 	"shfleet/quota/sentinelquota"
@@ -47,14 +49,14 @@ type Hooks struct {
 	BatchCreated func(job, request string) error
 }
 
-// Handlers run the catalog and process tasks of a worker process. Each worker
-// process has its own Handlers (own Redis client, limiter and token source); Redis
-// keeps them in step. Every field but Log, Hooks, Prefix and CatalogCacheTTL is
-// required.
+// Handlers run the catalog and process tasks of a worker process; make them
+// with NewHandlers. Each worker process has its own Handlers (own Redis client,
+// limiter and token source); Redis keeps them in step. Redis, Jobs, Limiter,
+// Client and Queue are required; every other field has a default.
 type Handlers struct {
 	// Redis is the shared Redis (catalog cache).
 	Redis redis.UniversalClient
-	// Prefix starts the catalog cache keys. Default jobs.DefaultPrefix.
+	// Prefix starts the catalog cache keys. Default keys.DefaultPrefix.
 	Prefix string
 	// Jobs is the job store.
 	Jobs *jobs.Store
@@ -88,30 +90,49 @@ type Handlers struct {
 	// Default time.Now.
 	Now func() time.Time
 
-	once     sync.Once
 	burstLog zerolog.Logger
 }
 
-func (h *Handlers) init() {
-	h.once.Do(func() {
-		if h.PartSize <= 0 {
-			h.PartSize = PartSize
-		}
-		if h.Outputs == nil {
-			h.Outputs = NewOutputs()
-		}
-		if h.Prefix == "" {
-			h.Prefix = jobs.DefaultPrefix
-		}
-		if h.CatalogCacheTTL == 0 {
-			h.CatalogCacheTTL = DefaultCatalogCacheTTL
-		}
-		if h.RateLimitRetries == 0 {
-			h.RateLimitRetries = DefaultRateLimitRetries
-		}
-		// One line per 429 burst, not per request.
-		h.burstLog = h.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
-	})
+// NewHandlers returns the handlers cfg describes, with the defaults of its zero
+// fields filled in (cfg itself is not changed), or an error naming the first
+// missing field.
+func NewHandlers(cfg Handlers) (*Handlers, error) {
+	h := cfg.withDefaults()
+	if err := h.validate(); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// withDefaults returns h with every zero field at its default.
+func (h Handlers) withDefaults() Handlers {
+	if h.Outputs == nil {
+		h.Outputs = NewOutputs()
+	}
+	h.PartSize = cmp.Or(h.PartSize, PartSize)
+	h.Prefix = cmp.Or(h.Prefix, keys.DefaultPrefix)
+	h.CatalogCacheTTL = cmp.Or(h.CatalogCacheTTL, DefaultCatalogCacheTTL)
+	h.RateLimitRetries = cmp.Or(h.RateLimitRetries, DefaultRateLimitRetries)
+	// One line per 429 burst, not per request.
+	h.burstLog = h.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
+	return h
+}
+
+// validate names the first field the handlers cannot work without.
+func (h Handlers) validate() error {
+	switch {
+	case h.Redis == nil:
+		return errors.New("tasks: Handlers.Redis is nil; pass the fleet's Redis client")
+	case h.Jobs == nil:
+		return errors.New("tasks: Handlers.Jobs is nil; pass the job store")
+	case h.Limiter == nil:
+		return errors.New("tasks: Handlers.Limiter is nil; pass the fleet's quota limiter")
+	case h.Client == nil:
+		return errors.New("tasks: Handlers.Client is nil; pass a Sentinel Hub client")
+	case h.Queue == nil:
+		return errors.New("tasks: Handlers.Queue is nil; pass an asynq client")
+	}
+	return nil
 }
 
 func (h *Handlers) now() time.Time {
@@ -123,7 +144,6 @@ func (h *Handlers) now() time.Time {
 
 // Mux returns the asynq handler of both task types.
 func (h *Handlers) Mux() *asynq.ServeMux {
-	h.init()
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeCatalog, h.HandleCatalog)
 	mux.HandleFunc(TypeProcess, h.HandleProcess)
@@ -207,7 +227,7 @@ func (h *Handlers) admit(ctx context.Context, cost quota.Cost) (quota.Reservatio
 	if err != nil {
 		var far *quota.TooFarError
 		if errors.As(err, &far) && !far.ByDeadline {
-			return res, &WaitError{After: far.Ahead, Reason: "the fleet's quota is booked ahead"}
+			return res, waitFor(far.Ahead, "the fleet's quota is booked ahead")
 		}
 		return res, err
 	}
@@ -227,7 +247,7 @@ func (h *Handlers) rateLimited(ctx context.Context, rle *sentinel.RateLimitError
 	}
 	policy := ""
 	if rle.Policy != nil {
-		policy = fmt.Sprintf("%s:%g:%s", rle.Policy.Kind, rle.Policy.Capacity, rle.Policy.SamplingPeriod)
+		policy = fmt.Sprintf("%s:%g:%s", rle.Policy.Kind(), rle.Policy.Capacity, rle.Policy.SamplingPeriod)
 	}
 	if h.Hooks.RateLimited != nil {
 		h.Hooks.RateLimited(policy)
@@ -285,20 +305,23 @@ func (h *Handlers) monthSpent(ctx context.Context, job jobs.Job, cause error) er
 	}
 	h.Log.Error().Str("job", job.ID).Str("queue", queue).Time("resets", reset).Err(cause).
 		Msg("monthly processing units exhausted: queue paused until the reset; raise the budget and run `enqueue resume` to go on earlier")
-	return &WaitError{After: time.Until(reset), Reason: "monthly PU quota exhausted (OUT_OF_PU) until " + reset.UTC().Format(time.DateOnly)}
+	return waitFor(time.Until(reset), "monthly PU quota exhausted (OUT_OF_PU) until "+reset.UTC().Format(time.DateOnly))
+}
+
+// job reads a task's job; a job that no longer exists (deleted) is Final: the
+// task has nothing left to do.
+func (h *Handlers) job(ctx context.Context, id string) (jobs.Job, error) {
+	job, err := h.Jobs.Get(ctx, id)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return job, Final(err)
+	}
+	return job, err
 }
 
 func decode[T any](t *asynq.Task) (T, error) {
 	var p T
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return p, fmt.Errorf("task %s: payload does not decode: %v: %w", t.Type(), err, asynq.SkipRetry)
+		return p, Final(fmt.Errorf("task %s: payload does not decode: %v", t.Type(), err))
 	}
 	return p, nil
-}
-
-// lastAttempt reports whether a failure now exhausts the task's retries.
-func lastAttempt(ctx context.Context) bool {
-	n, ok1 := asynq.GetRetryCount(ctx)
-	m, ok2 := asynq.GetMaxRetry(ctx)
-	return ok1 && ok2 && n >= m
 }

@@ -50,7 +50,6 @@ func ManifestEntriesOf(r jobs.Record) []output.ManifestEntry {
 // all is set. It holds the job's drain lock while it works; when another worker
 // holds it, DrainRecords returns at once (all: waits up to wait for it).
 func (h *Handlers) DrainRecords(ctx context.Context, jobID string, all bool, wait time.Duration) error {
-	h.init()
 	owner := newOwner()
 	deadline := time.Now().Add(wait)
 	for {

@@ -26,8 +26,8 @@ func TestRecordsDrainedIntoManifestParts(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	store := &jobs.Store{Redis: rdb, Prefix: redistest.Prefix(t)}
-	h := &Handlers{Redis: rdb, Jobs: store, PartSize: 3}
-	h.init()
+	hd := Handlers{Redis: rdb, Jobs: store, PartSize: 3}.withDefaults()
+	h := &hd
 	from := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	spec := jobs.Spec{Collection: "sentinel-2-l2a", Evalscript: "//VERSION=3", OutputURL: "file://" + dir,
 		From: from, To: from.AddDate(0, 1, 0)}

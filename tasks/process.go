@@ -62,15 +62,12 @@ func cmpOr(a, b string) string {
 // output store, PU settled from X-ProcessingUnits-Spent, the item DONE. A
 // re-delivered task whose item is DONE does nothing (idempotent).
 func (h *Handlers) HandleProcess(ctx context.Context, t *asynq.Task) error {
-	h.init()
 	p, err := decode[ProcessPayload](t)
 	if err != nil {
 		return err
 	}
-	job, err := h.Jobs.Get(ctx, p.Job)
-	if errors.Is(err, jobs.ErrNotFound) {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-	} else if err != nil {
+	job, err := h.job(ctx, p.Job)
+	if err != nil {
 		return err
 	}
 	if job.Status == jobs.StatusCanceled {
@@ -78,7 +75,7 @@ func (h *Handlers) HandleProcess(ctx context.Context, t *asynq.Task) error {
 	}
 	item, err := h.Jobs.Item(ctx, job.ID, p.Item)
 	if errors.Is(err, jobs.ErrNotFound) {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return Final(err)
 	} else if err != nil {
 		return err
 	}
@@ -133,28 +130,24 @@ func (h *Handlers) settleFailure(ctx context.Context, log zerolog.Logger, job jo
 		release()
 		return ctx.Err()
 	}
-	action := Classify(err)
-	switch action {
-	case ActionWait:
+	switch Judge(ctx, err) {
+	case Requeue:
 		release()
+		if countsRetry(err) {
+			log.Warn().Err(err).Msg("item failed; retrying with backoff")
+		}
 		return err
-	case ActionPauseMonth:
+	case PauseMonth:
 		release()
 		return h.monthSpent(ctx, job, err)
-	case ActionRetry:
-		if !lastAttempt(ctx) {
-			release()
-			log.Warn().Err(err).Msg("item failed; retrying with backoff")
-			return err
-		}
 	}
 	out, ferr := h.Jobs.FailItem(ctx, job.ID, item.ID, err.Error(), true)
 	if ferr != nil {
 		return errors.Join(err, ferr)
 	}
-	log.Error().Err(err).Str("action", action.String()).Msg("item FAILED")
+	log.Error().Err(err).Str("action", Classify(err).String()).Msg("item FAILED")
 	h.finished(ctx, log, job.ID, out, jobs.ItemFailed, 0)
-	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	return Final(err)
 }
 
 // process sends the item's request (re-admitting after 429s) and stores its
@@ -167,11 +160,11 @@ func (h *Handlers) process(ctx context.Context, log zerolog.Logger, job jobs.Job
 	tile := tiles[0]
 	store, err := h.Outputs.Open(ctx, job.Spec.OutputURL)
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return Final(err)
 	}
 	keys, err := OutputKeys(job.Spec, job.ID, tile, item)
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return Final(err)
 	}
 	req := BuildProcessRequest(job.Spec, tile, item)
 	put := output.PutOptions{Origin: output.Origin{Job: job.ID, Item: item.ID, Request: RequestHash(req)},
@@ -197,7 +190,7 @@ func (h *Handlers) process(ctx context.Context, log zerolog.Logger, job jobs.Job
 		if errors.As(err, &rle) {
 			h.rateLimited(ctx, rle, job.ID)
 			if attempt+1 >= h.RateLimitRetries {
-				return &WaitError{After: max(rle.Wait(), RetryBase), Reason: "repeated 429s"}
+				return rateLimitWait(rle)
 			}
 			continue
 		}
@@ -411,7 +404,7 @@ func putCOG(ctx context.Context, store *output.Store, key string, r io.Reader, o
 	}
 	head := make([]byte, 4)
 	if _, err := spool.ReadAt(head, 0); err != nil || !cog.IsTIFF(head) {
-		return output.Object{}, fmt.Errorf("cog %s: the answer is not a TIFF (%d bytes), so --cog cannot convert it: %w", key, n, asynq.SkipRetry)
+		return output.Object{}, Final(fmt.Errorf("cog %s: the answer is not a TIFF (%d bytes), so --cog cannot convert it", key, n))
 	}
 	select {
 	case cogSlots <- struct{}{}:
@@ -425,7 +418,7 @@ func putCOG(ctx context.Context, store *output.Store, key string, r io.Reader, o
 	obj, err := store.Put(ctx, key, pr, opts)
 	_ = pr.CloseWithError(io.ErrClosedPipe) // ends the converter if Put stopped early
 	if errors.Is(err, cog.ErrUnreadable) {
-		return obj, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return obj, Final(err)
 	}
 	return obj, err
 }

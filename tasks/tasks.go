@@ -13,6 +13,7 @@ import (
 
 	"shfleet/grid"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/sentinel"
 )
 
@@ -127,7 +128,7 @@ func NewFinishTask(prefix string, job jobs.Job) (*asynq.Task, error) {
 // each other's tasks.
 func QueueName(prefix, name string) string {
 	prefix = strings.TrimSuffix(prefix, ":")
-	if prefix == "" || prefix == jobs.DefaultPrefix {
+	if prefix == "" || prefix == keys.DefaultPrefix {
 		return name
 	}
 	return prefix + ":" + name

@@ -18,6 +18,7 @@ import (
 
 	"shfleet/config"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/quota"
 	"shfleet/quota/sentinelquota"
 	"shfleet/sentinel"
@@ -49,7 +50,7 @@ type Config struct {
 	MonthlyPU float64
 	// Headroom is the limiter's headroom (default quota.DefaultHeadroom).
 	Headroom float64
-	// Prefix starts every key. Default jobs.DefaultPrefix.
+	// Prefix starts every key. Default keys.DefaultPrefix.
 	Prefix string
 	// Concurrency is how many tasks run at once. Default DefaultConcurrency.
 	Concurrency int
@@ -113,7 +114,7 @@ func New(cfg Config) (*Worker, error) {
 	if secret == "" {
 		return nil, errors.New("worker: no Sentinel Hub client secret; set SH_CLIENT_SECRET or SH_CLIENT_SECRET_FILE")
 	}
-	prefix := cmp.Or(cfg.Prefix, jobs.DefaultPrefix)
+	prefix := cmp.Or(cfg.Prefix, keys.DefaultPrefix)
 	tokens, err := quota.NewSharedTokenSource(quota.TokenConfig{Redis: cfg.Redis, ClientID: cfg.Sentinel.ClientID,
 		ClientSecret: secret, Upstream: sentinelquota.Upstream(cfg.Sentinel), Prefix: prefix,
 		TokenRequestsPerMinute: cfg.TokenRequestsPerMinute, Logger: cfg.Logger})
@@ -130,9 +131,12 @@ func New(cfg Config) (*Worker, error) {
 	store := &jobs.Store{Redis: cfg.Redis, Prefix: prefix}
 	queue := asynq.NewClientFromRedisClient(cfg.Redis)
 	insp := asynq.NewInspectorFromRedisClient(cfg.Redis)
-	h := &tasks.Handlers{Redis: cfg.Redis, Prefix: prefix, Jobs: store, Limiter: lim,
+	h, err := tasks.NewHandlers(tasks.Handlers{Redis: cfg.Redis, Prefix: prefix, Jobs: store, Limiter: lim,
 		Client: client, Queue: queue, Inspector: insp, Outputs: &tasks.Outputs{Log: cfg.Logger},
-		Log: cfg.Logger, Hooks: cfg.Hooks, BatchPoll: cfg.BatchPoll}
+		Log: cfg.Logger, Hooks: cfg.Hooks, BatchPoll: cfg.BatchPoll})
+	if err != nil {
+		return nil, err
+	}
 	named := cfg.Queues
 	if len(named) == 0 {
 		named = map[string]int{tasks.QueueCatalog: 3, jobs.DefaultQueue: 6}

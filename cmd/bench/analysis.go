@@ -17,6 +17,7 @@ import (
 
 	"shfleet/grid"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/quota"
 	"shfleet/redisserver"
 	"shfleet/sentinel/sentineltest"
@@ -241,7 +242,7 @@ func runAnalysis(ctx context.Context, o AnalysisOptions, progress io.Writer) (An
 		return res, err
 	}
 	res.RedisAnalysis = m2 - m1
-	if res.CatalogCache, err = keysMemory(ctx, rdb, jobs.DefaultPrefix+":catalog:*"); err != nil {
+	if res.CatalogCache, err = keysMemory(ctx, rdb, keys.DefaultPrefix+":catalog:*"); err != nil {
 		return res, err
 	}
 	st := sim.Stats()

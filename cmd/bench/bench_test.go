@@ -49,7 +49,9 @@ func testRunRowTiny(t *testing.T, srv *redisserver.Server, mode Mode) {
 	if res.Errors != 0 || res.RateLimited != 0 {
 		t.Errorf("got %d 429s (at %v) for %d OK and %d errors (first: %s); want none", res.RateLimited, res.RateLimitedAt, res.OK, res.Errors, res.FirstError)
 	}
-	if res.OK == 0 || !(res.Achieved > 0) || !res.Drained || res.Measured <= 0 {
+	// Whether the burst was spent within 2 s depends on the machine's load
+	// (Drained is timing), so it is reported, not asserted.
+	if res.OK == 0 || !(res.Achieved > 0) || res.Measured <= 0 {
 		t.Errorf("row not computed: OK %d, achieved %v, drained %v, measured %s", res.OK, res.Achieved, res.Drained, res.Measured)
 	}
 	if res.TokenRequests != 1 || res.ExpectedTokens != 1 {
@@ -58,12 +60,12 @@ func testRunRowTiny(t *testing.T, srv *redisserver.Server, mode Mode) {
 	if res.Binding.String() != "requests:10:PT1S" {
 		t.Errorf("binding %s, want requests:10:PT1S", res.Binding)
 	}
-	// 4 clients sending as fast as they may for 2 s at 10/s use the burst (9.9
-	// requests) within the first second, so later requests must have waited
-	// for their slots: p99 = 0 would mean nothing paced them. And no slot is
-	// booked more than MaxAhead ahead, so no admitted call waited longer.
-	if mode == ModeShfleet && (res.WaitP99 <= 0 || res.WaitP99 > quota.DefaultMaxAhead) {
-		t.Errorf("wait p99 %s; want in (0, %s]", res.WaitP99, quota.DefaultMaxAhead)
+	// The burst holds 9.9 requests (10 x 0.99): an 11th admitted request must
+	// have waited for its slot, so with more than 10 OK p99 = 0 would mean
+	// nothing paced them. No slot is booked more than MaxAhead ahead, so no
+	// admitted call waited longer.
+	if mode == ModeShfleet && ((res.OK > 10 && res.WaitP99 <= 0) || res.WaitP99 > quota.DefaultMaxAhead) {
+		t.Errorf("wait p99 %s after %d OK; want > 0 past the burst and <= %s", res.WaitP99, res.OK, quota.DefaultMaxAhead)
 	}
 	var buf bytes.Buffer
 	if err := WriteTable(&buf, []Result{res}); err != nil {

@@ -39,7 +39,8 @@ func RateLimit(e *sentinel.RateLimitError) quota.RateLimit {
 	r := quota.RateLimit{RetryAfter: e.RetryAfter, HasRetryAfter: e.HasRetryAfter,
 		PURetryAfter: e.PURetryAfter, HasPURetryAfter: e.HasPURetryAfter}
 	if p := e.Policy; p != nil {
-		r.Policy = &quota.ObservedPolicy{Kind: quota.PolicyKind(p.Kind), Capacity: p.Capacity, Period: p.Period()}
+		kind, _ := kindOf(p.Type)
+		r.Policy = &quota.Policy{Kind: kind, Capacity: p.Capacity, Period: p.Period()}
 	}
 	return r
 }

@@ -47,7 +47,7 @@ func TestClientFetchTokenAndRateLimitHeaders(t *testing.T) {
 	r = post(t, s, ProcessPath, tok.AccessToken, processReq())
 	wantStatus(t, r, 429)
 	rl := sentinel.ParseRateLimitHeaders(r.header)
-	if rl.Policy == nil || rl.Policy.Kind != "pu" || rl.Policy.Capacity != 1.5 || rl.Policy.Period() != time.Minute ||
+	if rl.Policy == nil || rl.Policy.Kind() != "pu" || rl.Policy.Capacity != 1.5 || rl.Policy.Period() != time.Minute ||
 		rl.Wait() != 20*time.Second || rl.PURemaining != 0.5 {
 		t.Errorf("parsed 429 = %+v (policy %+v)", rl, rl.Policy)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"shfleet/config"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/quota"
 	"shfleet/tasks"
 )
@@ -180,16 +181,9 @@ Exit codes: 0 ok, 1 error, 2 usage error.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	f := root.PersistentFlags()
 	f.StringVar(&a.redisURL, "redis-url", "", "Redis URL (env REDIS_URL; default "+config.DefaultRedisURL+"); password and TLS (rediss://) in the URL")
-	f.StringVar(&a.prefix, "prefix", "", "Redis key prefix (default "+jobs.DefaultPrefix+")")
+	f.StringVar(&a.prefix, "prefix", "", "Redis key prefix (default "+keys.DefaultPrefix+")")
 	f.BoolVar(&a.json, "json", false, "machine-readable JSON output")
-	f.StringVar(&a.sentinel.Profile, "profile", "", "sentinelhub-py config.toml profile (env SH_PROFILE)")
-	f.StringVar(&a.sentinel.ConfigFile, "config-file", "", "sentinelhub-py config.toml (env SH_CONFIG_FILE; default ~/.config/sentinelhub/config.toml)")
-	f.StringVar(&a.sentinel.Preset, "preset", "", "endpoint preset: sentinel-hub or cdse (env SH_PRESET)")
-	f.StringVar(&a.sentinel.ClientID, "client-id", "", "OAuth client id (env SH_CLIENT_ID)")
-	f.StringVar(&a.sentinel.ClientSecretFile, "client-secret-file", "", "file holding the OAuth client secret (env SH_CLIENT_SECRET_FILE or SH_CLIENT_SECRET; never a flag value)")
-	f.StringVar(&a.sentinel.BaseURL, "base-url", "", "API base URL (env SH_BASE_URL)")
-	f.StringVar(&a.sentinel.TokenURL, "token-url", "", "OAuth token endpoint (env SH_TOKEN_URL)")
-	f.StringVar(&a.sentinel.USWestURL, "uswest-url", "", "base URL of the US West deployment for Landsat, HLS and MODIS (env SH_USWEST_URL; default Sentinel Hub's)")
+	a.sentinel.Register(f)
 	f.StringArrayVar(&a.policies, "policy", nil, "account policy kind:capacity:period for estimates, repeatable (env SH_POLICIES; default requests:10:PT1M and pu:10:PT1M)")
 	f.DurationVar(&a.poll, "poll-interval", DefaultPollInterval, "how often --watch and estimate read the job")
 	_ = f.MarkHidden("poll-interval")

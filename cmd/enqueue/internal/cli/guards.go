@@ -17,6 +17,7 @@ import (
 
 	"shfleet/grid"
 	"shfleet/jobs"
+	"shfleet/keys"
 	"shfleet/output"
 	"shfleet/sentinel"
 	"shfleet/tasks"
@@ -226,7 +227,7 @@ func userQueue(prefix, q string) string {
 
 func prefixOrDefault(p string) string {
 	if p == "" {
-		return jobs.DefaultPrefix
+		return keys.DefaultPrefix
 	}
 	return p
 }

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -30,15 +31,10 @@ func (a *app) statusCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&watch, "watch", false, "follow the job with a progress bar until it is final, then print a summary")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		policies, err := a.resolvePolicies()
+		rdb, policies, err := a.readFleet(ctx)
 		if err != nil {
 			return err
 		}
-		rdb, err := a.redis(ctx, false)
-		if err != nil {
-			return err
-		}
-		policies = a.fleetPolicies(ctx, rdb, policies)
 		store := a.store(rdb)
 		var job jobs.Job
 		if len(args) == 1 {
@@ -80,15 +76,10 @@ func (a *app) listCommand() *cobra.Command {
 	}
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
-		policies, err := a.resolvePolicies()
+		rdb, policies, err := a.readFleet(ctx)
 		if err != nil {
 			return err
 		}
-		rdb, err := a.redis(ctx, false)
-		if err != nil {
-			return err
-		}
-		policies = a.fleetPolicies(ctx, rdb, policies)
 		all, err := a.store(rdb).List(ctx)
 		if err != nil {
 			return err
@@ -462,4 +453,18 @@ func (a *app) waitAnalysed(ctx context.Context, store *jobs.Store, id string) (j
 		case <-tick.C:
 		}
 	}
+}
+
+// readFleet opens Redis for reading and resolves the policies the fleet
+// enforces (the --policy override, else the fleet's cached contract).
+func (a *app) readFleet(ctx context.Context) (redis.UniversalClient, []quota.Policy, error) {
+	policies, err := a.resolvePolicies()
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb, err := a.redis(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rdb, a.fleetPolicies(ctx, rdb, policies), nil
 }

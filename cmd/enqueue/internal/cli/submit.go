@@ -16,6 +16,7 @@ import (
 
 	"shfleet/config"
 	"shfleet/grid"
+	"shfleet/internal/text"
 	"shfleet/internal/userfile"
 	"shfleet/jobs"
 	"shfleet/output"
@@ -401,16 +402,9 @@ func readEvalscript(ctx context.Context, path string) (string, error) {
 	}
 	first, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	if !strings.HasPrefix(strings.ReplaceAll(strings.TrimSpace(first), " ", ""), "//VERSION=3") {
-		return "", fmt.Errorf("--evalscript %s: the first line is %q, not //VERSION=3; the Process API takes V3 evalscripts only (put //VERSION=3 on the first line)", path, truncate(strings.TrimSpace(first), 40))
+		return "", fmt.Errorf("--evalscript %s: the first line is %q, not //VERSION=3; the Process API takes V3 evalscripts only (put //VERSION=3 on the first line)", path, text.Truncate(strings.TrimSpace(first), 40))
 	}
 	return s, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 // parseResponses reads id:mime pairs, checks them against the evalscript's

@@ -9,55 +9,13 @@ import (
 	"time"
 
 	"shfleet/jobs"
+	"shfleet/jobview"
 	"shfleet/quota"
 )
 
-// JobView is a job as status, list and --watch print it with --json.
-type JobView struct {
-	ID            string      `json:"id"`
-	Name          string      `json:"name,omitempty"`
-	Status        jobs.Status `json:"status"`
-	StoppedReason string      `json:"stopped_reason,omitempty"`
-	// ResumeAt is when a paused (OUT_OF_PU) job may go on: the quota reset.
-	ResumeAt time.Time `json:"resume_at,omitzero"`
-
-	Tiles         int `json:"tiles"`
-	TilesAnalysed int `json:"tiles_analysed"`
-	// TilesFailed counts tiles whose catalog search failed for good (restart
-	// searches them again); Error is the latest reason.
-	TilesFailed     int    `json:"tiles_failed,omitempty"`
-	Error           string `json:"error,omitempty"`
-	CatalogRequests int    `json:"catalog_requests"`
-	// Total is the number of work items; Done, Failed and the rest count them by status.
-	Total      int `json:"total"`
-	Done       int `json:"done"`
-	Failed     int `json:"failed"`
-	Pending    int `json:"pending"`
-	Scheduled  int `json:"scheduled"`
-	Processing int `json:"processing"`
-
-	EstimatedPU float64 `json:"estimated_pu"`
-	SpentPU     float64 `json:"spent_pu"`
-	// RateLimited counts the 429 answers the job met.
-	RateLimited int `json:"rate_limited"`
-	// RemainingSeconds is how long the items not yet done take at the binding
-	// policy (BindingPolicy); 0 once nothing remains.
-	RemainingSeconds float64 `json:"remaining_seconds"`
-	BindingPolicy    string  `json:"binding_policy,omitempty"`
-	// PolicySource says where the policies behind RemainingSeconds came from:
-	// the account's contract as the fleet read it, --policy/SH_POLICIES, or the
-	// trial fallback.
-	PolicySource string `json:"policy_source,omitempty"`
-	Restarts     int    `json:"restarts,omitempty"`
-	Output       string `json:"output"`
-
-	CreatedAt  time.Time `json:"created_at"`
-	AnalysedAt time.Time `json:"analysed_at,omitzero"`
-	StartedAt  time.Time `json:"started_at,omitzero"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
-	// ElapsedSeconds runs from creation to the end (or now).
-	ElapsedSeconds float64 `json:"elapsed_seconds"`
-}
+// JobView is a job as status, list and --watch print it with --json: the
+// fleet's one view of a job, the same as the ops page's /jobs.json.
+type JobView = jobview.View
 
 // EstimateView is what estimate prints with --json.
 type EstimateView struct {
@@ -90,30 +48,10 @@ func binding(e jobs.Estimate, policies []quota.Policy) (time.Duration, string) {
 }
 
 func newJobView(j jobs.Job, policies []quota.Policy) JobView {
-	p := j.Progress
-	v := JobView{ID: j.ID, Name: j.Spec.Name, Status: j.Status, StoppedReason: j.StoppedReason, ResumeAt: j.ResumeAt,
-		Tiles: p.Tiles, TilesAnalysed: p.TilesAnalysed, TilesFailed: p.TilesFailed, Error: j.Error, CatalogRequests: p.CatalogRequests,
-		Total: p.Total, Done: p.Done, Failed: p.Failed, Pending: p.Pending, Scheduled: p.Scheduled, Processing: p.Processing,
-		EstimatedPU: milliToPU(p.EstimatedMilliPU), SpentPU: milliToPU(p.SpentMilliPU), RateLimited: p.RateLimited, Restarts: j.Restarts,
-		Output: j.Spec.OutputURL, CreatedAt: j.CreatedAt, AnalysedAt: j.AnalysedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt}
-	if !j.Status.Final() {
-		d, name := binding(j.Remaining(), policies)
-		v.RemainingSeconds, v.BindingPolicy = d.Seconds(), name
-	}
-	v.ElapsedSeconds = elapsed(j).Seconds()
-	return v
+	return jobview.New(j, policies, time.Now())
 }
 
-func elapsed(j jobs.Job) time.Duration {
-	end := j.FinishedAt
-	if end.IsZero() {
-		end = time.Now()
-	}
-	if j.CreatedAt.IsZero() || end.Before(j.CreatedAt) {
-		return 0
-	}
-	return end.Sub(j.CreatedAt)
-}
+func elapsed(j jobs.Job) time.Duration { return jobview.Elapsed(j, time.Now()) }
 
 // jobView is newJobView with the source of the policies.
 func (a *app) jobView(j jobs.Job, policies []quota.Policy) JobView {
@@ -214,8 +152,8 @@ func (a *app) printStatus(j jobs.Job, policies []quota.Policy) {
 		fmt.Fprintf(w, "  PU        %s spent of %s estimated\n", fmtPU(v.SpentPU), fmtPU(v.EstimatedPU))
 		fmt.Fprintf(w, "  429s      %d\n", j.Progress.RateLimited)
 	}
-	if v.BindingPolicy != "" && v.RemainingSeconds > 0 {
-		fmt.Fprintf(w, "  remaining ~%s at %s\n", fmtDuration(time.Duration(v.RemainingSeconds*float64(time.Second))), v.BindingPolicy)
+	if v.BindingPolicy != "" && v.ETASeconds > 0 {
+		fmt.Fprintf(w, "  remaining ~%s at %s\n", fmtDuration(time.Duration(v.ETASeconds*float64(time.Second))), v.BindingPolicy)
 	}
 	if v.PolicySource != "" {
 		fmt.Fprintf(w, "  policies  from %s\n", v.PolicySource)
