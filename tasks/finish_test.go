@@ -52,7 +52,9 @@ func TestFeederFinishesAJobItsLastWorkerCouldNot(t *testing.T) {
 	}
 	for _, it := range items {
 		store.BeginItem(ctx, job.ID, it.ID)
-		key := job.ID + "/f0/" + it.From.Format(time.DateOnly) + "/default.tif"
+		// JSON outputs: the STAC items list them; no GeoTIFF to mosaic (the
+		// test writes no output file).
+		key := job.ID + "/f0/" + it.From.Format(time.DateOnly) + "/default.json"
 		if _, err := store.CompleteItem(ctx, job.ID, it.ID, jobs.Result{PU: 0.1, Outputs: []jobs.OutputRecord{{Key: key, Size: 10}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -102,6 +104,9 @@ func TestFeederFinishesAJobItsLastWorkerCouldNot(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &idx); err != nil || idx.Outputs != 3 {
 		t.Errorf("manifest lists %d outputs (%v), want 3: %s", idx.Outputs, err, b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, STACDir(job.ID), "catalog.json")); err != nil {
+		t.Errorf("job DONE without its STAC catalog: %v", err)
 	}
 	// Running it again (a re-delivered task) changes nothing.
 	if err := h.HandleFinish(ctx, asynq.NewTask(info.Type, info.Payload)); err != nil {

@@ -23,18 +23,6 @@ import (
 	"shfleet/sentinel/sentineltest"
 )
 
-// waitFile waits for path to appear: the job's end files are written after its
-// status turns final.
-func waitFile(t *testing.T, path string) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-	}
-	t.Fatalf("%s did not appear", path)
-}
-
 type stacItem struct {
 	ID         string         `json:"id"`
 	Properties map[string]any `json:"properties"`
@@ -99,13 +87,17 @@ func TestJobWritesSTACAndMosaics(t *testing.T) {
 		t.Fatalf("job %s; want DONE", job.Status)
 	}
 	stacDir := filepath.Join(outDir, job.ID, "stac")
-	waitFile(t, filepath.Join(stacDir, "catalog.json"))
+	// DONE means the end files are there already: no waiting.
+	if _, err := os.Stat(filepath.Join(stacDir, "catalog.json")); err != nil {
+		t.Fatalf("job DONE without its STAC catalog: %v", err)
+	}
 
 	// 1. Nothing under the root but outputs, the manifest, STAC and VRT files.
 	id := regexp.QuoteMeta(job.ID)
 	kinds := map[string]*regexp.Regexp{
 		"output":   regexp.MustCompile(`^` + id + `/[^/]+/\d{4}-\d\d-\d\d/default\.tif$`),
 		"manifest": regexp.MustCompile(`^` + id + `/manifest\.json$`),
+		"part":     regexp.MustCompile(`^` + id + `/manifest/part-\d{5}\.jsonl$`),
 		"stac":     regexp.MustCompile(`^` + id + `/stac/(catalog|collection)\.json$`),
 		"item":     regexp.MustCompile(`^` + id + `/stac/items/[^/]+/[^/]+\.json$`),
 		"vrt":      regexp.MustCompile(`^` + id + `/mosaic/\d{4}-\d\d-\d\d/default_EPSG32633\.vrt$`),
@@ -137,8 +129,8 @@ func TestJobWritesSTACAndMosaics(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := job.Progress.Done
-	if count["output"] != done || count["item"] != done || count["manifest"] != 1 || count["stac"] != 2 || count["vrt"] == 0 {
-		t.Fatalf("files by kind %v; want %d outputs and items, 1 manifest, catalog + collection, VRTs", count, done)
+	if count["output"] != done || count["item"] != done || count["manifest"] != 1 || count["part"] != 1 || count["stac"] != 2 || count["vrt"] == 0 {
+		t.Fatalf("files by kind %v; want %d outputs and items, 1 manifest with 1 part, catalog + collection, VRTs", count, done)
 	}
 
 	// 2. Items: assets through their hrefs, checksums and sizes of the files.
