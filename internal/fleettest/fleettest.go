@@ -172,25 +172,13 @@ func (f *Fleet) WaitFor(t testing.TB, id string, timeout time.Duration, what str
 	}
 }
 
-// WaitFinal waits until the job is DONE, PARTIAL, FAILED or CANCELED and, for a
-// file:// output of a job that ended by its items, until the worker that ended it
-// has written its end files (manifest, VRTs, then the STAC catalog last, all
-// just after the final status): a test's output directory may then be removed
-// without racing those writes.
+// WaitFinal waits until the job is DONE, PARTIAL, FAILED or CANCELED. A job that
+// ended by its items reads final only once its end files (manifest, STAC
+// catalog, VRTs) are written, so a test may look at or remove its output
+// directory at once.
 func (f *Fleet) WaitFinal(t testing.TB, id string, timeout time.Duration) jobs.Job {
 	t.Helper()
-	job := f.WaitFor(t, id, timeout, "final", func(j jobs.Job) bool { return j.Status.Final() })
-	dir, ok := strings.CutPrefix(job.Spec.OutputURL, "file://")
-	if !ok || job.Status == jobs.StatusCanceled || job.Progress.Total == 0 {
-		return job
-	}
-	catalog := filepath.Join(dir, filepath.FromSlash(tasks.STACDir(id)), "catalog.json")
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(catalog); err == nil {
-			break
-		}
-	}
-	return job
+	return f.WaitFor(t, id, timeout, "final", func(j jobs.Job) bool { return j.Status.Final() })
 }
 
 // Examples is the repository's examples/ directory.
