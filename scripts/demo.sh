@@ -59,14 +59,9 @@ echo "    job page while it runs: http://$OPS_ADDR/jobs"
   --evalscript examples/evalscript-truecolor.js \
   --grid utm-10km --resolution 60 --output "$OUT" --name demo --cog --watch
 
-# The job's end files (manifest, STAC, VRTs) follow its final status: wait for
-# this run's catalog (newer than this run's simulator log).
-catalog=""
-for _ in $(seq 100); do
-  catalog="$(find "$OUT" -path '*/stac/catalog.json' -newer "$LOGS/shsim.log" | head -1)"
-  [ -n "$catalog" ] && break
-  sleep 0.1
-done
+# A job reads DONE only once its end files (manifest, STAC, VRTs) are written:
+# this run's catalog is the one newer than this run's simulator log.
+catalog="$(find "$OUT" -path '*/stac/catalog.json' -newer "$LOGS/shsim.log" | head -1)"
 if [ -z "$catalog" ]; then
   echo "no STAC catalog appeared under $OUT; see $LOGS/worker.log" >&2
   exit 1
