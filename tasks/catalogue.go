@@ -76,27 +76,32 @@ func (h *Handlers) WriteCatalogue(ctx context.Context, jobID string) (string, []
 	tiles := map[string]grid.Tile{}
 	bbox := [4]float64{180, 90, -180, -90}
 	// An item's outputs are consecutive entries of the manifest (one record
-	// each): they become one STAC item.
+	// each): they become one STAC item, whose PU is their sum.
 	var cur *stac.Item
 	var curDate string
+	var curPU float64
 	flush := func() error {
 		if cur == nil {
 			return nil
 		}
+		cur.Properties["shfleet:pu"] = curPU
 		err := w.Add(ctx, *cur)
 		cur = nil
 		return err
 	}
+	// page holds at most tileBatch entries, so its unknown tiles take one lookup.
 	var page []output.ManifestEntry
 	process := func() error {
 		var missing []string
+		seen := map[string]bool{}
 		for _, e := range page {
-			if _, ok := tiles[e.Tile]; !ok && !slices.Contains(missing, e.Tile) {
+			if _, ok := tiles[e.Tile]; !ok && !seen[e.Tile] {
+				seen[e.Tile] = true
 				missing = append(missing, e.Tile)
 			}
 		}
-		for i := 0; i < len(missing); i += tileBatch {
-			ts, err := h.Jobs.TilesByName(ctx, jobID, missing[i:min(i+tileBatch, len(missing))])
+		if len(missing) > 0 {
+			ts, err := h.Jobs.TilesByName(ctx, jobID, missing)
 			if err != nil {
 				return err
 			}
@@ -115,10 +120,10 @@ func (h *Handlers) WriteCatalogue(ctx context.Context, jobID string) (string, []
 				win := windows(e.Date)
 				cur = &stac.Item{ID: id, Tile: e.Tile, BBox: t.WGS84, Start: win.From, End: win.To, EPSG: t.EPSG,
 					ProjBBox: t.BBox, Shape: [2]int{t.Height, t.Width},
-					Properties: map[string]any{"shfleet:tile": e.Tile, "shfleet:pu": 0.0}}
-				curDate = e.Date
+					Properties: map[string]any{"shfleet:tile": e.Tile}}
+				curDate, curPU = e.Date, 0
 			}
-			cur.Properties["shfleet:pu"] = cur.Properties["shfleet:pu"].(float64) + e.PU
+			curPU += e.PU
 			outID := cmp.Or(e.OutputID, strings.TrimSuffix(path.Base(e.Key), path.Ext(e.Key)))
 			cur.Assets = append(cur.Assets, stac.Asset{Name: outID, Key: e.Key, Type: mediaType(e.Key, job.Spec.COG), Size: e.Size, SHA256: e.SHA256})
 			if path.Ext(e.Key) == ".tif" {

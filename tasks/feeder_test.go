@@ -56,11 +56,16 @@ func feederJob(t *testing.T, store *jobs.Store, tile string, n int) jobs.Job {
 
 // feederJobOn is feederJob on an engine.
 func feederJobOn(t *testing.T, store *jobs.Store, tile string, n int, engine string) jobs.Job {
+	return startedJob(t, store, tile, n, jobs.Spec{OutputURL: "file:///tmp/out", Engine: engine})
+}
+
+// startedJob creates and starts a job of one tile with n items, one a day from
+// 2025-06-01, from spec (collection, evalscript and range filled in).
+func startedJob(t *testing.T, store *jobs.Store, tile string, n int, spec jobs.Spec) jobs.Job {
 	t.Helper()
 	ctx := context.Background()
 	from := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-	spec := jobs.Spec{Collection: "sentinel-2-l2a", Evalscript: "//VERSION=3", OutputURL: "file:///tmp/out",
-		From: from, To: from.AddDate(0, 0, n), Engine: engine}
+	spec.Collection, spec.Evalscript, spec.From, spec.To = "sentinel-2-l2a", "//VERSION=3", from, from.AddDate(0, 0, n)
 	job, err := store.Create(ctx, spec, []grid.Tile{tileAt(tile, 14.0, 46.2)})
 	if err != nil {
 		t.Fatal(err)

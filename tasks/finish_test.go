@@ -10,7 +10,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"shfleet/grid"
 	"shfleet/internal/redistest"
 	"shfleet/jobs"
 )
@@ -32,23 +31,10 @@ func TestFeederFinishesAJobItsLastWorkerCouldNot(t *testing.T) {
 	queue := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { queue.Close() })
 
-	from := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-	spec := jobs.Spec{Collection: "sentinel-2-l2a", Evalscript: "//VERSION=3", OutputURL: "file://" + dir,
-		From: from, To: from.AddDate(0, 0, 3)}
-	job, err := store.Create(ctx, spec, []grid.Tile{tileAt("f0", 14.0, 46.2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var items []jobs.Item
-	for d := range 3 {
-		day := from.AddDate(0, 0, d)
-		items = append(items, jobs.Item{ID: jobs.ItemID("f0", day), Tile: "f0", From: day, To: day.AddDate(0, 0, 1), EstimatedMilliPU: 100})
-	}
-	if _, err := store.RecordAnalysis(ctx, job.ID, []string{"f0"}, items, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Start(ctx, job.ID); err != nil {
-		t.Fatal(err)
+	job := startedJob(t, store, "f0", 3, jobs.Spec{OutputURL: "file://" + dir})
+	items, err := jobs.CollectItems(store.AllItems(ctx, job.ID, jobs.ItemPending))
+	if err != nil || len(items) != 3 {
+		t.Fatalf("%d PENDING items, %v; want 3", len(items), err)
 	}
 	for _, it := range items {
 		store.BeginItem(ctx, job.ID, it.ID)
